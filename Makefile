@@ -1,0 +1,26 @@
+# Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
+export GOTOOLCHAIN := local
+
+.PHONY: run test generate vet bench-browse build
+
+## run: the API on http://127.0.0.1:8080 (embedded PostgreSQL under .data/ when DATABASE_URL is unset)
+run:
+	go run ./cmd/leadmarket serve
+
+## test: the whole suite against a real PostgreSQL (TEST_DATABASE_URL, default the local server)
+test:
+	go test -count=1 -timeout 9m ./...
+
+## generate: regenerate gqlgen's code after changing schema.graphqls or gqlgen.yml
+generate:
+	go tool gqlgen generate
+
+vet:
+	go vet ./...
+
+build:
+	go build -o bin/leadmarket ./cmd/leadmarket
+
+## bench-browse: the browse benchmark (GraphQL over HTTP vs. the same page as raw SQL)
+bench-browse:
+	go run ./bench/browse

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/config"
+	"github.com/leadmarket/leadmarket/internal/seed"
+	"github.com/leadmarket/leadmarket/internal/user"
+)
+
+func tokenCmd(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	email := fs.String("email", "", "the user's e-mail (required)")
+	admin := fs.Bool("admin", false, "make the user a platform admin (writes the flag to the database)")
+	mfa := fs.Bool("mfa", false, "mark the session as multi-factor (aal2)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	e := strings.ToLower(strings.TrimSpace(*email))
+	if !strings.Contains(e, "@") {
+		return errors.New("token: --email is required")
+	}
+	if *ttl <= 0 {
+		return errors.New("token: --ttl must be positive")
+	}
+	if *admin {
+		// Platform admin is a flag on the user, not a claim: set it where the server will read it.
+		bdb, _, closeDB, err := openDatabase(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		err = user.SetPlatformAdmin(ctx, bdb, e, true)
+		closeDB()
+		if err != nil {
+			return err
+		}
+	}
+	tok, err := auth.NewTokens(cfg.JWTSecret).Issue(seed.SubjectForEmail(e), e, *mfa, *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

@@ -1,0 +1,124 @@
+package graph
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+
+	"github.com/leadmarket/leadmarket/graph/model"
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/marketplace"
+)
+
+// Loaders batch relation lookups of one request: each runs one statement per batch, whatever the
+// page size.
+type Loaders struct {
+	// Partner loads partners by id.
+	Partner *dataloader.Loader[string, *model.Partner]
+	// Purchased answers "did the viewer's workspace buy this lead?", keyed by viewerKey.
+	Purchased *dataloader.Loader[string, bool]
+	// Lead loads leads by id as the caller sees them (masked unless bought).
+	Lead *dataloader.Loader[string, *model.Lead]
+}
+
+type loadersKey struct{}
+
+// loaderWait is how long a loader gathers keys before it runs its batch. gqlgen resolves a
+// list's fields concurrently, so a page's keys arrive within microseconds of each other.
+const loaderWait = 500 * time.Microsecond
+
+// LoadersMiddleware puts fresh Loaders in every request's context; it must run after the caller
+// is known.
+func LoadersMiddleware(r *Resolver) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			ctx := req.Context()
+			l := newLoaders(r, auth.CallerFrom(ctx))
+			next.ServeHTTP(w, req.WithContext(context.WithValue(ctx, loadersKey{}, l)))
+		})
+	}
+}
+
+func loadersFrom(ctx context.Context) *Loaders {
+	l, _ := ctx.Value(loadersKey{}).(*Loaders)
+	return l
+}
+
+func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
+	opts := func() []dataloader.Option[string, bool] {
+		return []dataloader.Option[string, bool]{dataloader.WithWait[string, bool](loaderWait)}
+	}
+	userID := ""
+	if c != nil {
+		userID = c.UserID
+	}
+	return &Loaders{
+		Partner: dataloader.NewBatchedLoader(func(ctx context.Context, ids []string) []*dataloader.Result[*model.Partner] {
+			ps, err := r.PartnerService.ByIDs(ctx, ids)
+			byID := make(map[string]*model.Partner, len(ps))
+			for _, p := range ps {
+				byID[p.ID] = &model.Partner{ID: p.ID, Name: p.Name}
+			}
+			return results(ids, byID, err, notFound("partner"))
+		}, dataloader.WithWait[string, *model.Partner](loaderWait)),
+		Purchased: dataloader.NewBatchedLoader(func(ctx context.Context, keys []string) []*dataloader.Result[bool] {
+			// Keys are "<workspace id or empty>|<lead id>"; a request normally has one viewer.
+			byViewer := map[string][]string{}
+			for _, k := range keys {
+				ws, leadID, _ := strings.Cut(k, "|")
+				byViewer[ws] = append(byViewer[ws], leadID)
+			}
+			bought := map[string]bool{}
+			var err error
+			for ws, ids := range byViewer {
+				var got map[string]bool
+				got, err = r.MarketplaceService.PurchasedLeadIDs(ctx, marketplace.Viewer{UserID: userID, WorkspaceID: ws}, ids)
+				if err != nil {
+					break
+				}
+				for id := range got {
+					bought[ws+"|"+id] = true
+				}
+			}
+			out := make([]*dataloader.Result[bool], len(keys))
+			for i, k := range keys {
+				out[i] = &dataloader.Result[bool]{Data: bought[k], Error: err}
+			}
+			return out
+		}, opts()...),
+		Lead: dataloader.NewBatchedLoader(func(ctx context.Context, ids []string) []*dataloader.Result[*model.Lead] {
+			ls, err := r.MarketplaceService.LeadsByIDs(ctx, marketplace.Viewer{UserID: userID}, ids)
+			byID := make(map[string]*model.Lead, len(ls))
+			for _, l := range ls {
+				byID[l.ID] = toLead(l, "")
+			}
+			return results(ids, byID, err, notFound("lead"))
+		}, dataloader.WithWait[string, *model.Lead](loaderWait)),
+	}
+}
+
+func viewerKey(viewerWorkspaceID, leadID string) string { return viewerWorkspaceID + "|" + leadID }
+
+func results[V any](keys []string, byID map[string]V, err error, missing func(string) error) []*dataloader.Result[V] {
+	out := make([]*dataloader.Result[V], len(keys))
+	for i, k := range keys {
+		v, ok := byID[k]
+		switch {
+		case err != nil:
+			out[i] = &dataloader.Result[V]{Error: err}
+		case !ok:
+			out[i] = &dataloader.Result[V]{Error: missing(k)}
+		default:
+			out[i] = &dataloader.Result[V]{Data: v}
+		}
+	}
+	return out
+}
+
+func notFound(kind string) func(string) error {
+	return func(id string) error { return apperr.New(apperr.NotFound, "%s %s not found", kind, id) }
+}

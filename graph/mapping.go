@@ -1,0 +1,176 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/leadmarket/leadmarket/graph/model"
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/lead"
+	"github.com/leadmarket/leadmarket/internal/marketplace"
+)
+
+// toLead maps a domain lead; viewerWorkspaceID is the workspace purchasedByMyWorkspace is asked
+// for ("" for any of the caller's).
+func toLead(l lead.Lead, viewerWorkspaceID string) *model.Lead {
+	m := &model.Lead{
+		ID: l.ID, FirstName: l.FirstName, LastName: l.LastName, Title: l.Title,
+		Seniority: model.Seniority(l.Seniority), Department: l.Department, CompanyName: l.CompanyName,
+		CompanyDomain: l.CompanyDomain, CompanySize: model.CompanySize(l.CompanySize), Industry: l.Industry,
+		Country: l.Country, Region: l.Region, City: l.City, PriceCredits: l.PriceCredits, MaxBuyers: l.MaxBuyers,
+		BuyersCount: l.BuyersCount, VerificationStatus: model.VerificationStatus(l.VerificationStatus),
+		EmailPreview: l.EmailPreview, PhonePreview: l.PhonePreview, CreatedAt: l.CreatedAt,
+		PartnerID: l.PartnerID, ViewerWorkspaceID: viewerWorkspaceID,
+	}
+	if l.ContactVisible {
+		m.Email, m.Phone, m.LinkedinURL = optional(l.Email), optional(l.Phone), optional(l.LinkedinURL)
+	}
+	return m
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func toLeadConnection(ctx context.Context, p marketplace.Page, viewerWorkspaceID string) (*model.LeadConnection, error) {
+	conn := &model.LeadConnection{Edges: make([]*model.LeadEdge, len(p.Leads)), PageInfo: &model.PageInfo{HasNextPage: p.HasNextPage}}
+	for i, l := range p.Leads {
+		conn.Edges[i] = &model.LeadEdge{Cursor: p.Cursors[i], Node: toLead(l, viewerWorkspaceID)}
+	}
+	if n := len(p.Cursors); n > 0 {
+		conn.PageInfo.EndCursor = &p.Cursors[n-1]
+	}
+	if err := primeLeadRelations(ctx, conn); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// primeLeadRelations runs the page's partner and purchased-by-me batches up front, one statement
+// each, when the query selects them. Left to the field resolvers, the batches would form the same
+// way but could split under CPU pressure; priming keeps statements per page constant.
+func primeLeadRelations(ctx context.Context, conn *model.LeadConnection) error {
+	l := loadersFrom(ctx)
+	if l == nil || len(conn.Edges) == 0 {
+		return nil
+	}
+	wantPartner := selects(ctx, "edges", "node", "partner")
+	wantPurchased := selects(ctx, "edges", "node", "purchasedByMyWorkspace")
+	var wait []func() []error
+	if wantPartner {
+		ids := make([]string, len(conn.Edges))
+		for i, e := range conn.Edges {
+			ids[i] = e.Node.PartnerID
+		}
+		th := l.Partner.LoadMany(ctx, ids)
+		wait = append(wait, func() []error { _, errs := th(); return errs })
+	}
+	if wantPurchased {
+		keys := make([]string, len(conn.Edges))
+		for i, e := range conn.Edges {
+			keys[i] = viewerKey(e.Node.ViewerWorkspaceID, e.Node.ID)
+		}
+		th := l.Purchased.LoadMany(ctx, keys)
+		wait = append(wait, func() []error { _, errs := th(); return errs })
+	}
+	for _, w := range wait {
+		for _, err := range w() {
+			if err != nil && apperr.CodeOf(err) == apperr.Internal {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// selects reports whether the current field's selection reaches path (fragments included).
+func selects(ctx context.Context, path ...string) bool {
+	oc := graphql.GetOperationContext(ctx)
+	fields := graphql.CollectFieldsCtx(ctx, nil)
+	for depth, name := range path {
+		var next []graphql.CollectedField
+		found := false
+		for _, f := range fields {
+			if f.Name == name {
+				found = true
+				if depth < len(path)-1 {
+					next = append(next, graphql.CollectFields(oc, f.Selections, nil)...)
+				}
+			}
+		}
+		if !found {
+			return false
+		}
+		fields = next
+	}
+	return true
+}
+
+func toFilter(f *model.LeadFilter) marketplace.Filter {
+	if f == nil {
+		return marketplace.Filter{}
+	}
+	out := marketplace.Filter{
+		Industries: f.Industries, Countries: f.Countries, MinPriceCredits: f.MinPriceCredits,
+		MaxPriceCredits: f.MaxPriceCredits, CreatedAfter: f.CreatedAfter, PartnerIDs: f.PartnerIds,
+	}
+	for _, s := range f.Seniorities {
+		out.Seniorities = append(out.Seniorities, string(s))
+	}
+	for _, s := range f.CompanySizes {
+		out.CompanySizes = append(out.CompanySizes, string(s))
+	}
+	for _, s := range f.VerificationStatuses {
+		out.VerificationStatuses = append(out.VerificationStatuses, string(s))
+	}
+	if f.TitleContains != nil {
+		out.TitleContains = *f.TitleContains
+	}
+	return out
+}
+
+func toCreditTransaction(t credit.Transaction) *model.CreditTransaction {
+	return &model.CreditTransaction{
+		ID: creditCursor(t), Kind: model.CreditTransactionKind(t.Kind), Amount: int(t.Amount),
+		BalanceAfter: int(t.BalanceAfter), Reference: t.Reference, Description: t.Description, CreatedAt: t.CreatedAt,
+	}
+}
+
+// creditCursor is a ledger entry's id, which orders the ledger.
+func creditCursor(t credit.Transaction) string { return strconv.FormatInt(t.ID, 10) }
+
+func toAuditLog(l audit.Log) *model.AuditLog {
+	return &model.AuditLog{
+		ID: l.ID, OccurredAt: l.OccurredAt, ActorUserID: l.ActorUserID, ActorType: model.ActorType(l.ActorType),
+		WorkspaceID: l.WorkspaceID, Action: l.Action, ResourceType: l.ResourceType, ResourceID: l.ResourceID,
+		OldValues: rawJSON(l.OldValues), NewValues: rawJSON(l.NewValues), Metadata: rawJSON(l.Metadata),
+		Severity: model.AuditSeverity(l.Severity), IP: l.IP, UserAgent: l.UserAgent, RequestID: l.RequestID,
+		Operation: l.Operation,
+	}
+}
+
+func rawJSON(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	return v
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

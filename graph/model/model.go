@@ -1,0 +1,55 @@
+// Package model holds the GraphQL types: gqlgen generates most of them in models_gen.go; the ones
+// here carry the ids that forced resolvers load relations by.
+package model
+
+import "time"
+
+// Lead is the GraphQL Lead. Email, Phone and LinkedinURL are nil unless the caller's workspace
+// bought the lead (the domain query masks them in SQL).
+type Lead struct {
+	ID                 string             `json:"id"`
+	FirstName          string             `json:"firstName"`
+	LastName           string             `json:"lastName"`
+	Title              string             `json:"title"`
+	Seniority          Seniority          `json:"seniority"`
+	Department         string             `json:"department"`
+	CompanyName        string             `json:"companyName"`
+	CompanyDomain      string             `json:"companyDomain"`
+	CompanySize        CompanySize        `json:"companySize"`
+	Industry           string             `json:"industry"`
+	Country            string             `json:"country"`
+	Region             string             `json:"region"`
+	City               string             `json:"city"`
+	PriceCredits       int                `json:"priceCredits"`
+	MaxBuyers          int                `json:"maxBuyers"`
+	BuyersCount        int                `json:"buyersCount"`
+	VerificationStatus VerificationStatus `json:"verificationStatus"`
+	Email              *string            `json:"email,omitempty"`
+	EmailPreview       string             `json:"emailPreview"`
+	Phone              *string            `json:"phone,omitempty"`
+	PhonePreview       string             `json:"phonePreview"`
+	LinkedinURL        *string            `json:"linkedinUrl,omitempty"`
+	CreatedAt          time.Time          `json:"createdAt"`
+
+	// PartnerID is what Lead.partner loads by.
+	PartnerID string `json:"-"`
+	// ViewerWorkspaceID is the workspace purchasedByMyWorkspace asks about; empty for any of the
+	// caller's workspaces.
+	ViewerWorkspaceID string `json:"-"`
+}
+
+// LeadPurchase is one lead bought by a workspace; Lead.lead loads by LeadID.
+type LeadPurchase struct {
+	ID           string    `json:"id"`
+	CreditsSpent int       `json:"creditsSpent"`
+	CreatedAt    time.Time `json:"createdAt"`
+
+	LeadID string `json:"-"`
+}
+
+// User is the signed-in user; workspaces and partners load on demand.
+type User struct {
+	ID              string `json:"id"`
+	Email           string `json:"email"`
+	IsPlatformAdmin bool   `json:"isPlatformAdmin"`
+}

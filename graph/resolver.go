@@ -1,0 +1,21 @@
+// Package graph is Leadmarket's GraphQL transport: gqlgen's generated executor and models, thin
+// resolvers that call one domain service each, the @auth directive, per-request dataloaders and
+// the error presenter. No SQL lives here.
+package graph
+
+import (
+	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/marketplace"
+	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/workspace"
+)
+
+// Resolver is the dependency injection point: every service a resolver may call.
+type Resolver struct {
+	WorkspaceService   *workspace.Service
+	MarketplaceService *marketplace.Service
+	CreditService      *credit.Service
+	PartnerService     *partner.Service
+	AuditService       *audit.Service
+}

@@ -1,0 +1,76 @@
+// Package apperr is Leadmarket's one error type: every refusal the product makes carries a Code
+// that the GraphQL error presenter maps to extensions.code. Errors without a Code are internal
+// errors: clients see "internal error", operators see the log line.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for clients. Codes are part of the public API: never rename one.
+type Code string
+
+// Codes used across the domains.
+const (
+	Unauthenticated       Code = "UNAUTHENTICATED"
+	Forbidden             Code = "FORBIDDEN"
+	NotFound              Code = "NOT_FOUND"
+	InvalidInput          Code = "INVALID_INPUT"
+	Conflict              Code = "CONFLICT"
+	InsufficientCredits   Code = "INSUFFICIENT_CREDITS"
+	SoldOut               Code = "SOLD_OUT"
+	AlreadyPurchased      Code = "ALREADY_PURCHASED"
+	IdempotencyKeyReused  Code = "IDEMPOTENCY_KEY_REUSED"
+	IdempotencyInProgress Code = "IDEMPOTENCY_IN_PROGRESS"
+	MFARequired           Code = "MFA_REQUIRED"
+	RateLimited           Code = "RATE_LIMITED"
+	Internal              Code = "INTERNAL"
+)
+
+// Error is a coded, client-safe error. Message is shown to clients as is; Details become extra
+// fields of extensions (for example the ids of the leads a purchase was refused for).
+type Error struct {
+	Code    Code
+	Message string
+	Details map[string]any
+	// Err is the underlying cause, logged but never shown to clients.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an Error with code and message.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// With returns a copy of e with the detail key set to value.
+func (e *Error) With(key string, value any) *Error {
+	c := *e
+	c.Details = make(map[string]any, len(e.Details)+1)
+	for k, v := range e.Details {
+		c.Details[k] = v
+	}
+	c.Details[key] = value
+	return &c
+}
+
+// CodeOf returns the Code of the first *Error in err's chain, or Internal when there is none.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// Is reports whether err carries code.
+func Is(err error, code Code) bool { return err != nil && CodeOf(err) == code }

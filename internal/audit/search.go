@@ -1,0 +1,134 @@
+package audit
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/auth"
+)
+
+// Log is an audit entry as read back.
+type Log struct {
+	ID           string          `bun:"id"`
+	OccurredAt   time.Time       `bun:"occurred_at"`
+	ActorUserID  *string         `bun:"actor_user_id"`
+	ActorType    string          `bun:"actor_type"`
+	WorkspaceID  *string         `bun:"workspace_id"`
+	Action       string          `bun:"action"`
+	ResourceType string          `bun:"resource_type"`
+	ResourceID   string          `bun:"resource_id"`
+	OldValues    json.RawMessage `bun:"old_values"`
+	NewValues    json.RawMessage `bun:"new_values"`
+	Metadata     json.RawMessage `bun:"metadata"`
+	Severity     string          `bun:"severity"`
+	IP           string          `bun:"ip"`
+	UserAgent    string          `bun:"user_agent"`
+	RequestID    string          `bun:"request_id"`
+	Operation    string          `bun:"operation"`
+}
+
+// Filter narrows a search of the audit log.
+type Filter struct {
+	WorkspaceID    string
+	ActorUserID    string
+	Action         string
+	ResourceType   string
+	ResourceID     string
+	Severity       string
+	OccurredAfter  *time.Time
+	OccurredBefore *time.Time
+}
+
+// Service searches the audit log with access checks.
+type Service struct {
+	db *bun.DB
+	// requireMFA is ADMIN_REQUIRE_MFA, for platform admins' unrestricted searches.
+	requireMFA bool
+}
+
+// NewService returns a Service on db.
+func NewService(db *bun.DB, requireMFA bool) *Service { return &Service{db: db, requireMFA: requireMFA} }
+
+type logCursor struct {
+	T time.Time `json:"t"`
+	I string    `json:"i"`
+}
+
+// Search returns up to first entries (at most 200) matching f after the cursor after, newest
+// first, and whether more follow. Platform admins see every entry; workspace owners and admins
+// only their workspace's, and must name it in f.WorkspaceID. Errors: FORBIDDEN, INVALID_INPUT.
+func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first int, after string) ([]Log, []string, bool, error) {
+	if c.IsPlatformAdmin {
+		if _, err := auth.RequirePlatformAdmin(ctx, s.requireMFA); err != nil {
+			return nil, nil, false, err
+		}
+	} else {
+		if f.WorkspaceID == "" {
+			return nil, nil, false, apperr.New(apperr.Forbidden, "name the workspace whose audit log you want (filter.workspaceId)")
+		}
+		if _, err := uuid.Parse(f.WorkspaceID); err != nil {
+			return nil, nil, false, apperr.New(apperr.InvalidInput, "%q is not a valid id", f.WorkspaceID)
+		}
+		var role string
+		err := s.db.NewRaw("SELECT role FROM workspace_members WHERE workspace_id = ? AND user_id = ?", f.WorkspaceID, c.UserID).
+			Scan(ctx, &role)
+		if err != nil || (role != "OWNER" && role != "ADMIN") {
+			return nil, nil, false, apperr.New(apperr.Forbidden, "only the workspace's owners and admins read its audit log")
+		}
+	}
+	if first < 1 {
+		return nil, nil, false, apperr.New(apperr.InvalidInput, "first must be at least 1")
+	}
+	first = min(first, 200)
+	q := s.db.NewSelect().TableExpr("audit_logs").
+		Column("id", "occurred_at", "actor_user_id", "actor_type", "workspace_id", "action", "resource_type",
+			"resource_id", "old_values", "new_values", "metadata", "severity", "ip", "user_agent", "request_id", "operation").
+		OrderExpr("occurred_at DESC, id DESC").Limit(int64(first + 1))
+	for _, w := range []struct {
+		col, val string
+	}{{"workspace_id", f.WorkspaceID}, {"actor_user_id", f.ActorUserID}, {"action", f.Action},
+		{"resource_type", f.ResourceType}, {"resource_id", f.ResourceID}, {"severity", f.Severity}} {
+		if w.val == "" {
+			continue
+		}
+		if (w.col == "workspace_id" || w.col == "actor_user_id") && uuid.Validate(w.val) != nil {
+			return nil, nil, false, apperr.New(apperr.InvalidInput, "%q is not a valid id", w.val)
+		}
+		q.Where("? = ?", bun.Ident(w.col), w.val)
+	}
+	if f.OccurredAfter != nil {
+		q.Where("occurred_at > ?", *f.OccurredAfter)
+	}
+	if f.OccurredBefore != nil {
+		q.Where("occurred_at < ?", *f.OccurredBefore)
+	}
+	if after != "" {
+		var cur logCursor
+		b, err := base64.RawURLEncoding.DecodeString(after)
+		if err != nil || json.Unmarshal(b, &cur) != nil || uuid.Validate(cur.I) != nil {
+			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
+		}
+		q.Where("(occurred_at, id) < (?, ?)", cur.T, cur.I)
+	}
+	var logs []Log
+	if err := q.Scan(ctx, &logs); err != nil {
+		return nil, nil, false, fmt.Errorf("search audit log: %w", err)
+	}
+	more := len(logs) > first
+	if more {
+		logs = logs[:first]
+	}
+	cursors := make([]string, len(logs))
+	for i, l := range logs {
+		b, _ := json.Marshal(logCursor{T: l.OccurredAt, I: l.ID})
+		cursors[i] = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return logs, cursors, more, nil
+}

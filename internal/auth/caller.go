@@ -1,0 +1,70 @@
+package auth
+
+import (
+	"context"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+)
+
+// Caller is the authenticated user behind a request.
+type Caller struct {
+	UserID          string
+	Email           string
+	IsPlatformAdmin bool
+	// AAL is the token's authenticator assurance level ("aal1", "aal2").
+	AAL string
+}
+
+// HasMFA reports whether the caller's session passed multi-factor authentication.
+func (c *Caller) HasMFA() bool { return c != nil && c.AAL == AAL2 }
+
+type callerKey struct{}
+
+type authErrKey struct{}
+
+// WithCaller returns ctx carrying c.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller in ctx, or nil for an anonymous request.
+func CallerFrom(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
+}
+
+// WithAuthError records that the request presented credentials that failed, so fields that need
+// a caller refuse with that error rather than as anonymous.
+func WithAuthError(ctx context.Context, err error) context.Context {
+	return context.WithValue(ctx, authErrKey{}, err)
+}
+
+// AuthErrorFrom returns the credential error recorded in ctx, if any.
+func AuthErrorFrom(ctx context.Context) error {
+	err, _ := ctx.Value(authErrKey{}).(error)
+	return err
+}
+
+// Require returns the caller, or UNAUTHENTICATED when there is none.
+func Require(ctx context.Context) (*Caller, error) {
+	if c := CallerFrom(ctx); c != nil {
+		return c, nil
+	}
+	return nil, apperr.New(apperr.Unauthenticated, "sign in to do this")
+}
+
+// RequirePlatformAdmin returns the caller if it is a platform admin, with aal2 when requireMFA.
+func RequirePlatformAdmin(ctx context.Context, requireMFA bool) (*Caller, error) {
+	c, err := Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.IsPlatformAdmin {
+		return nil, apperr.New(apperr.Forbidden, "platform admins only")
+	}
+	if requireMFA && !c.HasMFA() {
+		return nil, apperr.New(apperr.Forbidden, "this needs a session with multi-factor authentication (aal2)").
+			With("reason", string(apperr.MFARequired))
+	}
+	return c, nil
+}

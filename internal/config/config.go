@@ -1,0 +1,139 @@
+// Package config reads Leadmarket's configuration from environment variables into one struct.
+// Nothing else in the project reads the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration. Each field names its variable and default.
+type Config struct {
+	// Env is ENV: "development" (default) or "production". Production turns off GraphiQL and
+	// introspection and refuses the development JWT secret.
+	Env string
+	// HTTPAddr is HTTP_ADDR, the listen address. Default "127.0.0.1:8080".
+	HTTPAddr string
+	// DatabaseURL is DATABASE_URL. Default empty: an embedded PostgreSQL under DataDir.
+	DatabaseURL string
+	// DataDir is DATA_DIR, where the embedded PostgreSQL keeps its files. Default ".data".
+	DataDir string
+	// EmbeddedPort is EMBEDDED_PG_PORT, the loopback port of the embedded PostgreSQL. Default 54329.
+	EmbeddedPort uint32
+	// DBMaxConns is DB_MAX_CONNS, the connection pool size. Default 20.
+	DBMaxConns int
+	// JWTSecret is JWT_SECRET, the HS256 key. Default a development secret, refused in production.
+	JWTSecret string
+	// AdminRequireMFA is ADMIN_REQUIRE_MFA: platform-admin operations need aal2. Default true in
+	// production, false otherwise.
+	AdminRequireMFA bool
+	// CreditValueCents is CREDIT_VALUE_CENTS, what one credit is worth for commissions. Default 40.
+	CreditValueCents int64
+	// DefaultCommissionRate is DEFAULT_COMMISSION_RATE for new partners. Default 0.30.
+	DefaultCommissionRate float64
+	// CommissionBonusTiers is COMMISSION_BONUS_TIERS, "passRate:points" pairs: a partner whose
+	// verification pass rate reaches passRate earns points more percent. Default "0.90:2.5,0.95:5".
+	CommissionBonusTiers []BonusTier
+	// LogLevel is LOG_LEVEL: debug, info (default), warn, error.
+	LogLevel string
+	// LogFormat is LOG_FORMAT: text (default) or json.
+	LogFormat string
+	// ShutdownTimeout is SHUTDOWN_TIMEOUT, how long in-flight work may take at shutdown. Default 20s.
+	ShutdownTimeout time.Duration
+}
+
+// BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
+type BonusTier struct {
+	PassRate float64
+	Points   float64
+}
+
+// DevJWTSecret is the JWT secret used when JWT_SECRET is unset outside production.
+const DevJWTSecret = "leadmarket-development-secret-do-not-use-in-production"
+
+// IsProduction reports whether ENV=production.
+func (c Config) IsProduction() bool { return c.Env == "production" }
+
+// FromEnv reads the configuration with lookup (os.LookupEnv in production code).
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	get := func(name, def string) string {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	var errs []error
+	c := Config{
+		Env:         get("ENV", "development"),
+		HTTPAddr:    get("HTTP_ADDR", "127.0.0.1:8080"),
+		DatabaseURL: get("DATABASE_URL", ""),
+		DataDir:     get("DATA_DIR", ".data"),
+		JWTSecret:   get("JWT_SECRET", ""),
+		LogLevel:    get("LOG_LEVEL", "info"),
+		LogFormat:   get("LOG_FORMAT", "text"),
+	}
+	if c.Env != "development" && c.Env != "production" && c.Env != "test" {
+		errs = append(errs, fmt.Errorf("ENV: %q is not development, test or production", c.Env))
+	}
+	port, err := strconv.ParseUint(get("EMBEDDED_PG_PORT", "54329"), 10, 16)
+	if err != nil || port == 0 {
+		errs = append(errs, fmt.Errorf("EMBEDDED_PG_PORT: %q is not a port", get("EMBEDDED_PG_PORT", "")))
+	}
+	c.EmbeddedPort = uint32(port)
+	if c.DBMaxConns, err = strconv.Atoi(get("DB_MAX_CONNS", "20")); err != nil || c.DBMaxConns < 2 {
+		errs = append(errs, fmt.Errorf("DB_MAX_CONNS: %q is not a number of at least 2", get("DB_MAX_CONNS", "")))
+	}
+	if c.JWTSecret == "" {
+		if c.IsProduction() {
+			errs = append(errs, errors.New("JWT_SECRET: required when ENV=production"))
+		}
+		c.JWTSecret = DevJWTSecret
+	} else if c.IsProduction() && (len(c.JWTSecret) < 32 || c.JWTSecret == DevJWTSecret) {
+		errs = append(errs, errors.New("JWT_SECRET: must be a real secret of at least 32 bytes when ENV=production"))
+	}
+	if c.AdminRequireMFA, err = strconv.ParseBool(get("ADMIN_REQUIRE_MFA", strconv.FormatBool(c.IsProduction()))); err != nil {
+		errs = append(errs, fmt.Errorf("ADMIN_REQUIRE_MFA: %q is not a boolean", get("ADMIN_REQUIRE_MFA", "")))
+	}
+	if c.CreditValueCents, err = strconv.ParseInt(get("CREDIT_VALUE_CENTS", "40"), 10, 64); err != nil || c.CreditValueCents <= 0 {
+		errs = append(errs, fmt.Errorf("CREDIT_VALUE_CENTS: %q is not a positive number of cents", get("CREDIT_VALUE_CENTS", "")))
+	}
+	if c.DefaultCommissionRate, err = strconv.ParseFloat(get("DEFAULT_COMMISSION_RATE", "0.30"), 64); err != nil ||
+		c.DefaultCommissionRate < 0 || c.DefaultCommissionRate > 1 {
+		errs = append(errs, fmt.Errorf("DEFAULT_COMMISSION_RATE: %q is not a rate between 0 and 1", get("DEFAULT_COMMISSION_RATE", "")))
+	}
+	if c.CommissionBonusTiers, err = ParseBonusTiers(get("COMMISSION_BONUS_TIERS", "0.90:2.5,0.95:5")); err != nil {
+		errs = append(errs, fmt.Errorf("COMMISSION_BONUS_TIERS: %w", err))
+	}
+	if c.ShutdownTimeout, err = time.ParseDuration(get("SHUTDOWN_TIMEOUT", "20s")); err != nil || c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("SHUTDOWN_TIMEOUT: %q is not a positive duration", get("SHUTDOWN_TIMEOUT", "")))
+	}
+	return c, errors.Join(errs...)
+}
+
+// ParseBonusTiers parses "0.90:2.5,0.95:5" into tiers sorted as written.
+func ParseBonusTiers(s string) ([]BonusTier, error) {
+	var tiers []BonusTier
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		rate, points, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok {
+			return nil, fmt.Errorf("%q is not passRate:points", part)
+		}
+		r, err1 := strconv.ParseFloat(rate, 64)
+		p, err2 := strconv.ParseFloat(points, 64)
+		if err1 != nil || err2 != nil || r < 0 || r > 1 || p < 0 || p > 100 {
+			return nil, fmt.Errorf("%q is not passRate (0..1):points (0..100)", part)
+		}
+		tiers = append(tiers, BonusTier{PassRate: r, Points: p})
+	}
+	return tiers, nil
+}

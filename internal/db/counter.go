@@ -1,0 +1,31 @@
+package db
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/uptrace/bun"
+)
+
+type counterKey struct{}
+
+// WithStatementCounter returns a context whose SQL statements (through bun) are counted in n.
+// The HTTP layer puts one on every request, so tests and benchmarks can read statements per
+// request without counting other requests' work.
+func WithStatementCounter(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, counterKey{}, n)
+}
+
+// StatementCounterHook is a bun query hook that increments the counter in the query's context.
+type StatementCounterHook struct{}
+
+// BeforeQuery counts the statement.
+func (StatementCounterHook) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
+	if n, ok := ctx.Value(counterKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
+	return ctx
+}
+
+// AfterQuery does nothing.
+func (StatementCounterHook) AfterQuery(context.Context, *bun.QueryEvent) {}

@@ -1,0 +1,43 @@
+// Package db opens Leadmarket's PostgreSQL through bun over pgx/v5, applies the embedded
+// migrations, runs the embedded default server when DATABASE_URL is unset, and counts statements
+// per request.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+)
+
+// Open connects to url with a pool of maxConns connections and checks the connection.
+func Open(ctx context.Context, url string, maxConns int) (*bun.DB, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	sqldb := stdlib.OpenDB(*cfg)
+	sqldb.SetMaxOpenConns(maxConns)
+	sqldb.SetMaxIdleConns(maxConns)
+	sqldb.SetConnMaxIdleTime(5 * time.Minute)
+	bdb := bun.NewDB(sqldb, pgdialect.New())
+	bdb.AddQueryHook(StatementCounterHook{})
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := bdb.PingContext(pingCtx); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return bdb, nil
+}
+
+// InTx runs fn in a transaction on db (a *bun.DB, or a bun.Tx whose work fn then joins through a
+// savepoint-free nested call) and commits when fn returns nil.
+func InTx(ctx context.Context, db bun.IDB, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return db.RunInTx(ctx, &sql.TxOptions{}, fn)
+}

@@ -1,0 +1,66 @@
+// Package events publishes domain events through PostgreSQL NOTIFY, so they are delivered when
+// (and only if) the transaction that publishes them commits, to every instance listening.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+)
+
+// Channel is the NOTIFY channel every event goes through.
+const Channel = "leadmarket_events"
+
+// Event is one domain event. Payloads stay small (ids and figures): NOTIFY carries at most
+// 8000 bytes.
+type Event struct {
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurredAt"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// Publish queues an event of type typ on db; call it with the transaction of the change.
+func Publish(ctx context.Context, db bun.IDB, typ string, payload any) error {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	b, err := json.Marshal(Event{Type: typ, OccurredAt: time.Now().UTC(), Payload: p})
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	if len(b) > 7900 {
+		return fmt.Errorf("publish %s: payload of %d bytes is over NOTIFY's limit", typ, len(b))
+	}
+	if _, err := db.ExecContext(ctx, "SELECT pg_notify(?, ?)", Channel, string(b)); err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	return nil
+}
+
+// Listen connects to databaseURL, LISTENs on Channel and calls fn for each event until ctx ends.
+// It returns ctx's error, or the connection's.
+func Listen(ctx context.Context, databaseURL string, fn func(Event)) error {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var ev Event
+		if json.Unmarshal([]byte(n.Payload), &ev) == nil {
+			fn(ev)
+		}
+	}
+}

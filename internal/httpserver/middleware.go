@@ -1,0 +1,170 @@
+package httpserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
+)
+
+// Authenticator turns an Authorization header into a caller (nil, nil when there is none).
+type Authenticator interface {
+	Authenticate(ctx context.Context, header string) (*auth.Caller, error)
+}
+
+// StatementsHeader carries the number of SQL statements a request ran (outside production), for
+// tests and benchmarks.
+const StatementsHeader = "X-Sql-Statements"
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	statements prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadmarket_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "leadmarket_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		statements: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "leadmarket_sql_statements_per_request", Help: "SQL statements run by one HTTP request.",
+			Buckets: []float64{0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50},
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.statements)
+	return m
+}
+
+// statusWriter records the status and stamps the statement count when the response starts:
+// gqlgen writes its response after every resolver has finished, so the count is complete then.
+type statusWriter struct {
+	http.ResponseWriter
+	status     int
+	statements *atomic.Int64
+	debug      bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+		if w.debug {
+			w.Header().Set(StatementsHeader, strconv.FormatInt(w.statements.Load(), 10))
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController (and the WebSocket upgrade) reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// requestContext gives each request an id, its request info for audit entries, a statement
+// counter, a recover guard, a log line and metrics.
+func requestContext(o Options, m *metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			id := r.Header.Get("X-Request-Id")
+			if id == "" || len(id) > 100 {
+				var b [8]byte
+				_, _ = rand.Read(b[:])
+				id = hex.EncodeToString(b[:])
+			}
+			w.Header().Set("X-Request-Id", id)
+			ip, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				ip = r.RemoteAddr
+			}
+			ri := &audit.RequestInfo{IP: ip, UserAgent: r.UserAgent(), RequestID: id}
+			var statements atomic.Int64
+			ctx := audit.WithRequestInfo(r.Context(), ri)
+			ctx = db.WithStatementCounter(ctx, &statements)
+			sw := &statusWriter{ResponseWriter: w, statements: &statements, debug: !o.Production}
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					o.Logger.ErrorContext(ctx, "panic", "panic", v, "request_id", id)
+					if sw.status == 0 {
+						writeJSON(sw, http.StatusInternalServerError, map[string]any{"errors": []map[string]any{{
+							"message": "internal error", "extensions": map[string]any{"code": "INTERNAL", "requestId": id},
+						}}})
+					}
+				}
+				route := r.URL.Path
+				if route != "/graphql" && route != "/healthz" && route != "/readyz" && route != "/metrics" && route != "/" {
+					route = "other"
+				}
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				elapsed := time.Since(start)
+				m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+				m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+				if route == "/graphql" {
+					m.statements.Observe(float64(statements.Load()))
+				}
+				if route != "/healthz" && route != "/metrics" {
+					o.Logger.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("request_id", id),
+						slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+						slog.Duration("duration", elapsed), slog.String("operation", ri.Operation),
+						slog.Int64("sql_statements", statements.Load()))
+				}
+			}()
+			next.ServeHTTP(sw, r.WithContext(ctx))
+		})
+	}
+}
+
+// authenticate puts the caller in the context. A token that does not verify is not refused here:
+// it is recorded, and fields that need a caller refuse with UNAUTHENTICATED (public fields, if any,
+// still work). A failure to provision the user is an internal error.
+func authenticate(a Authenticator, logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			header := r.Header.Get("Authorization")
+			c, err := a.Authenticate(ctx, header)
+			var ae *apperr.Error
+			switch {
+			case err == nil && c != nil:
+				ctx = auth.WithCaller(ctx, c)
+			case errors.Is(err, auth.ErrInvalidToken), errors.As(err, &ae):
+				ctx = auth.WithAuthError(ctx, err)
+			case err != nil:
+				logger.ErrorContext(ctx, "authenticate", "err", err, "request_id", audit.RequestInfoFrom(ctx).RequestID)
+				writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []map[string]any{{
+					"message": "internal error", "extensions": map[string]any{"code": "INTERNAL"},
+				}}})
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}

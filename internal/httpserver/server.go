@@ -1,0 +1,123 @@
+// Package httpserver serves Leadmarket over HTTP: /graphql, GraphiQL, health, readiness and
+// metrics, with request ids, structured logs, authentication and graceful shutdown.
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configure the server.
+type Options struct {
+	// Addr is the listen address (HTTP_ADDR).
+	Addr string
+	// Production turns GraphiQL and the X-SQL-Statements debug header off.
+	Production bool
+	Logger     *slog.Logger
+	// GraphQL serves /graphql.
+	GraphQL http.Handler
+	// GraphQLMiddleware wraps /graphql after authentication (the per-request dataloaders).
+	GraphQLMiddleware func(http.Handler) http.Handler
+	// Authenticator turns the Authorization header into the request's caller.
+	Authenticator Authenticator
+	// ReadyFunc reports whether the service can take traffic (database reachable, migrations
+	// current); nil means always ready.
+	ReadyFunc func(ctx context.Context) error
+	// ShutdownTimeout bounds graceful shutdown. Default 20s.
+	ShutdownTimeout time.Duration
+	// MaxBodyBytes limits a request body. Default 2 MiB.
+	MaxBodyBytes int64
+}
+
+// Server is the HTTP server.
+type Server struct {
+	opts    Options
+	handler http.Handler
+}
+
+// New returns a Server.
+func New(o Options) *Server {
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 20 * time.Second
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = 2 << 20
+	}
+	if o.GraphQLMiddleware == nil {
+		o.GraphQLMiddleware = func(h http.Handler) http.Handler { return h }
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+
+	mux := http.NewServeMux()
+	gql := authenticate(o.Authenticator, o.Logger)(o.GraphQLMiddleware(o.GraphQL))
+	mux.Handle("/graphql", http.MaxBytesHandler(gql, o.MaxBodyBytes))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if o.ReadyFunc != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			if err := o.ReadyFunc(ctx); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if !o.Production {
+		mux.Handle("GET /{$}", playground.Handler("Leadmarket GraphiQL", "/graphql"))
+	}
+	return &Server{opts: o, handler: requestContext(o, m)(mux)}
+}
+
+// Handler returns the server's whole handler, for in-process tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves on ln until ctx ends, then shuts down gracefully: it stops accepting, lets
+// in-flight requests finish within ShutdownTimeout, and returns.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.opts.Logger.Info("serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.opts.Logger.Info("shutting down", "timeout", s.opts.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

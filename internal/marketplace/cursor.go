@@ -1,0 +1,44 @@
+package marketplace
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+)
+
+// cursor is the keyset position after a row. It is opaque to clients: base64url of this JSON.
+type cursor struct {
+	Order string    `json:"o"`
+	Time  time.Time `json:"t,omitzero"`
+	Price int       `json:"p,omitempty"`
+	ID    string    `json:"i"`
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor parses s, which must have been made for order. Errors: INVALID_INPUT.
+func decodeCursor(s, order string) (*cursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	bad := apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, bad
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.Order != order {
+		return nil, bad
+	}
+	if _, err := uuid.Parse(c.ID); err != nil {
+		return nil, bad
+	}
+	return &c, nil
+}
