@@ -54,7 +54,9 @@ type Service struct {
 }
 
 // NewService returns a Service on db.
-func NewService(db *bun.DB, requireMFA bool) *Service { return &Service{db: db, requireMFA: requireMFA} }
+func NewService(db *bun.DB, requireMFA bool) *Service {
+	return &Service{db: db, requireMFA: requireMFA}
+}
 
 type logCursor struct {
 	T time.Time `json:"t"`

@@ -24,7 +24,9 @@ type Service struct {
 }
 
 // NewService returns a Service on db; requireMFA makes adjustments need an aal2 session.
-func NewService(db *bun.DB, requireMFA bool) *Service { return &Service{db: db, requireMFA: requireMFA} }
+func NewService(db *bun.DB, requireMFA bool) *Service {
+	return &Service{db: db, requireMFA: requireMFA}
+}
 
 // BalanceFor returns a workspace's balance to its members and platform admins.
 // Errors: FORBIDDEN, INVALID_INPUT, NOT_FOUND.

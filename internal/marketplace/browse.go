@@ -183,7 +183,7 @@ func (s *Service) Lead(ctx context.Context, v Viewer, id string) (*lead.Lead, er
 		return nil, err
 	}
 	var l lead.Lead
-	err := s.selectLeads(v).Where("l.id = ?", id).Where("(" + lead.Sellable + ") OR b.lead_id IS NOT NULL").Scan(ctx, &l)
+	err := s.selectLeads(v).Where("l.id = ?", id).Where("("+lead.Sellable+") OR b.lead_id IS NOT NULL").Scan(ctx, &l)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

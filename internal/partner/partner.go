@@ -56,7 +56,9 @@ type Service struct {
 func NewService(db bun.IDB) *Service { return &Service{db: db} }
 
 // ByIDs is ByIDs on the service's database.
-func (s *Service) ByIDs(ctx context.Context, ids []string) ([]Partner, error) { return ByIDs(ctx, s.db, ids) }
+func (s *Service) ByIDs(ctx context.Context, ids []string) ([]Partner, error) {
+	return ByIDs(ctx, s.db, ids)
+}
 
 // ForUser is ForUser on the service's database.
 func (s *Service) ForUser(ctx context.Context, userID string) ([]Partner, error) {

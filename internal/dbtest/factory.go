@@ -1,0 +1,176 @@
+package dbtest
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Factories write unique rows (random names and e-mails), so tests sharing a database never see
+// each other's data. Zero option fields take the defaults documented on each.
+
+var seq atomic.Int64
+
+func unique(prefix string) string {
+	return fmt.Sprintf("%s-%d-%s", prefix, seq.Add(1), uuid.NewString()[:8])
+}
+
+// User is a user made by CreateUser; Subject is its JWT sub.
+type User struct {
+	ID      string
+	Email   string
+	Subject string
+}
+
+// UserOpts configure CreateUser.
+type UserOpts struct {
+	// IsPlatformAdmin sets the admin flag. Default false.
+	IsPlatformAdmin bool
+}
+
+// CreateUser inserts a user with a random e-mail and subject.
+func CreateUser(t testing.TB, db bun.IDB, o UserOpts) User {
+	t.Helper()
+	u := User{Email: unique("user") + "@example.test", Subject: uuid.NewString()}
+	err := db.NewRaw("INSERT INTO users (auth_subject, email, is_platform_admin) VALUES (?, ?, ?) RETURNING id",
+		u.Subject, u.Email, o.IsPlatformAdmin).Scan(context.Background(), &u.ID)
+	if err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	return u
+}
+
+// WorkspaceOpts configure CreateWorkspace.
+type WorkspaceOpts struct {
+	// Owner becomes the OWNER. Default: a new user.
+	Owner *User
+	// Credits is the starting balance, written as a ledger ADJUSTMENT. Default 0.
+	Credits int64
+}
+
+// CreateWorkspace inserts a workspace with its owner and balance; it returns the workspace id and
+// the owner.
+func CreateWorkspace(t testing.TB, db bun.IDB, o WorkspaceOpts) (string, User) {
+	t.Helper()
+	ctx := context.Background()
+	owner := CreateUserIfNil(t, db, o.Owner)
+	var id string
+	if err := db.NewRaw("INSERT INTO workspaces (name, created_by) VALUES (?, ?) RETURNING id", unique("ws"), owner.ID).
+		Scan(ctx, &id); err != nil {
+		t.Fatalf("create workspace: %v", err)
+	}
+	AddMember(t, db, id, owner.ID, "OWNER")
+	if _, err := db.ExecContext(ctx, "INSERT INTO credit_balances (workspace_id, credits) VALUES (?, ?)", id, o.Credits); err != nil {
+		t.Fatalf("create balance: %v", err)
+	}
+	if o.Credits != 0 {
+		if _, err := db.ExecContext(ctx, `INSERT INTO credit_ledger (workspace_id, kind, amount, balance_after, reference)
+			VALUES (?, 'ADJUSTMENT', ?, ?, ?)`, id, o.Credits, o.Credits, "test:"+id); err != nil {
+			t.Fatalf("create ledger entry: %v", err)
+		}
+	}
+	return id, owner
+}
+
+// CreateUserIfNil returns *u, or a new user when u is nil.
+func CreateUserIfNil(t testing.TB, db bun.IDB, u *User) User {
+	t.Helper()
+	if u != nil {
+		return *u
+	}
+	return CreateUser(t, db, UserOpts{})
+}
+
+// AddMember adds userID to a workspace with role.
+func AddMember(t testing.TB, db bun.IDB, workspaceID, userID, role string) {
+	t.Helper()
+	if _, err := db.ExecContext(context.Background(),
+		"INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (?, ?, ?)", workspaceID, userID, role); err != nil {
+		t.Fatalf("add member: %v", err)
+	}
+}
+
+// PartnerOpts configure CreatePartner.
+type PartnerOpts struct {
+	// CommissionRate defaults to 0.30.
+	CommissionRate float64
+	// PassRate is the verification pass rate. Default 0.
+	PassRate float64
+}
+
+// CreatePartner inserts a partner and returns its id.
+func CreatePartner(t testing.TB, db bun.IDB, o PartnerOpts) string {
+	t.Helper()
+	if o.CommissionRate == 0 {
+		o.CommissionRate = 0.30
+	}
+	var id string
+	if err := db.NewRaw("INSERT INTO partners (name, commission_rate, verification_pass_rate) VALUES (?, ?, ?) RETURNING id",
+		unique("partner"), o.CommissionRate, o.PassRate).Scan(context.Background(), &id); err != nil {
+		t.Fatalf("create partner: %v", err)
+	}
+	return id
+}
+
+// LeadOpts configure CreateLead.
+type LeadOpts struct {
+	// PartnerID is required.
+	PartnerID string
+	// PriceCredits defaults to 10.
+	PriceCredits int
+	// MaxBuyers defaults to 3.
+	MaxBuyers int
+	// Industry defaults to "Software"; Country to "US"; Title to "Head of Sales".
+	Industry, Country, Title string
+	// Seniority defaults to "DIRECTOR"; CompanySize to "SIZE_51_200".
+	Seniority, CompanySize string
+	// VerificationStatus defaults to "VALID"; Status to "ACTIVE".
+	VerificationStatus, Status string
+	// CreatedAt defaults to now.
+	CreatedAt time.Time
+}
+
+// CreateLead inserts a lead with unique contact data and returns its id.
+func CreateLead(t testing.TB, db bun.IDB, o LeadOpts) string {
+	t.Helper()
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	if o.PriceCredits == 0 {
+		o.PriceCredits = 10
+	}
+	if o.MaxBuyers == 0 {
+		o.MaxBuyers = 3
+	}
+	def(&o.Industry, "Software")
+	def(&o.Country, "US")
+	def(&o.Title, "Head of Sales")
+	def(&o.Seniority, "DIRECTOR")
+	def(&o.CompanySize, "SIZE_51_200")
+	def(&o.VerificationStatus, "VALID")
+	def(&o.Status, "ACTIVE")
+	if o.CreatedAt.IsZero() {
+		o.CreatedAt = time.Now()
+	}
+	local := unique("lead")
+	email := local + "@acme-" + local[len(local)-8:] + ".example"
+	var id string
+	err := db.NewRaw(`INSERT INTO leads (partner_id, first_name, last_name, title, seniority, company_name, company_domain,
+		company_size, industry, country, email, phone, linkedin_url, email_normalized, company_domain_normalized, phone_e164,
+		hash_key, price_credits, max_buyers, status, verification_status, created_at)
+		VALUES (?, 'Jane', 'Doe', ?, ?, 'Acme', split_part(?, '@', 2), ?, ?, ?, ?, '+14155552671', 'https://linkedin.com/in/jane',
+		?, split_part(?, '@', 2), '+14155552671', '', ?, ?, ?, ?, ?) RETURNING id`,
+		o.PartnerID, o.Title, o.Seniority, email, o.CompanySize, o.Industry, o.Country, email, email, email,
+		o.PriceCredits, o.MaxBuyers, o.Status, o.VerificationStatus, o.CreatedAt).Scan(context.Background(), &id)
+	if err != nil {
+		t.Fatalf("create lead: %v", err)
+	}
+	return id
+}
