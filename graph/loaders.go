@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ type Loaders struct {
 	Purchased *dataloader.Loader[string, bool]
 	// Lead loads leads by id as the caller sees them (masked unless bought).
 	Lead *dataloader.Loader[string, *model.Lead]
+
+	partnerBatch   func(context.Context, []string) []*dataloader.Result[*model.Partner]
+	purchasedBatch func(context.Context, []string) []*dataloader.Result[bool]
 }
 
 type loadersKey struct{}
@@ -49,56 +53,76 @@ func loadersFrom(ctx context.Context) *Loaders {
 }
 
 func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
-	opts := func() []dataloader.Option[string, bool] {
-		return []dataloader.Option[string, bool]{dataloader.WithWait[string, bool](loaderWait)}
-	}
 	userID := ""
 	if c != nil {
 		userID = c.UserID
 	}
-	return &Loaders{
-		Partner: dataloader.NewBatchedLoader(func(ctx context.Context, ids []string) []*dataloader.Result[*model.Partner] {
-			ps, err := r.PartnerService.ByIDs(ctx, ids)
-			byID := make(map[string]*model.Partner, len(ps))
-			for _, p := range ps {
-				byID[p.ID] = &model.Partner{ID: p.ID, Name: p.Name}
-			}
-			return results(ids, byID, err, notFound("partner"))
-		}, dataloader.WithWait[string, *model.Partner](loaderWait)),
-		Purchased: dataloader.NewBatchedLoader(func(ctx context.Context, keys []string) []*dataloader.Result[bool] {
-			// Keys are "<workspace id or empty>|<lead id>"; a request normally has one viewer.
-			byViewer := map[string][]string{}
-			for _, k := range keys {
-				ws, leadID, _ := strings.Cut(k, "|")
-				byViewer[ws] = append(byViewer[ws], leadID)
-			}
-			bought := map[string]bool{}
-			var err error
-			for ws, ids := range byViewer {
-				var got map[string]bool
-				got, err = r.MarketplaceService.PurchasedLeadIDs(ctx, marketplace.Viewer{UserID: userID, WorkspaceID: ws}, ids)
-				if err != nil {
-					break
-				}
-				for id := range got {
-					bought[ws+"|"+id] = true
-				}
-			}
-			out := make([]*dataloader.Result[bool], len(keys))
-			for i, k := range keys {
-				out[i] = &dataloader.Result[bool]{Data: bought[k], Error: err}
-			}
-			return out
-		}, opts()...),
-		Lead: dataloader.NewBatchedLoader(func(ctx context.Context, ids []string) []*dataloader.Result[*model.Lead] {
-			ls, err := r.MarketplaceService.LeadsByIDs(ctx, marketplace.Viewer{UserID: userID}, ids)
-			byID := make(map[string]*model.Lead, len(ls))
-			for _, l := range ls {
-				byID[l.ID] = toLead(l, "")
-			}
-			return results(ids, byID, err, notFound("lead"))
-		}, dataloader.WithWait[string, *model.Lead](loaderWait)),
+	partnerBatch := func(ctx context.Context, ids []string) []*dataloader.Result[*model.Partner] {
+		ps, err := r.PartnerService.ByIDs(ctx, ids)
+		byID := make(map[string]*model.Partner, len(ps))
+		for _, p := range ps {
+			byID[p.ID] = &model.Partner{ID: p.ID, Name: p.Name}
+		}
+		return results(ids, byID, err, notFound("partner"))
 	}
+	// Purchased keys are "<workspace id or empty>|<lead id>"; a request normally has one viewer.
+	purchasedBatch := func(ctx context.Context, keys []string) []*dataloader.Result[bool] {
+		byViewer := map[string][]string{}
+		for _, k := range keys {
+			ws, leadID, _ := strings.Cut(k, "|")
+			byViewer[ws] = append(byViewer[ws], leadID)
+		}
+		bought := map[string]bool{}
+		var err error
+		for ws, ids := range byViewer {
+			var got map[string]bool
+			got, err = r.MarketplaceService.PurchasedLeadIDs(ctx, marketplace.Viewer{UserID: userID, WorkspaceID: ws}, ids)
+			if err != nil {
+				break
+			}
+			for id := range got {
+				bought[ws+"|"+id] = true
+			}
+		}
+		out := make([]*dataloader.Result[bool], len(keys))
+		for i, k := range keys {
+			out[i] = &dataloader.Result[bool]{Data: bought[k], Error: err}
+		}
+		return out
+	}
+	leadBatch := func(ctx context.Context, ids []string) []*dataloader.Result[*model.Lead] {
+		ls, err := r.MarketplaceService.LeadsByIDs(ctx, marketplace.Viewer{UserID: userID}, ids)
+		byID := make(map[string]*model.Lead, len(ls))
+		for _, l := range ls {
+			byID[l.ID] = toLead(l, "")
+		}
+		return results(ids, byID, err, notFound("lead"))
+	}
+	return &Loaders{
+		Partner:        dataloader.NewBatchedLoader(partnerBatch, dataloader.WithWait[string, *model.Partner](loaderWait)),
+		Purchased:      dataloader.NewBatchedLoader(purchasedBatch, dataloader.WithWait[string, bool](loaderWait)),
+		Lead:           dataloader.NewBatchedLoader(leadBatch, dataloader.WithWait[string, *model.Lead](loaderWait)),
+		partnerBatch:   partnerBatch,
+		purchasedBatch: purchasedBatch,
+	}
+}
+
+// prime runs batch once for the distinct keys and stores the results in loader, so the field
+// resolvers that follow find them cached: one statement, however the resolvers get scheduled.
+func prime[V any](ctx context.Context, loader *dataloader.Loader[string, V],
+	batch func(context.Context, []string) []*dataloader.Result[V], keys []string,
+) error {
+	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
+	for i, res := range batch(ctx, keys) {
+		if res.Error != nil {
+			if apperr.CodeOf(res.Error) == apperr.Internal {
+				return res.Error
+			}
+			continue // a missing row stays uncached and fails at its field, as it would unprimed
+		}
+		loader.Prime(ctx, keys[i], res.Data)
+	}
+	return nil
 }
 
 func viewerKey(viewerWorkspaceID, leadID string) string { return viewerWorkspaceID + "|" + leadID }

@@ -6,9 +6,9 @@ import (
 	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/leadmarket/leadmarket/graph/model"
-	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/lead"
@@ -55,40 +55,31 @@ func toLeadConnection(ctx context.Context, p marketplace.Page, viewerWorkspaceID
 }
 
 // primeLeadRelations runs the page's partner and purchased-by-me batches up front, one statement
-// each, when the query selects them. Left to the field resolvers, the batches would form the same
-// way but could split under CPU pressure; priming keeps statements per page constant.
+// each, when the query selects them. Left to the field resolvers alone, a batch could split when
+// its keys straggle in past the loader's wait under CPU pressure; priming keeps the number of
+// statements per page constant.
 func primeLeadRelations(ctx context.Context, conn *model.LeadConnection) error {
 	l := loadersFrom(ctx)
 	if l == nil || len(conn.Edges) == 0 {
 		return nil
 	}
-	wantPartner := selects(ctx, "edges", "node", "partner")
-	wantPurchased := selects(ctx, "edges", "node", "purchasedByMyWorkspace")
-	var wait []func() []error
-	if wantPartner {
+	// The two batches are independent: run them side by side.
+	var g errgroup.Group
+	if selects(ctx, "edges", "node", "partner") {
 		ids := make([]string, len(conn.Edges))
 		for i, e := range conn.Edges {
 			ids[i] = e.Node.PartnerID
 		}
-		th := l.Partner.LoadMany(ctx, ids)
-		wait = append(wait, func() []error { _, errs := th(); return errs })
+		g.Go(func() error { return prime(ctx, l.Partner, l.partnerBatch, ids) })
 	}
-	if wantPurchased {
+	if selects(ctx, "edges", "node", "purchasedByMyWorkspace") {
 		keys := make([]string, len(conn.Edges))
 		for i, e := range conn.Edges {
 			keys[i] = viewerKey(e.Node.ViewerWorkspaceID, e.Node.ID)
 		}
-		th := l.Purchased.LoadMany(ctx, keys)
-		wait = append(wait, func() []error { _, errs := th(); return errs })
+		g.Go(func() error { return prime(ctx, l.Purchased, l.purchasedBatch, keys) })
 	}
-	for _, w := range wait {
-		for _, err := range w() {
-			if err != nil && apperr.CodeOf(err) == apperr.Internal {
-				return err
-			}
-		}
-	}
-	return nil
+	return g.Wait()
 }
 
 // selects reports whether the current field's selection reaches path (fragments included).

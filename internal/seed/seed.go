@@ -129,7 +129,8 @@ const adminEmail = "admin@leadmarket.test"
 // Demo writes the demo data into db and returns the demo users. It is idempotent: rows that exist
 // are left as they are (the users' subjects and admin flag are set again), credits are granted
 // once per workspace, and only missing leads are added. The fixed rows are written in one
-// transaction; leads are written in batches of 100,000, one statement each, then ANALYZEd.
+// transaction; leads are written in batches of 50,000, one statement each (two at a time on a
+// *bun.DB), then ANALYZEd.
 func Demo(ctx context.Context, db bun.IDB, opts Options) (*Result, error) {
 	if opts.Leads < 0 {
 		return nil, fmt.Errorf("seed: leads must not be negative, got %d", opts.Leads)
