@@ -45,6 +45,12 @@ func Publish(ctx context.Context, db bun.IDB, typ string, payload any) error {
 // Listen connects to databaseURL, LISTENs on Channel and calls fn for each event until ctx ends.
 // It returns ctx's error, or the connection's.
 func Listen(ctx context.Context, databaseURL string, fn func(Event)) error {
+	return ListenReady(ctx, databaseURL, nil, fn)
+}
+
+// ListenReady is Listen that calls ready (when not nil) once the LISTEN is in place, so nothing
+// published after it is missed.
+func ListenReady(ctx context.Context, databaseURL string, ready func(), fn func(Event)) error {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -52,6 +58,9 @@ func Listen(ctx context.Context, databaseURL string, fn func(Event)) error {
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if ready != nil {
+		ready()
 	}
 	for {
 		n, err := conn.WaitForNotification(ctx)

@@ -1,0 +1,47 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/leadmarket/leadmarket/internal/config"
+)
+
+func lookup(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := config.FromEnv(lookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
+	require.Equal(t, ".data", c.DataDir)
+	require.Equal(t, config.DevJWTSecret, c.JWTSecret)
+	require.False(t, c.AdminRequireMFA)
+	require.Equal(t, int64(40), c.CreditValueCents)
+	require.InDelta(t, 0.30, c.DefaultCommissionRate, 1e-9)
+	require.Equal(t, []config.BonusTier{{PassRate: 0.90, Points: 2.5}, {PassRate: 0.95, Points: 5}}, c.CommissionBonusTiers)
+}
+
+func TestProductionNeedsRealSecrets(t *testing.T) {
+	_, err := config.FromEnv(lookup(map[string]string{"ENV": "production"}))
+	require.ErrorContains(t, err, "JWT_SECRET")
+	_, err = config.FromEnv(lookup(map[string]string{"ENV": "production", "JWT_SECRET": "short"}))
+	require.ErrorContains(t, err, "JWT_SECRET")
+	c, err := config.FromEnv(lookup(map[string]string{"ENV": "production", "JWT_SECRET": strings.Repeat("s", 40)}))
+	require.NoError(t, err)
+	require.True(t, c.AdminRequireMFA, "MFA for admins is on by default in production")
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	_, err := config.FromEnv(lookup(map[string]string{
+		"ENV": "staging", "DB_MAX_CONNS": "x", "CREDIT_VALUE_CENTS": "-1", "COMMISSION_BONUS_TIERS": "0.9", "SHUTDOWN_TIMEOUT": "soon",
+		"ADMIN_REQUIRE_MFA": "maybe", "EMBEDDED_PG_PORT": "99999", "DEFAULT_COMMISSION_RATE": "2",
+	}))
+	for _, name := range []string{"ENV", "DB_MAX_CONNS", "CREDIT_VALUE_CENTS", "COMMISSION_BONUS_TIERS", "SHUTDOWN_TIMEOUT",
+		"ADMIN_REQUIRE_MFA", "EMBEDDED_PG_PORT", "DEFAULT_COMMISSION_RATE"} {
+		require.ErrorContains(t, err, name)
+	}
+}
