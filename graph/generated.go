@@ -34,6 +34,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	User() UserResolver
+	WebhookEvent() WebhookEventResolver
 }
 
 type DirectiveRoot struct {
@@ -73,6 +74,26 @@ type ComplexityRoot struct {
 	CreditBalance struct {
 		Credits     func(childComplexity int) int
 		WorkspaceID func(childComplexity int) int
+	}
+
+	CreditOrder struct {
+		AmountCents     func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		Credits         func(childComplexity int) int
+		Currency        func(childComplexity int) int
+		ID              func(childComplexity int) int
+		PaidAt          func(childComplexity int) int
+		RefundedCredits func(childComplexity int) int
+		Status          func(childComplexity int) int
+		WorkspaceID     func(childComplexity int) int
+	}
+
+	CreditPackage struct {
+		Credits    func(childComplexity int) int
+		Currency   func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Name       func(childComplexity int) int
+		PriceCents func(childComplexity int) int
 	}
 
 	CreditTransaction struct {
@@ -141,10 +162,13 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddWorkspaceMember func(childComplexity int, workspaceID string, email string, role model.WorkspaceRole) int
-		AdjustCredits      func(childComplexity int, workspaceID string, delta int, reason string, idempotencyKey *string) int
-		CreateWorkspace    func(childComplexity int, name string) int
-		PurchaseLeads      func(childComplexity int, input model.PurchaseLeadsInput) int
+		AddWorkspaceMember       func(childComplexity int, workspaceID string, email string, role model.WorkspaceRole) int
+		AdjustCredits            func(childComplexity int, workspaceID string, delta int, reason string, idempotencyKey *string) int
+		CreateWorkspace          func(childComplexity int, name string) int
+		PurchaseCredits          func(childComplexity int, input model.PurchaseCreditsInput) int
+		PurchaseLeads            func(childComplexity int, input model.PurchaseLeadsInput) int
+		RetryFailedWebhookEvents func(childComplexity int, since time.Time) int
+		RetryWebhookEvent        func(childComplexity int, id string) int
 	}
 
 	PageInfo struct {
@@ -157,6 +181,38 @@ type ComplexityRoot struct {
 		Name func(childComplexity int) int
 	}
 
+	PartnerBalance struct {
+		BalanceCents func(childComplexity int) int
+		PartnerID    func(childComplexity int) int
+		SalesCount   func(childComplexity int) int
+	}
+
+	PartnerEarning struct {
+		AmountCents    func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		LeadPurchaseID func(childComplexity int) int
+		Rate           func(childComplexity int) int
+		SaleValueCents func(childComplexity int) int
+	}
+
+	PartnerEarningConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	PartnerEarningEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	PurchaseCreditsPayload struct {
+		CheckoutURL func(childComplexity int) int
+		Order       func(childComplexity int) int
+		SessionID   func(childComplexity int) int
+	}
+
 	PurchaseLeadsPayload struct {
 		Balance      func(childComplexity int) int
 		CreditsSpent func(childComplexity int) int
@@ -166,11 +222,22 @@ type ComplexityRoot struct {
 	Query struct {
 		AuditLogs          func(childComplexity int, filter *model.AuditLogFilter, first *int, after *string) int
 		CreditBalance      func(childComplexity int, workspaceID string) int
+		CreditOrder        func(childComplexity int, id string) int
+		CreditPackages     func(childComplexity int) int
 		CreditTransactions func(childComplexity int, workspaceID string, first *int, after *string) int
 		Lead               func(childComplexity int, id string) int
 		MarketplaceLeads   func(childComplexity int, first *int, after *string, filter *model.LeadFilter, orderBy *model.LeadOrder, workspaceID *string) int
 		Me                 func(childComplexity int) int
 		MyLeads            func(childComplexity int, workspaceID string, first *int, after *string, filter *model.LeadFilter) int
+		PartnerBalance     func(childComplexity int, partnerID string) int
+		PartnerEarnings    func(childComplexity int, partnerID string, first *int, after *string) int
+		WebhookEvent       func(childComplexity int, id string) int
+		WebhookEvents      func(childComplexity int, filter *model.WebhookEventFilter, first *int, after *string) int
+	}
+
+	RetryWebhookEventsPayload struct {
+		Events  func(childComplexity int) int
+		Retried func(childComplexity int) int
 	}
 
 	User struct {
@@ -179,6 +246,35 @@ type ComplexityRoot struct {
 		IsPlatformAdmin func(childComplexity int) int
 		Partners        func(childComplexity int) int
 		Workspaces      func(childComplexity int) int
+	}
+
+	WebhookAttempt struct {
+		Attempt    func(childComplexity int) int
+		Error      func(childComplexity int) int
+		FinishedAt func(childComplexity int) int
+		StartedAt  func(childComplexity int) int
+	}
+
+	WebhookEvent struct {
+		AttemptLog    func(childComplexity int) int
+		Attempts      func(childComplexity int) int
+		ID            func(childComplexity int) int
+		LastError     func(childComplexity int) int
+		NextAttemptAt func(childComplexity int) int
+		ProcessedAt   func(childComplexity int) int
+		ReceivedAt    func(childComplexity int) int
+		Status        func(childComplexity int) int
+		Type          func(childComplexity int) int
+	}
+
+	WebhookEventConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	WebhookEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	Workspace struct {
@@ -213,6 +309,9 @@ type LeadPurchaseResolver interface {
 }
 type MutationResolver interface {
 	PurchaseLeads(ctx context.Context, input model.PurchaseLeadsInput) (*model.PurchaseLeadsPayload, error)
+	PurchaseCredits(ctx context.Context, input model.PurchaseCreditsInput) (*model.PurchaseCreditsPayload, error)
+	RetryWebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error)
+	RetryFailedWebhookEvents(ctx context.Context, since time.Time) (*model.RetryWebhookEventsPayload, error)
 	CreateWorkspace(ctx context.Context, name string) (*model.Workspace, error)
 	AddWorkspaceMember(ctx context.Context, workspaceID string, email string, role model.WorkspaceRole) (*model.WorkspaceMember, error)
 	AdjustCredits(ctx context.Context, workspaceID string, delta int, reason string, idempotencyKey *string) (*model.CreditBalance, error)
@@ -225,10 +324,19 @@ type QueryResolver interface {
 	CreditBalance(ctx context.Context, workspaceID string) (*model.CreditBalance, error)
 	CreditTransactions(ctx context.Context, workspaceID string, first *int, after *string) (*model.CreditTransactionConnection, error)
 	AuditLogs(ctx context.Context, filter *model.AuditLogFilter, first *int, after *string) (*model.AuditLogConnection, error)
+	CreditPackages(ctx context.Context) ([]*model.CreditPackage, error)
+	CreditOrder(ctx context.Context, id string) (*model.CreditOrder, error)
+	WebhookEvents(ctx context.Context, filter *model.WebhookEventFilter, first *int, after *string) (*model.WebhookEventConnection, error)
+	WebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error)
+	PartnerEarnings(ctx context.Context, partnerID string, first *int, after *string) (*model.PartnerEarningConnection, error)
+	PartnerBalance(ctx context.Context, partnerID string) (*model.PartnerBalance, error)
 }
 type UserResolver interface {
 	Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error)
 	Partners(ctx context.Context, obj *model.User) ([]*model.Partner, error)
+}
+type WebhookEventResolver interface {
+	AttemptLog(ctx context.Context, obj *model.WebhookEvent) ([]*model.WebhookAttempt, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -384,6 +492,92 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreditBalance.WorkspaceID(childComplexity), true
+
+	case "CreditOrder.amountCents":
+		if e.ComplexityRoot.CreditOrder.AmountCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.AmountCents(childComplexity), true
+	case "CreditOrder.createdAt":
+		if e.ComplexityRoot.CreditOrder.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.CreatedAt(childComplexity), true
+	case "CreditOrder.credits":
+		if e.ComplexityRoot.CreditOrder.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.Credits(childComplexity), true
+	case "CreditOrder.currency":
+		if e.ComplexityRoot.CreditOrder.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.Currency(childComplexity), true
+	case "CreditOrder.id":
+		if e.ComplexityRoot.CreditOrder.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.ID(childComplexity), true
+	case "CreditOrder.paidAt":
+		if e.ComplexityRoot.CreditOrder.PaidAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.PaidAt(childComplexity), true
+	case "CreditOrder.refundedCredits":
+		if e.ComplexityRoot.CreditOrder.RefundedCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.RefundedCredits(childComplexity), true
+	case "CreditOrder.status":
+		if e.ComplexityRoot.CreditOrder.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.Status(childComplexity), true
+	case "CreditOrder.workspaceId":
+		if e.ComplexityRoot.CreditOrder.WorkspaceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditOrder.WorkspaceID(childComplexity), true
+
+	case "CreditPackage.credits":
+		if e.ComplexityRoot.CreditPackage.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditPackage.Credits(childComplexity), true
+	case "CreditPackage.currency":
+		if e.ComplexityRoot.CreditPackage.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditPackage.Currency(childComplexity), true
+	case "CreditPackage.id":
+		if e.ComplexityRoot.CreditPackage.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditPackage.ID(childComplexity), true
+	case "CreditPackage.name":
+		if e.ComplexityRoot.CreditPackage.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditPackage.Name(childComplexity), true
+	case "CreditPackage.priceCents":
+		if e.ComplexityRoot.CreditPackage.PriceCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditPackage.PriceCents(childComplexity), true
 
 	case "CreditTransaction.amount":
 		if e.ComplexityRoot.CreditTransaction.Amount == nil {
@@ -689,6 +883,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateWorkspace(childComplexity, args["name"].(string)), true
+	case "Mutation.purchaseCredits":
+		if e.ComplexityRoot.Mutation.PurchaseCredits == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_purchaseCredits_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PurchaseCredits(childComplexity, args["input"].(model.PurchaseCreditsInput)), true
 	case "Mutation.purchaseLeads":
 		if e.ComplexityRoot.Mutation.PurchaseLeads == nil {
 			break
@@ -700,6 +905,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PurchaseLeads(childComplexity, args["input"].(model.PurchaseLeadsInput)), true
+	case "Mutation.retryFailedWebhookEvents":
+		if e.ComplexityRoot.Mutation.RetryFailedWebhookEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryFailedWebhookEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryFailedWebhookEvents(childComplexity, args["since"].(time.Time)), true
+	case "Mutation.retryWebhookEvent":
+		if e.ComplexityRoot.Mutation.RetryWebhookEvent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryWebhookEvent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryWebhookEvent(childComplexity, args["id"].(string)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -726,6 +953,113 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Partner.Name(childComplexity), true
+
+	case "PartnerBalance.balanceCents":
+		if e.ComplexityRoot.PartnerBalance.BalanceCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerBalance.BalanceCents(childComplexity), true
+	case "PartnerBalance.partnerId":
+		if e.ComplexityRoot.PartnerBalance.PartnerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerBalance.PartnerID(childComplexity), true
+	case "PartnerBalance.salesCount":
+		if e.ComplexityRoot.PartnerBalance.SalesCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerBalance.SalesCount(childComplexity), true
+
+	case "PartnerEarning.amountCents":
+		if e.ComplexityRoot.PartnerEarning.AmountCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarning.AmountCents(childComplexity), true
+	case "PartnerEarning.createdAt":
+		if e.ComplexityRoot.PartnerEarning.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarning.CreatedAt(childComplexity), true
+	case "PartnerEarning.id":
+		if e.ComplexityRoot.PartnerEarning.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarning.ID(childComplexity), true
+	case "PartnerEarning.kind":
+		if e.ComplexityRoot.PartnerEarning.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarning.Kind(childComplexity), true
+	case "PartnerEarning.leadPurchaseId":
+		if e.ComplexityRoot.PartnerEarning.LeadPurchaseID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarning.LeadPurchaseID(childComplexity), true
+	case "PartnerEarning.rate":
+		if e.ComplexityRoot.PartnerEarning.Rate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarning.Rate(childComplexity), true
+	case "PartnerEarning.saleValueCents":
+		if e.ComplexityRoot.PartnerEarning.SaleValueCents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarning.SaleValueCents(childComplexity), true
+
+	case "PartnerEarningConnection.edges":
+		if e.ComplexityRoot.PartnerEarningConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarningConnection.Edges(childComplexity), true
+	case "PartnerEarningConnection.pageInfo":
+		if e.ComplexityRoot.PartnerEarningConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarningConnection.PageInfo(childComplexity), true
+
+	case "PartnerEarningEdge.cursor":
+		if e.ComplexityRoot.PartnerEarningEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarningEdge.Cursor(childComplexity), true
+	case "PartnerEarningEdge.node":
+		if e.ComplexityRoot.PartnerEarningEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerEarningEdge.Node(childComplexity), true
+
+	case "PurchaseCreditsPayload.checkoutUrl":
+		if e.ComplexityRoot.PurchaseCreditsPayload.CheckoutURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseCreditsPayload.CheckoutURL(childComplexity), true
+	case "PurchaseCreditsPayload.order":
+		if e.ComplexityRoot.PurchaseCreditsPayload.Order == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseCreditsPayload.Order(childComplexity), true
+	case "PurchaseCreditsPayload.sessionId":
+		if e.ComplexityRoot.PurchaseCreditsPayload.SessionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseCreditsPayload.SessionID(childComplexity), true
 
 	case "PurchaseLeadsPayload.balance":
 		if e.ComplexityRoot.PurchaseLeadsPayload.Balance == nil {
@@ -768,6 +1102,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CreditBalance(childComplexity, args["workspaceId"].(string)), true
+	case "Query.creditOrder":
+		if e.ComplexityRoot.Query.CreditOrder == nil {
+			break
+		}
+
+		args, err := ec.field_Query_creditOrder_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CreditOrder(childComplexity, args["id"].(string)), true
+	case "Query.creditPackages":
+		if e.ComplexityRoot.Query.CreditPackages == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.CreditPackages(childComplexity), true
 	case "Query.creditTransactions":
 		if e.ComplexityRoot.Query.CreditTransactions == nil {
 			break
@@ -819,6 +1170,63 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.MyLeads(childComplexity, args["workspaceId"].(string), args["first"].(*int), args["after"].(*string), args["filter"].(*model.LeadFilter)), true
+	case "Query.partnerBalance":
+		if e.ComplexityRoot.Query.PartnerBalance == nil {
+			break
+		}
+
+		args, err := ec.field_Query_partnerBalance_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PartnerBalance(childComplexity, args["partnerId"].(string)), true
+	case "Query.partnerEarnings":
+		if e.ComplexityRoot.Query.PartnerEarnings == nil {
+			break
+		}
+
+		args, err := ec.field_Query_partnerEarnings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PartnerEarnings(childComplexity, args["partnerId"].(string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.webhookEvent":
+		if e.ComplexityRoot.Query.WebhookEvent == nil {
+			break
+		}
+
+		args, err := ec.field_Query_webhookEvent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WebhookEvent(childComplexity, args["id"].(string)), true
+	case "Query.webhookEvents":
+		if e.ComplexityRoot.Query.WebhookEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_webhookEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WebhookEvents(childComplexity, args["filter"].(*model.WebhookEventFilter), args["first"].(*int), args["after"].(*string)), true
+
+	case "RetryWebhookEventsPayload.events":
+		if e.ComplexityRoot.RetryWebhookEventsPayload.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryWebhookEventsPayload.Events(childComplexity), true
+	case "RetryWebhookEventsPayload.retried":
+		if e.ComplexityRoot.RetryWebhookEventsPayload.Retried == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryWebhookEventsPayload.Retried(childComplexity), true
 
 	case "User.email":
 		if e.ComplexityRoot.User.Email == nil {
@@ -850,6 +1258,112 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Workspaces(childComplexity), true
+
+	case "WebhookAttempt.attempt":
+		if e.ComplexityRoot.WebhookAttempt.Attempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookAttempt.Attempt(childComplexity), true
+	case "WebhookAttempt.error":
+		if e.ComplexityRoot.WebhookAttempt.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookAttempt.Error(childComplexity), true
+	case "WebhookAttempt.finishedAt":
+		if e.ComplexityRoot.WebhookAttempt.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookAttempt.FinishedAt(childComplexity), true
+	case "WebhookAttempt.startedAt":
+		if e.ComplexityRoot.WebhookAttempt.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookAttempt.StartedAt(childComplexity), true
+
+	case "WebhookEvent.attemptLog":
+		if e.ComplexityRoot.WebhookEvent.AttemptLog == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.AttemptLog(childComplexity), true
+	case "WebhookEvent.attempts":
+		if e.ComplexityRoot.WebhookEvent.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.Attempts(childComplexity), true
+	case "WebhookEvent.id":
+		if e.ComplexityRoot.WebhookEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.ID(childComplexity), true
+	case "WebhookEvent.lastError":
+		if e.ComplexityRoot.WebhookEvent.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.LastError(childComplexity), true
+	case "WebhookEvent.nextAttemptAt":
+		if e.ComplexityRoot.WebhookEvent.NextAttemptAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.NextAttemptAt(childComplexity), true
+	case "WebhookEvent.processedAt":
+		if e.ComplexityRoot.WebhookEvent.ProcessedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.ProcessedAt(childComplexity), true
+	case "WebhookEvent.receivedAt":
+		if e.ComplexityRoot.WebhookEvent.ReceivedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.ReceivedAt(childComplexity), true
+	case "WebhookEvent.status":
+		if e.ComplexityRoot.WebhookEvent.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.Status(childComplexity), true
+	case "WebhookEvent.type":
+		if e.ComplexityRoot.WebhookEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEvent.Type(childComplexity), true
+
+	case "WebhookEventConnection.edges":
+		if e.ComplexityRoot.WebhookEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEventConnection.Edges(childComplexity), true
+	case "WebhookEventConnection.pageInfo":
+		if e.ComplexityRoot.WebhookEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEventConnection.PageInfo(childComplexity), true
+
+	case "WebhookEventEdge.cursor":
+		if e.ComplexityRoot.WebhookEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEventEdge.Cursor(childComplexity), true
+	case "WebhookEventEdge.node":
+		if e.ComplexityRoot.WebhookEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookEventEdge.Node(childComplexity), true
 
 	case "Workspace.createdAt":
 		if e.ComplexityRoot.Workspace.CreatedAt == nil {
@@ -919,7 +1433,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AuditLogFilter", ec.unmarshalInputAuditLogFilter),
 			graphql.NewInputUnmarshaler("LeadFilter", ec.unmarshalInputLeadFilter),
+			graphql.NewInputUnmarshaler("PurchaseCreditsInput", ec.unmarshalInputPurchaseCreditsInput),
 			graphql.NewInputUnmarshaler("PurchaseLeadsInput", ec.unmarshalInputPurchaseLeadsInput),
+			graphql.NewInputUnmarshaler("WebhookEventFilter", ec.unmarshalInputWebhookEventFilter),
 		)
 	}
 	first := true
@@ -1025,6 +1541,23 @@ enum Role {
 "The field needs a signed-in caller with the given role; anonymous callers get UNAUTHENTICATED, others FORBIDDEN."
 directive @auth(requires: Role = USER) on FIELD_DEFINITION
 
+"Rate-limit tiers, per caller (the user, else the client IP)."
+enum RateLimitTier {
+  "Money-moving mutations: 10 per minute by default."
+  PURCHASE
+  "Marketplace browsing and lead lookups: 60 per minute by default."
+  BROWSE
+  "Everything else: 100 per minute by default."
+  STANDARD
+}
+
+"""
+The root field counts against the tier's limit; root fields without it count as STANDARD. An
+operation over any limit is refused whole, before any resolver runs: HTTP 429 with Retry-After and
+an error whose extensions.code is RATE_LIMITED.
+"""
+directive @rateLimit(tier: RateLimitTier!) on FIELD_DEFINITION
+
 type Query {
   "The signed-in user with their workspaces and partner memberships."
   me: User! @auth
@@ -1042,13 +1575,14 @@ type Query {
     orderBy: LeadOrder = NEWEST
     "Judge purchases (and unmasking) for this workspace only; the caller must belong to it."
     workspaceId: ID
-  ): LeadConnection! @auth
+  ): LeadConnection! @auth @rateLimit(tier: BROWSE)
 
   "One lead, if it is sellable or one of the caller's workspaces bought it; null otherwise."
-  lead(id: ID!): Lead @auth
+  lead(id: ID!): Lead @auth @rateLimit(tier: BROWSE)
 
   "Leads a workspace bought, with full contact data, newest purchase first. Members only."
-  myLeads(workspaceId: ID!, first: Int = 25, after: String, filter: LeadFilter): LeadConnection! @auth
+  myLeads(workspaceId: ID!, first: Int = 25, after: String, filter: LeadFilter): LeadConnection!
+    @auth @rateLimit(tier: BROWSE)
 
   "A workspace's credit balance. Members and platform admins."
   creditBalance(workspaceId: ID!): CreditBalance! @auth
@@ -1061,6 +1595,25 @@ type Query {
   their workspace's entries (filter.workspaceId is then required).
   """
   auditLogs(filter: AuditLogFilter, first: Int = 50, after: String): AuditLogConnection! @auth
+
+  "The credit packages on sale (active ones), cheapest first."
+  creditPackages: [CreditPackage!]! @auth
+
+  "A credit order (a Checkout Session) of a workspace, for its owners and admins."
+  creditOrder(id: ID!): CreditOrder @auth
+
+  "Stripe webhook events, newest first. Platform admins."
+  webhookEvents(filter: WebhookEventFilter, first: Int = 50, after: String): WebhookEventConnection!
+    @auth(requires: PLATFORM_ADMIN)
+
+  "One Stripe webhook event with its processing attempts. Platform admins."
+  webhookEvent(id: ID!): WebhookEvent @auth(requires: PLATFORM_ADMIN)
+
+  "A partner's commission ledger, newest first. The partner's members and platform admins."
+  partnerEarnings(partnerId: ID!, first: Int = 25, after: String): PartnerEarningConnection! @auth
+
+  "A partner's commission balance. The partner's members and platform admins."
+  partnerBalance(partnerId: ID!): PartnerBalance! @auth
 }
 
 type Mutation {
@@ -1070,7 +1623,20 @@ type Mutation {
   audit entry is written. Replaying the same idempotencyKey with the same input returns the first
   result; with different input it fails with IDEMPOTENCY_KEY_REUSED. Keys are kept 24 hours.
   """
-  purchaseLeads(input: PurchaseLeadsInput!): PurchaseLeadsPayload! @auth
+  purchaseLeads(input: PurchaseLeadsInput!): PurchaseLeadsPayload! @auth @rateLimit(tier: PURCHASE)
+
+  """
+  Starts buying a credit package: creates a Stripe Checkout Session for the package's price (set
+  on the server) and a pending order. Credits are granted only when Stripe confirms the payment
+  through the webhook. Workspace owners and admins only.
+  """
+  purchaseCredits(input: PurchaseCreditsInput!): PurchaseCreditsPayload! @auth @rateLimit(tier: PURCHASE)
+
+  "Processes a webhook event again now, whatever its status; a processed event changes nothing. Platform admins."
+  retryWebhookEvent(id: ID!): WebhookEvent! @auth(requires: PLATFORM_ADMIN)
+
+  "Processes again every FAILED webhook event received since the given time. Platform admins."
+  retryFailedWebhookEvents(since: Time!): RetryWebhookEventsPayload! @auth(requires: PLATFORM_ADMIN)
 
   "Creates a workspace; the caller becomes its OWNER."
   createWorkspace(name: String!): Workspace! @auth
@@ -1350,6 +1916,151 @@ type AuditLogConnection {
   edges: [AuditLogEdge!]!
   pageInfo: PageInfo!
 }
+
+"A package of credits on sale; its price is set on the server."
+type CreditPackage {
+  id: ID!
+  name: String!
+  credits: Int!
+  priceCents: Int!
+  "ISO 4217, lower case (usd)."
+  currency: String!
+}
+
+input PurchaseCreditsInput {
+  workspaceId: ID!
+  packageId: ID!
+  "Where Stripe sends the buyer after paying; {CHECKOUT_SESSION_ID} is replaced by Stripe."
+  successUrl: String!
+  "Where Stripe sends the buyer who gives up."
+  cancelUrl: String!
+  "Optional: the same key returns the same Checkout Session instead of a second one."
+  idempotencyKey: String
+}
+
+type PurchaseCreditsPayload {
+  checkoutUrl: String!
+  sessionId: String!
+  order: CreditOrder!
+}
+
+enum CreditOrderStatus {
+  "Waiting for Stripe to confirm the payment."
+  PENDING
+  "Paid; the credits were granted."
+  PAID
+  "The payment failed."
+  FAILED
+  "Stripe reported a payment whose amount or currency does not match the package; nothing was granted."
+  AMOUNT_MISMATCH
+}
+
+"A purchase of a credit package through Stripe Checkout."
+type CreditOrder {
+  id: ID!
+  workspaceId: ID!
+  status: CreditOrderStatus!
+  credits: Int!
+  amountCents: Int!
+  currency: String!
+  "Credits taken back by refunds so far."
+  refundedCredits: Int!
+  createdAt: Time!
+  paidAt: Time
+}
+
+enum WebhookEventStatus {
+  RECEIVED
+  PROCESSING
+  PROCESSED
+  RETRYING
+  FAILED
+  IGNORED
+}
+
+input WebhookEventFilter {
+  status: WebhookEventStatus
+  "A Stripe event type, such as checkout.session.completed."
+  type: String
+  receivedAfter: Time
+}
+
+"A Stripe webhook event as received and processed."
+type WebhookEvent {
+  "Stripe's event id (evt_...)."
+  id: ID!
+  type: String!
+  status: WebhookEventStatus!
+  "How many times processing was tried."
+  attempts: Int!
+  "When the next automatic try runs, while RETRYING."
+  nextAttemptAt: Time
+  lastError: String
+  receivedAt: Time!
+  processedAt: Time
+  "Every processing attempt, oldest first."
+  attemptLog: [WebhookAttempt!]!
+}
+
+type WebhookAttempt {
+  attempt: Int!
+  startedAt: Time!
+  finishedAt: Time
+  "Why the attempt failed; null when it succeeded."
+  error: String
+}
+
+type WebhookEventEdge {
+  cursor: String!
+  node: WebhookEvent!
+}
+
+type WebhookEventConnection {
+  edges: [WebhookEventEdge!]!
+  pageInfo: PageInfo!
+}
+
+type RetryWebhookEventsPayload {
+  "How many events were queued again."
+  retried: Int!
+  events: [WebhookEvent!]!
+}
+
+enum PartnerEarningKind {
+  ACCRUAL
+  REVERSAL
+}
+
+"One entry of a partner's commission ledger."
+type PartnerEarning {
+  id: ID!
+  kind: PartnerEarningKind!
+  "Signed, in cents: reversals are negative."
+  amountCents: Int!
+  "The sale's value in cents (its credits x CREDIT_VALUE_CENTS)."
+  saleValueCents: Int!
+  "The commission rate applied, 0.325 = 32.5 %."
+  rate: Float!
+  leadPurchaseId: ID
+  createdAt: Time!
+}
+
+type PartnerEarningEdge {
+  cursor: String!
+  node: PartnerEarning!
+}
+
+type PartnerEarningConnection {
+  edges: [PartnerEarningEdge!]!
+  pageInfo: PageInfo!
+}
+
+type PartnerBalance {
+  partnerId: ID!
+  "Sum of the partner's earnings ledger, in cents."
+  balanceCents: Int!
+  salesCount: Int!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1424,6 +2135,46 @@ func (ec *executionContext) childFields_CreditBalance(ctx context.Context, field
 		return ec.fieldContext_CreditBalance_credits(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreditBalance", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditOrder(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CreditOrder_id(ctx, field)
+	case "workspaceId":
+		return ec.fieldContext_CreditOrder_workspaceId(ctx, field)
+	case "status":
+		return ec.fieldContext_CreditOrder_status(ctx, field)
+	case "credits":
+		return ec.fieldContext_CreditOrder_credits(ctx, field)
+	case "amountCents":
+		return ec.fieldContext_CreditOrder_amountCents(ctx, field)
+	case "currency":
+		return ec.fieldContext_CreditOrder_currency(ctx, field)
+	case "refundedCredits":
+		return ec.fieldContext_CreditOrder_refundedCredits(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CreditOrder_createdAt(ctx, field)
+	case "paidAt":
+		return ec.fieldContext_CreditOrder_paidAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditOrder", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditPackage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CreditPackage_id(ctx, field)
+	case "name":
+		return ec.fieldContext_CreditPackage_name(ctx, field)
+	case "credits":
+		return ec.fieldContext_CreditPackage_credits(ctx, field)
+	case "priceCents":
+		return ec.fieldContext_CreditPackage_priceCents(ctx, field)
+	case "currency":
+		return ec.fieldContext_CreditPackage_currency(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditPackage", field.Name)
 }
 
 func (ec *executionContext) childFields_CreditTransaction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1576,6 +2327,70 @@ func (ec *executionContext) childFields_Partner(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type Partner", field.Name)
 }
 
+func (ec *executionContext) childFields_PartnerBalance(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "partnerId":
+		return ec.fieldContext_PartnerBalance_partnerId(ctx, field)
+	case "balanceCents":
+		return ec.fieldContext_PartnerBalance_balanceCents(ctx, field)
+	case "salesCount":
+		return ec.fieldContext_PartnerBalance_salesCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerBalance", field.Name)
+}
+
+func (ec *executionContext) childFields_PartnerEarning(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_PartnerEarning_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_PartnerEarning_kind(ctx, field)
+	case "amountCents":
+		return ec.fieldContext_PartnerEarning_amountCents(ctx, field)
+	case "saleValueCents":
+		return ec.fieldContext_PartnerEarning_saleValueCents(ctx, field)
+	case "rate":
+		return ec.fieldContext_PartnerEarning_rate(ctx, field)
+	case "leadPurchaseId":
+		return ec.fieldContext_PartnerEarning_leadPurchaseId(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_PartnerEarning_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerEarning", field.Name)
+}
+
+func (ec *executionContext) childFields_PartnerEarningConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PartnerEarningConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PartnerEarningConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerEarningConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PartnerEarningEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PartnerEarningEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PartnerEarningEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerEarningEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_PurchaseCreditsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "checkoutUrl":
+		return ec.fieldContext_PurchaseCreditsPayload_checkoutUrl(ctx, field)
+	case "sessionId":
+		return ec.fieldContext_PurchaseCreditsPayload_sessionId(ctx, field)
+	case "order":
+		return ec.fieldContext_PurchaseCreditsPayload_order(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PurchaseCreditsPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_PurchaseLeadsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "purchases":
@@ -1586,6 +2401,16 @@ func (ec *executionContext) childFields_PurchaseLeadsPayload(ctx context.Context
 		return ec.fieldContext_PurchaseLeadsPayload_balance(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PurchaseLeadsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RetryWebhookEventsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "retried":
+		return ec.fieldContext_RetryWebhookEventsPayload_retried(ctx, field)
+	case "events":
+		return ec.fieldContext_RetryWebhookEventsPayload_events(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RetryWebhookEventsPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1602,6 +2427,64 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_partners(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_WebhookAttempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "attempt":
+		return ec.fieldContext_WebhookAttempt_attempt(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_WebhookAttempt_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_WebhookAttempt_finishedAt(ctx, field)
+	case "error":
+		return ec.fieldContext_WebhookAttempt_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebhookAttempt", field.Name)
+}
+
+func (ec *executionContext) childFields_WebhookEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WebhookEvent_id(ctx, field)
+	case "type":
+		return ec.fieldContext_WebhookEvent_type(ctx, field)
+	case "status":
+		return ec.fieldContext_WebhookEvent_status(ctx, field)
+	case "attempts":
+		return ec.fieldContext_WebhookEvent_attempts(ctx, field)
+	case "nextAttemptAt":
+		return ec.fieldContext_WebhookEvent_nextAttemptAt(ctx, field)
+	case "lastError":
+		return ec.fieldContext_WebhookEvent_lastError(ctx, field)
+	case "receivedAt":
+		return ec.fieldContext_WebhookEvent_receivedAt(ctx, field)
+	case "processedAt":
+		return ec.fieldContext_WebhookEvent_processedAt(ctx, field)
+	case "attemptLog":
+		return ec.fieldContext_WebhookEvent_attemptLog(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebhookEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_WebhookEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_WebhookEventConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_WebhookEventConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebhookEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_WebhookEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_WebhookEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_WebhookEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebhookEventEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Workspace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1852,6 +2735,20 @@ func (ec *executionContext) field_Mutation_createWorkspace_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_purchaseCredits_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PurchaseCreditsInput, error) {
+			return ec.unmarshalNPurchaseCreditsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPurchaseCreditsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_purchaseLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1863,6 +2760,34 @@ func (ec *executionContext) field_Mutation_purchaseLeads_args(ctx context.Contex
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retryFailedWebhookEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retryWebhookEvent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -1921,6 +2846,20 @@ func (ec *executionContext) field_Query_creditBalance_args(ctx context.Context, 
 		return nil, err
 	}
 	args["workspaceId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_creditOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -2049,6 +2988,94 @@ func (ec *executionContext) field_Query_myLeads_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["filter"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_partnerBalance_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_partnerEarnings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_webhookEvent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_webhookEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.WebhookEventFilter, error) {
+			return ec.unmarshalOWebhookEventFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -2657,6 +3684,328 @@ func (ec *executionContext) _CreditBalance_credits(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_CreditBalance_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CreditBalance", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditOrder_id(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CreditOrder_workspaceId(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_workspaceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_workspaceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CreditOrder_status(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CreditOrderStatus) graphql.Marshaler {
+			return ec.marshalNCreditOrderStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditOrderStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "CreditOrderStatus")
+}
+
+func (ec *executionContext) _CreditOrder_credits(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditOrder_amountCents(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_amountCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AmountCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_amountCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditOrder_currency(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_currency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreditOrder_refundedCredits(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_refundedCredits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefundedCredits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_refundedCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditOrder_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CreditOrder_paidAt(ctx context.Context, field graphql.CollectedField, obj *model.CreditOrder) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditOrder_paidAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PaidAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditOrder_paidAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditOrder", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CreditPackage_id(ctx context.Context, field graphql.CollectedField, obj *model.CreditPackage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditPackage_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditPackage_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditPackage", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CreditPackage_name(ctx context.Context, field graphql.CollectedField, obj *model.CreditPackage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditPackage_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditPackage_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditPackage", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreditPackage_credits(ctx context.Context, field graphql.CollectedField, obj *model.CreditPackage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditPackage_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditPackage_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditPackage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditPackage_priceCents(ctx context.Context, field graphql.CollectedField, obj *model.CreditPackage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditPackage_priceCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PriceCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditPackage_priceCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditPackage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditPackage_currency(ctx context.Context, field graphql.CollectedField, obj *model.CreditPackage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditPackage_currency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditPackage_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditPackage", field, false, false, "String")
 }
 
 func (ec *executionContext) _CreditTransaction_id(ctx context.Context, field graphql.CollectedField, obj *model.CreditTransaction) (ret graphql.Marshaler) {
@@ -3805,6 +5154,192 @@ func (ec *executionContext) fieldContext_Mutation_purchaseLeads(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_purchaseCredits(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_purchaseCredits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PurchaseCredits(ctx, fc.Args["input"].(model.PurchaseCreditsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.PurchaseCreditsPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.PurchaseCreditsPayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PurchaseCreditsPayload) graphql.Marshaler {
+			return ec.marshalNPurchaseCreditsPayload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPurchaseCreditsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_purchaseCredits(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PurchaseCreditsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_purchaseCredits_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryWebhookEvent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryWebhookEvent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryWebhookEvent(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.WebhookEvent
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.WebhookEvent
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookEvent) graphql.Marshaler {
+			return ec.marshalNWebhookEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryWebhookEvent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryWebhookEvent_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryFailedWebhookEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryFailedWebhookEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryFailedWebhookEvents(ctx, fc.Args["since"].(time.Time))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.RetryWebhookEventsPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.RetryWebhookEventsPayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RetryWebhookEventsPayload) graphql.Marshaler {
+			return ec.marshalNRetryWebhookEventsPayload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRetryWebhookEventsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryFailedWebhookEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RetryWebhookEventsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryFailedWebhookEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createWorkspace(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4081,6 +5616,433 @@ func (ec *executionContext) _Partner_name(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Partner_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Partner", field, false, false, "String")
+}
+
+func (ec *executionContext) _PartnerBalance_partnerId(ctx context.Context, field graphql.CollectedField, obj *model.PartnerBalance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerBalance_partnerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PartnerID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerBalance_partnerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerBalance", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PartnerBalance_balanceCents(ctx context.Context, field graphql.CollectedField, obj *model.PartnerBalance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerBalance_balanceCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BalanceCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerBalance_balanceCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerBalance", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerBalance_salesCount(ctx context.Context, field graphql.CollectedField, obj *model.PartnerBalance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerBalance_salesCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SalesCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerBalance_salesCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerBalance", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerEarning_id(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarning_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarning_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarning", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PartnerEarning_kind(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarning_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PartnerEarningKind) graphql.Marshaler {
+			return ec.marshalNPartnerEarningKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarning_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarning", field, false, false, "PartnerEarningKind")
+}
+
+func (ec *executionContext) _PartnerEarning_amountCents(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarning_amountCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AmountCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarning_amountCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarning", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerEarning_saleValueCents(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarning_saleValueCents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SaleValueCents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarning_saleValueCents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarning", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerEarning_rate(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarning_rate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarning_rate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarning", field, false, false, "Float")
+}
+
+func (ec *executionContext) _PartnerEarning_leadPurchaseId(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarning_leadPurchaseId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeadPurchaseID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarning_leadPurchaseId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarning", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PartnerEarning_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarning) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarning_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarning_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarning", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PartnerEarningConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarningConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarningConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PartnerEarningEdge) graphql.Marshaler {
+			return ec.marshalNPartnerEarningEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarningConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerEarningConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerEarningEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PartnerEarningConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarningConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarningConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarningConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerEarningConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PartnerEarningEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarningEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarningEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarningEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerEarningEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _PartnerEarningEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.PartnerEarningEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerEarningEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PartnerEarning) graphql.Marshaler {
+			return ec.marshalNPartnerEarning2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarning(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerEarningEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerEarningEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerEarning(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PurchaseCreditsPayload_checkoutUrl(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseCreditsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseCreditsPayload_checkoutUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CheckoutURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseCreditsPayload_checkoutUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PurchaseCreditsPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _PurchaseCreditsPayload_sessionId(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseCreditsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseCreditsPayload_sessionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SessionID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseCreditsPayload_sessionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PurchaseCreditsPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _PurchaseCreditsPayload_order(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseCreditsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseCreditsPayload_order(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Order, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreditOrder) graphql.Marshaler {
+			return ec.marshalNCreditOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditOrder(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseCreditsPayload_order(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PurchaseCreditsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditOrder(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _PurchaseLeadsPayload_purchases(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseLeadsPayload) (ret graphql.Marshaler) {
@@ -4583,6 +6545,366 @@ func (ec *executionContext) fieldContext_Query_auditLogs(ctx context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_creditPackages(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_creditPackages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().CreditPackages(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal []*model.CreditPackage
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal []*model.CreditPackage
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CreditPackage) graphql.Marshaler {
+			return ec.marshalNCreditPackage2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditPackageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_creditPackages(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditPackage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_creditOrder(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_creditOrder(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CreditOrder(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.CreditOrder
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CreditOrder
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreditOrder) graphql.Marshaler {
+			return ec.marshalOCreditOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_creditOrder(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditOrder(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_creditOrder_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_webhookEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_webhookEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WebhookEvents(ctx, fc.Args["filter"].(*model.WebhookEventFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.WebhookEventConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.WebhookEventConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookEventConnection) graphql.Marshaler {
+			return ec.marshalNWebhookEventConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_webhookEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookEventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_webhookEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_webhookEvent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_webhookEvent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WebhookEvent(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.WebhookEvent
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.WebhookEvent
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookEvent) graphql.Marshaler {
+			return ec.marshalOWebhookEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEvent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_webhookEvent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_webhookEvent_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_partnerEarnings(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_partnerEarnings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PartnerEarnings(ctx, fc.Args["partnerId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.PartnerEarningConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.PartnerEarningConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PartnerEarningConnection) graphql.Marshaler {
+			return ec.marshalNPartnerEarningConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_partnerEarnings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerEarningConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_partnerEarnings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_partnerBalance(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_partnerBalance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PartnerBalance(ctx, fc.Args["partnerId"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.PartnerBalance
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.PartnerBalance
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PartnerBalance) graphql.Marshaler {
+			return ec.marshalNPartnerBalance2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerBalance(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_partnerBalance(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerBalance(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_partnerBalance_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4654,6 +6976,61 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RetryWebhookEventsPayload_retried(ctx context.Context, field graphql.CollectedField, obj *model.RetryWebhookEventsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryWebhookEventsPayload_retried(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Retried, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryWebhookEventsPayload_retried(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RetryWebhookEventsPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RetryWebhookEventsPayload_events(ctx context.Context, field graphql.CollectedField, obj *model.RetryWebhookEventsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryWebhookEventsPayload_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Events, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.WebhookEvent) graphql.Marshaler {
+			return ec.marshalNWebhookEvent2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryWebhookEventsPayload_events(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetryWebhookEventsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookEvent(ctx, field)
 		},
 	}
 	return fc, nil
@@ -4787,6 +7164,433 @@ func (ec *executionContext) fieldContext_User_partners(_ context.Context, field 
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Partner(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookAttempt_attempt(ctx context.Context, field graphql.CollectedField, obj *model.WebhookAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookAttempt_attempt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookAttempt_attempt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _WebhookAttempt_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.WebhookAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookAttempt_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookAttempt_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebhookAttempt_finishedAt(ctx context.Context, field graphql.CollectedField, obj *model.WebhookAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookAttempt_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookAttempt_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebhookAttempt_error(ctx context.Context, field graphql.CollectedField, obj *model.WebhookAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookAttempt_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookAttempt_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookAttempt", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebhookEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _WebhookEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebhookEvent_status(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.WebhookEventStatus) graphql.Marshaler {
+			return ec.marshalNWebhookEventStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "WebhookEventStatus")
+}
+
+func (ec *executionContext) _WebhookEvent_attempts(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _WebhookEvent_nextAttemptAt(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_nextAttemptAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextAttemptAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_nextAttemptAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebhookEvent_lastError(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebhookEvent_receivedAt(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_receivedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReceivedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_receivedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebhookEvent_processedAt(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_processedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProcessedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_processedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WebhookEvent_attemptLog(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEvent_attemptLog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WebhookEvent().AttemptLog(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.WebhookAttempt) graphql.Marshaler {
+			return ec.marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookAttemptᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEvent_attemptLog(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookAttempt(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEventConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.WebhookEventEdge) graphql.Marshaler {
+			return ec.marshalNWebhookEventEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookEventEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEventConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEventConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WebhookEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEventEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WebhookEventEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _WebhookEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.WebhookEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WebhookEventEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookEvent) graphql.Marshaler {
+			return ec.marshalNWebhookEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WebhookEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WebhookEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookEvent(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6277,6 +9081,76 @@ func UnmarshalLeadFilter(ctx context.Context, raw any) (model.LeadFilter, error)
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputPurchaseCreditsInput(ctx context.Context, obj any) (model.PurchaseCreditsInput, error) {
+	var it model.PurchaseCreditsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "packageId", "successUrl", "cancelUrl", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "packageId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("packageId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PackageID = data
+		case "successUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("successUrl"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SuccessURL = data
+		case "cancelUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelUrl"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelURL = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPurchaseCreditsInput unmarshals raw into the PurchaseCreditsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPurchaseCreditsInput(ctx context.Context, raw any) (model.PurchaseCreditsInput, error) {
+	var out model.PurchaseCreditsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PurchaseCreditsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputPurchaseLeadsInput(ctx context.Context, obj any) (model.PurchaseLeadsInput, error) {
 	var it model.PurchaseLeadsInput
 	if obj == nil {
@@ -6330,6 +9204,62 @@ func (ec *executionContext) unmarshalInputPurchaseLeadsInput(ctx context.Context
 func UnmarshalPurchaseLeadsInput(ctx context.Context, raw any) (model.PurchaseLeadsInput, error) {
 	var out model.PurchaseLeadsInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "PurchaseLeadsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputWebhookEventFilter(ctx context.Context, obj any) (model.WebhookEventFilter, error) {
+	var it model.WebhookEventFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"status", "type", "receivedAfter"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOWebhookEventStatus2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "receivedAfter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("receivedAfter"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReceivedAfter = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWebhookEventFilter unmarshals raw into the WebhookEventFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWebhookEventFilter(ctx context.Context, raw any) (model.WebhookEventFilter, error) {
+	var out model.WebhookEventFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WebhookEventFilter", raw, &out)
 	return out, err
 }
 
@@ -6543,6 +9473,132 @@ func (ec *executionContext) _CreditBalance(ctx context.Context, sel ast.Selectio
 			}
 		case "credits":
 			out.Values[i] = ec._CreditBalance_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditOrderImplementors = []string{"CreditOrder"}
+
+func (ec *executionContext) _CreditOrder(ctx context.Context, sel ast.SelectionSet, obj *model.CreditOrder) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditOrderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditOrder")
+		case "id":
+			out.Values[i] = ec._CreditOrder_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workspaceId":
+			out.Values[i] = ec._CreditOrder_workspaceId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._CreditOrder_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credits":
+			out.Values[i] = ec._CreditOrder_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "amountCents":
+			out.Values[i] = ec._CreditOrder_amountCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currency":
+			out.Values[i] = ec._CreditOrder_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refundedCredits":
+			out.Values[i] = ec._CreditOrder_refundedCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._CreditOrder_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "paidAt":
+			out.Values[i] = ec._CreditOrder_paidAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditPackageImplementors = []string{"CreditPackage"}
+
+func (ec *executionContext) _CreditPackage(ctx context.Context, sel ast.SelectionSet, obj *model.CreditPackage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditPackageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditPackage")
+		case "id":
+			out.Values[i] = ec._CreditPackage_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._CreditPackage_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credits":
+			out.Values[i] = ec._CreditPackage_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "priceCents":
+			out.Values[i] = ec._CreditPackage_priceCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currency":
+			out.Values[i] = ec._CreditPackage_currency(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7008,6 +10064,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "purchaseCredits":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_purchaseCredits(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryWebhookEvent":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryWebhookEvent(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryFailedWebhookEvents":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryFailedWebhookEvents(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createWorkspace":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createWorkspace(ctx, field)
@@ -7102,6 +10179,231 @@ func (ec *executionContext) _Partner(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "name":
 			out.Values[i] = ec._Partner_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var partnerBalanceImplementors = []string{"PartnerBalance"}
+
+func (ec *executionContext) _PartnerBalance(ctx context.Context, sel ast.SelectionSet, obj *model.PartnerBalance) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerBalanceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerBalance")
+		case "partnerId":
+			out.Values[i] = ec._PartnerBalance_partnerId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "balanceCents":
+			out.Values[i] = ec._PartnerBalance_balanceCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "salesCount":
+			out.Values[i] = ec._PartnerBalance_salesCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var partnerEarningImplementors = []string{"PartnerEarning"}
+
+func (ec *executionContext) _PartnerEarning(ctx context.Context, sel ast.SelectionSet, obj *model.PartnerEarning) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerEarningImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerEarning")
+		case "id":
+			out.Values[i] = ec._PartnerEarning_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._PartnerEarning_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "amountCents":
+			out.Values[i] = ec._PartnerEarning_amountCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "saleValueCents":
+			out.Values[i] = ec._PartnerEarning_saleValueCents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rate":
+			out.Values[i] = ec._PartnerEarning_rate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leadPurchaseId":
+			out.Values[i] = ec._PartnerEarning_leadPurchaseId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._PartnerEarning_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var partnerEarningConnectionImplementors = []string{"PartnerEarningConnection"}
+
+func (ec *executionContext) _PartnerEarningConnection(ctx context.Context, sel ast.SelectionSet, obj *model.PartnerEarningConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerEarningConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerEarningConnection")
+		case "edges":
+			out.Values[i] = ec._PartnerEarningConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._PartnerEarningConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var partnerEarningEdgeImplementors = []string{"PartnerEarningEdge"}
+
+func (ec *executionContext) _PartnerEarningEdge(ctx context.Context, sel ast.SelectionSet, obj *model.PartnerEarningEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerEarningEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerEarningEdge")
+		case "cursor":
+			out.Values[i] = ec._PartnerEarningEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._PartnerEarningEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var purchaseCreditsPayloadImplementors = []string{"PurchaseCreditsPayload"}
+
+func (ec *executionContext) _PurchaseCreditsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PurchaseCreditsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, purchaseCreditsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PurchaseCreditsPayload")
+		case "checkoutUrl":
+			out.Values[i] = ec._PurchaseCreditsPayload_checkoutUrl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sessionId":
+			out.Values[i] = ec._PurchaseCreditsPayload_sessionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "order":
+			out.Values[i] = ec._PurchaseCreditsPayload_order(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7226,6 +10528,42 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_auditLogs(ctx, field)
 				})
+		case "creditPackages":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_creditPackages(ctx, field)
+				})
+		case "creditOrder":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_creditOrder(ctx, field)
+				})
+		case "webhookEvents":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_webhookEvents(ctx, field)
+				})
+		case "webhookEvent":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_webhookEvent(ctx, field)
+				})
+		case "partnerEarnings":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_partnerEarnings(ctx, field)
+				})
+		case "partnerBalance":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_partnerBalance(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -7239,6 +10577,44 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var retryWebhookEventsPayloadImplementors = []string{"RetryWebhookEventsPayload"}
+
+func (ec *executionContext) _RetryWebhookEventsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RetryWebhookEventsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, retryWebhookEventsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RetryWebhookEventsPayload")
+		case "retried":
+			out.Values[i] = ec._RetryWebhookEventsPayload_retried(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "events":
+			out.Values[i] = ec._RetryWebhookEventsPayload_events(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -7295,6 +10671,204 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_partners(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var webhookAttemptImplementors = []string{"WebhookAttempt"}
+
+func (ec *executionContext) _WebhookAttempt(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookAttempt) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookAttemptImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookAttempt")
+		case "attempt":
+			out.Values[i] = ec._WebhookAttempt_attempt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._WebhookAttempt_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "finishedAt":
+			out.Values[i] = ec._WebhookAttempt_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._WebhookAttempt_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var webhookEventImplementors = []string{"WebhookEvent"}
+
+func (ec *executionContext) _WebhookEvent(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookEvent")
+		case "id":
+			out.Values[i] = ec._WebhookEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "type":
+			out.Values[i] = ec._WebhookEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._WebhookEvent_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attempts":
+			out.Values[i] = ec._WebhookEvent_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "nextAttemptAt":
+			out.Values[i] = ec._WebhookEvent_nextAttemptAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastError":
+			out.Values[i] = ec._WebhookEvent_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "receivedAt":
+			out.Values[i] = ec._WebhookEvent_receivedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "processedAt":
+			out.Values[i] = ec._WebhookEvent_processedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attemptLog":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WebhookEvent_attemptLog(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var webhookEventConnectionImplementors = []string{"WebhookEventConnection"}
+
+func (ec *executionContext) _WebhookEventConnection(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookEventConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookEventConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookEventConnection")
+		case "edges":
+			out.Values[i] = ec._WebhookEventConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._WebhookEventConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var webhookEventEdgeImplementors = []string{"WebhookEventEdge"}
+
+func (ec *executionContext) _WebhookEventEdge(ctx context.Context, sel ast.SelectionSet, obj *model.WebhookEventEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, webhookEventEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WebhookEventEdge")
+		case "cursor":
+			out.Values[i] = ec._WebhookEventEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._WebhookEventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7895,6 +11469,48 @@ func (ec *executionContext) marshalNCreditBalance2ᚖgithubᚗcomᚋleadmarket�
 	return ec._CreditBalance(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNCreditOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditOrder(ctx context.Context, sel ast.SelectionSet, v *model.CreditOrder) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditOrder!")
+		return graphql.Null
+	}
+	return ec._CreditOrder(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCreditOrderStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditOrderStatus(ctx context.Context, v any) (model.CreditOrderStatus, error) {
+	var res model.CreditOrderStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreditOrderStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditOrderStatus(ctx context.Context, sel ast.SelectionSet, v model.CreditOrderStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNCreditPackage2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditPackageᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CreditPackage) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCreditPackage2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditPackage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCreditPackage2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditPackage(ctx context.Context, sel ast.SelectionSet, v *model.CreditPackage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditPackage!")
+		return graphql.Null
+	}
+	return ec._CreditPackage(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNCreditTransaction2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditTransaction(ctx context.Context, sel ast.SelectionSet, v *model.CreditTransaction) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CreditTransaction!")
@@ -7943,6 +11559,20 @@ func (ec *executionContext) unmarshalNCreditTransactionKind2githubᚗcomᚋleadm
 
 func (ec *executionContext) marshalNCreditTransactionKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditTransactionKind(ctx context.Context, sel ast.SelectionSet, v model.CreditTransactionKind) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -8116,6 +11746,77 @@ func (ec *executionContext) marshalNPartner2ᚖgithubᚗcomᚋleadmarketᚋleadm
 	return ec._Partner(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPartnerBalance2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerBalance(ctx context.Context, sel ast.SelectionSet, v *model.PartnerBalance) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerBalance!")
+		return graphql.Null
+	}
+	return ec._PartnerBalance(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPartnerEarning2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarning(ctx context.Context, sel ast.SelectionSet, v *model.PartnerEarning) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerEarning!")
+		return graphql.Null
+	}
+	return ec._PartnerEarning(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPartnerEarningConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningConnection(ctx context.Context, sel ast.SelectionSet, v *model.PartnerEarningConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerEarningConnection!")
+		return graphql.Null
+	}
+	return ec._PartnerEarningConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPartnerEarningEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PartnerEarningEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPartnerEarningEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPartnerEarningEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningEdge(ctx context.Context, sel ast.SelectionSet, v *model.PartnerEarningEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerEarningEdge!")
+		return graphql.Null
+	}
+	return ec._PartnerEarningEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPartnerEarningKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningKind(ctx context.Context, v any) (model.PartnerEarningKind, error) {
+	var res model.PartnerEarningKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPartnerEarningKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerEarningKind(ctx context.Context, sel ast.SelectionSet, v model.PartnerEarningKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNPurchaseCreditsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPurchaseCreditsInput(ctx context.Context, v any) (model.PurchaseCreditsInput, error) {
+	res, err := ec.unmarshalInputPurchaseCreditsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPurchaseCreditsPayload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPurchaseCreditsPayload(ctx context.Context, sel ast.SelectionSet, v *model.PurchaseCreditsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PurchaseCreditsPayload!")
+		return graphql.Null
+	}
+	return ec._PurchaseCreditsPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNPurchaseLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPurchaseLeadsInput(ctx context.Context, v any) (model.PurchaseLeadsInput, error) {
 	res, err := ec.unmarshalInputPurchaseLeadsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8127,6 +11828,24 @@ func (ec *executionContext) marshalNPurchaseLeadsPayload2ᚖgithubᚗcomᚋleadm
 		return graphql.Null
 	}
 	return ec._PurchaseLeadsPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRateLimitTier2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRateLimitTier(ctx context.Context, v any) (model.RateLimitTier, error) {
+	var res model.RateLimitTier
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRateLimitTier2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRateLimitTier(ctx context.Context, sel ast.SelectionSet, v model.RateLimitTier) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNRetryWebhookEventsPayload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRetryWebhookEventsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RetryWebhookEventsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RetryWebhookEventsPayload!")
+		return graphql.Null
+	}
+	return ec._RetryWebhookEventsPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSeniority2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSeniority(ctx context.Context, v any) (model.Seniority, error) {
@@ -8182,6 +11901,96 @@ func (ec *executionContext) unmarshalNVerificationStatus2githubᚗcomᚋleadmark
 }
 
 func (ec *executionContext) marshalNVerificationStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatus(ctx context.Context, sel ast.SelectionSet, v model.VerificationStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WebhookAttempt) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWebhookAttempt2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookAttempt(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWebhookAttempt2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookAttempt(ctx context.Context, sel ast.SelectionSet, v *model.WebhookAttempt) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WebhookAttempt!")
+		return graphql.Null
+	}
+	return ec._WebhookAttempt(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWebhookEvent2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WebhookEvent) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWebhookEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWebhookEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEvent(ctx context.Context, sel ast.SelectionSet, v *model.WebhookEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WebhookEvent!")
+		return graphql.Null
+	}
+	return ec._WebhookEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWebhookEventConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.WebhookEventConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WebhookEventConnection!")
+		return graphql.Null
+	}
+	return ec._WebhookEventConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWebhookEventEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WebhookEventEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWebhookEventEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWebhookEventEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventEdge(ctx context.Context, sel ast.SelectionSet, v *model.WebhookEventEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WebhookEventEdge!")
+		return graphql.Null
+	}
+	return ec._WebhookEventEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNWebhookEventStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventStatus(ctx context.Context, v any) (model.WebhookEventStatus, error) {
+	var res model.WebhookEventStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWebhookEventStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventStatus(ctx context.Context, sel ast.SelectionSet, v model.WebhookEventStatus) graphql.Marshaler {
 	return v
 }
 
@@ -8467,6 +12276,13 @@ func (ec *executionContext) marshalOCompanySize2ᚕgithubᚗcomᚋleadmarketᚋl
 	return ret
 }
 
+func (ec *executionContext) marshalOCreditOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditOrder(ctx context.Context, sel ast.SelectionSet, v *model.CreditOrder) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CreditOrder(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {
 		return nil, nil
@@ -8744,6 +12560,37 @@ func (ec *executionContext) marshalOVerificationStatus2ᚕgithubᚗcomᚋleadmar
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalOWebhookEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEvent(ctx context.Context, sel ast.SelectionSet, v *model.WebhookEvent) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._WebhookEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOWebhookEventFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventFilter(ctx context.Context, v any) (*model.WebhookEventFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputWebhookEventFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOWebhookEventStatus2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventStatus(ctx context.Context, v any) (*model.WebhookEventStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.WebhookEventStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOWebhookEventStatus2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventStatus(ctx context.Context, sel ast.SelectionSet, v *model.WebhookEventStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

@@ -7,6 +7,8 @@ package graph
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/audit"
@@ -45,6 +47,21 @@ func (r *mutationResolver) PurchaseLeads(ctx context.Context, input model.Purcha
 		})
 	}
 	return out, nil
+}
+
+// PurchaseCredits is the resolver for the purchaseCredits field.
+func (r *mutationResolver) PurchaseCredits(ctx context.Context, input model.PurchaseCreditsInput) (*model.PurchaseCreditsPayload, error) {
+	panic(fmt.Errorf("not implemented: PurchaseCredits - purchaseCredits"))
+}
+
+// RetryWebhookEvent is the resolver for the retryWebhookEvent field.
+func (r *mutationResolver) RetryWebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error) {
+	panic(fmt.Errorf("not implemented: RetryWebhookEvent - retryWebhookEvent"))
+}
+
+// RetryFailedWebhookEvents is the resolver for the retryFailedWebhookEvents field.
+func (r *mutationResolver) RetryFailedWebhookEvents(ctx context.Context, since time.Time) (*model.RetryWebhookEventsPayload, error) {
+	panic(fmt.Errorf("not implemented: RetryFailedWebhookEvents - retryFailedWebhookEvents"))
 }
 
 // CreateWorkspace is the resolver for the createWorkspace field.
@@ -179,6 +196,36 @@ func (r *queryResolver) AuditLogs(ctx context.Context, filter *model.AuditLogFil
 	return conn, nil
 }
 
+// CreditPackages is the resolver for the creditPackages field.
+func (r *queryResolver) CreditPackages(ctx context.Context) ([]*model.CreditPackage, error) {
+	panic(fmt.Errorf("not implemented: CreditPackages - creditPackages"))
+}
+
+// CreditOrder is the resolver for the creditOrder field.
+func (r *queryResolver) CreditOrder(ctx context.Context, id string) (*model.CreditOrder, error) {
+	panic(fmt.Errorf("not implemented: CreditOrder - creditOrder"))
+}
+
+// WebhookEvents is the resolver for the webhookEvents field.
+func (r *queryResolver) WebhookEvents(ctx context.Context, filter *model.WebhookEventFilter, first *int, after *string) (*model.WebhookEventConnection, error) {
+	panic(fmt.Errorf("not implemented: WebhookEvents - webhookEvents"))
+}
+
+// WebhookEvent is the resolver for the webhookEvent field.
+func (r *queryResolver) WebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error) {
+	panic(fmt.Errorf("not implemented: WebhookEvent - webhookEvent"))
+}
+
+// PartnerEarnings is the resolver for the partnerEarnings field.
+func (r *queryResolver) PartnerEarnings(ctx context.Context, partnerID string, first *int, after *string) (*model.PartnerEarningConnection, error) {
+	panic(fmt.Errorf("not implemented: PartnerEarnings - partnerEarnings"))
+}
+
+// PartnerBalance is the resolver for the partnerBalance field.
+func (r *queryResolver) PartnerBalance(ctx context.Context, partnerID string) (*model.PartnerBalance, error) {
+	panic(fmt.Errorf("not implemented: PartnerBalance - partnerBalance"))
+}
+
 // Workspaces is the resolver for the workspaces field.
 func (r *userResolver) Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error) {
 	ms, err := r.WorkspaceService.Memberships(ctx, obj.ID)
@@ -208,6 +255,11 @@ func (r *userResolver) Partners(ctx context.Context, obj *model.User) ([]*model.
 	return out, nil
 }
 
+// AttemptLog is the resolver for the attemptLog field.
+func (r *webhookEventResolver) AttemptLog(ctx context.Context, obj *model.WebhookEvent) ([]*model.WebhookAttempt, error) {
+	panic(fmt.Errorf("not implemented: AttemptLog - attemptLog"))
+}
+
 // Lead returns LeadResolver implementation.
 func (r *Resolver) Lead() LeadResolver { return &leadResolver{r} }
 
@@ -223,8 +275,14 @@ func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 // User returns UserResolver implementation.
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
-type leadResolver struct{ *Resolver }
-type leadPurchaseResolver struct{ *Resolver }
-type mutationResolver struct{ *Resolver }
-type queryResolver struct{ *Resolver }
-type userResolver struct{ *Resolver }
+// WebhookEvent returns WebhookEventResolver implementation.
+func (r *Resolver) WebhookEvent() WebhookEventResolver { return &webhookEventResolver{r} }
+
+type (
+	leadResolver         struct{ *Resolver }
+	leadPurchaseResolver struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	userResolver         struct{ *Resolver }
+	webhookEventResolver struct{ *Resolver }
+)

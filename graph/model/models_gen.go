@@ -56,6 +56,30 @@ type CreditBalance struct {
 	Credits     int    `json:"credits"`
 }
 
+// A purchase of a credit package through Stripe Checkout.
+type CreditOrder struct {
+	ID          string            `json:"id"`
+	WorkspaceID string            `json:"workspaceId"`
+	Status      CreditOrderStatus `json:"status"`
+	Credits     int               `json:"credits"`
+	AmountCents int               `json:"amountCents"`
+	Currency    string            `json:"currency"`
+	// Credits taken back by refunds so far.
+	RefundedCredits int        `json:"refundedCredits"`
+	CreatedAt       time.Time  `json:"createdAt"`
+	PaidAt          *time.Time `json:"paidAt,omitempty"`
+}
+
+// A package of credits on sale; its price is set on the server.
+type CreditPackage struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Credits    int    `json:"credits"`
+	PriceCents int    `json:"priceCents"`
+	// ISO 4217, lower case (usd).
+	Currency string `json:"currency"`
+}
+
 // One entry of the append-only credit ledger.
 type CreditTransaction struct {
 	ID   string                `json:"id"`
@@ -119,6 +143,54 @@ type Partner struct {
 	Name string `json:"name"`
 }
 
+type PartnerBalance struct {
+	PartnerID string `json:"partnerId"`
+	// Sum of the partner's earnings ledger, in cents.
+	BalanceCents int `json:"balanceCents"`
+	SalesCount   int `json:"salesCount"`
+}
+
+// One entry of a partner's commission ledger.
+type PartnerEarning struct {
+	ID   string             `json:"id"`
+	Kind PartnerEarningKind `json:"kind"`
+	// Signed, in cents: reversals are negative.
+	AmountCents int `json:"amountCents"`
+	// The sale's value in cents (its credits x CREDIT_VALUE_CENTS).
+	SaleValueCents int `json:"saleValueCents"`
+	// The commission rate applied, 0.325 = 32.5 %.
+	Rate           float64   `json:"rate"`
+	LeadPurchaseID *string   `json:"leadPurchaseId,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+type PartnerEarningConnection struct {
+	Edges    []*PartnerEarningEdge `json:"edges"`
+	PageInfo *PageInfo             `json:"pageInfo"`
+}
+
+type PartnerEarningEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *PartnerEarning `json:"node"`
+}
+
+type PurchaseCreditsInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	PackageID   string `json:"packageId"`
+	// Where Stripe sends the buyer after paying; {CHECKOUT_SESSION_ID} is replaced by Stripe.
+	SuccessURL string `json:"successUrl"`
+	// Where Stripe sends the buyer who gives up.
+	CancelURL string `json:"cancelUrl"`
+	// Optional: the same key returns the same Checkout Session instead of a second one.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type PurchaseCreditsPayload struct {
+	CheckoutURL string       `json:"checkoutUrl"`
+	SessionID   string       `json:"sessionId"`
+	Order       *CreditOrder `json:"order"`
+}
+
 type PurchaseLeadsInput struct {
 	WorkspaceID string `json:"workspaceId"`
 	// 1 to 100 distinct lead ids.
@@ -135,6 +207,54 @@ type PurchaseLeadsPayload struct {
 }
 
 type Query struct {
+}
+
+type RetryWebhookEventsPayload struct {
+	// How many events were queued again.
+	Retried int             `json:"retried"`
+	Events  []*WebhookEvent `json:"events"`
+}
+
+type WebhookAttempt struct {
+	Attempt    int        `json:"attempt"`
+	StartedAt  time.Time  `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// Why the attempt failed; null when it succeeded.
+	Error *string `json:"error,omitempty"`
+}
+
+// A Stripe webhook event as received and processed.
+type WebhookEvent struct {
+	// Stripe's event id (evt_...).
+	ID     string             `json:"id"`
+	Type   string             `json:"type"`
+	Status WebhookEventStatus `json:"status"`
+	// How many times processing was tried.
+	Attempts int `json:"attempts"`
+	// When the next automatic try runs, while RETRYING.
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	LastError     *string    `json:"lastError,omitempty"`
+	ReceivedAt    time.Time  `json:"receivedAt"`
+	ProcessedAt   *time.Time `json:"processedAt,omitempty"`
+	// Every processing attempt, oldest first.
+	AttemptLog []*WebhookAttempt `json:"attemptLog"`
+}
+
+type WebhookEventConnection struct {
+	Edges    []*WebhookEventEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+type WebhookEventEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *WebhookEvent `json:"node"`
+}
+
+type WebhookEventFilter struct {
+	Status *WebhookEventStatus `json:"status,omitempty"`
+	// A Stripe event type, such as checkout.session.completed.
+	Type          *string    `json:"type,omitempty"`
+	ReceivedAfter *time.Time `json:"receivedAfter,omitempty"`
 }
 
 // A buyers' organisation: it holds credits and buys leads.
@@ -345,6 +465,69 @@ func (e CompanySize) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+type CreditOrderStatus string
+
+const (
+	// Waiting for Stripe to confirm the payment.
+	CreditOrderStatusPending CreditOrderStatus = "PENDING"
+	// Paid; the credits were granted.
+	CreditOrderStatusPaid CreditOrderStatus = "PAID"
+	// The payment failed.
+	CreditOrderStatusFailed CreditOrderStatus = "FAILED"
+	// Stripe reported a payment whose amount or currency does not match the package; nothing was granted.
+	CreditOrderStatusAmountMismatch CreditOrderStatus = "AMOUNT_MISMATCH"
+)
+
+var AllCreditOrderStatus = []CreditOrderStatus{
+	CreditOrderStatusPending,
+	CreditOrderStatusPaid,
+	CreditOrderStatusFailed,
+	CreditOrderStatusAmountMismatch,
+}
+
+func (e CreditOrderStatus) IsValid() bool {
+	switch e {
+	case CreditOrderStatusPending, CreditOrderStatusPaid, CreditOrderStatusFailed, CreditOrderStatusAmountMismatch:
+		return true
+	}
+	return false
+}
+
+func (e CreditOrderStatus) String() string {
+	return string(e)
+}
+
+func (e *CreditOrderStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CreditOrderStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CreditOrderStatus", str)
+	}
+	return nil
+}
+
+func (e CreditOrderStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CreditOrderStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CreditOrderStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type CreditTransactionKind string
 
 const (
@@ -461,6 +644,122 @@ func (e *LeadOrder) UnmarshalJSON(b []byte) error {
 }
 
 func (e LeadOrder) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type PartnerEarningKind string
+
+const (
+	PartnerEarningKindAccrual  PartnerEarningKind = "ACCRUAL"
+	PartnerEarningKindReversal PartnerEarningKind = "REVERSAL"
+)
+
+var AllPartnerEarningKind = []PartnerEarningKind{
+	PartnerEarningKindAccrual,
+	PartnerEarningKindReversal,
+}
+
+func (e PartnerEarningKind) IsValid() bool {
+	switch e {
+	case PartnerEarningKindAccrual, PartnerEarningKindReversal:
+		return true
+	}
+	return false
+}
+
+func (e PartnerEarningKind) String() string {
+	return string(e)
+}
+
+func (e *PartnerEarningKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PartnerEarningKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PartnerEarningKind", str)
+	}
+	return nil
+}
+
+func (e PartnerEarningKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PartnerEarningKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PartnerEarningKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Rate-limit tiers, per caller (the user, else the client IP).
+type RateLimitTier string
+
+const (
+	// Money-moving mutations: 10 per minute by default.
+	RateLimitTierPurchase RateLimitTier = "PURCHASE"
+	// Marketplace browsing and lead lookups: 60 per minute by default.
+	RateLimitTierBrowse RateLimitTier = "BROWSE"
+	// Everything else: 100 per minute by default.
+	RateLimitTierStandard RateLimitTier = "STANDARD"
+)
+
+var AllRateLimitTier = []RateLimitTier{
+	RateLimitTierPurchase,
+	RateLimitTierBrowse,
+	RateLimitTierStandard,
+}
+
+func (e RateLimitTier) IsValid() bool {
+	switch e {
+	case RateLimitTierPurchase, RateLimitTierBrowse, RateLimitTierStandard:
+		return true
+	}
+	return false
+}
+
+func (e RateLimitTier) String() string {
+	return string(e)
+}
+
+func (e *RateLimitTier) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RateLimitTier(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RateLimitTier", str)
+	}
+	return nil
+}
+
+func (e RateLimitTier) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RateLimitTier) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RateLimitTier) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -649,6 +948,69 @@ func (e *VerificationStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e VerificationStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type WebhookEventStatus string
+
+const (
+	WebhookEventStatusReceived   WebhookEventStatus = "RECEIVED"
+	WebhookEventStatusProcessing WebhookEventStatus = "PROCESSING"
+	WebhookEventStatusProcessed  WebhookEventStatus = "PROCESSED"
+	WebhookEventStatusRetrying   WebhookEventStatus = "RETRYING"
+	WebhookEventStatusFailed     WebhookEventStatus = "FAILED"
+	WebhookEventStatusIgnored    WebhookEventStatus = "IGNORED"
+)
+
+var AllWebhookEventStatus = []WebhookEventStatus{
+	WebhookEventStatusReceived,
+	WebhookEventStatusProcessing,
+	WebhookEventStatusProcessed,
+	WebhookEventStatusRetrying,
+	WebhookEventStatusFailed,
+	WebhookEventStatusIgnored,
+}
+
+func (e WebhookEventStatus) IsValid() bool {
+	switch e {
+	case WebhookEventStatusReceived, WebhookEventStatusProcessing, WebhookEventStatusProcessed, WebhookEventStatusRetrying, WebhookEventStatusFailed, WebhookEventStatusIgnored:
+		return true
+	}
+	return false
+}
+
+func (e WebhookEventStatus) String() string {
+	return string(e)
+}
+
+func (e *WebhookEventStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WebhookEventStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WebhookEventStatus", str)
+	}
+	return nil
+}
+
+func (e WebhookEventStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WebhookEventStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WebhookEventStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

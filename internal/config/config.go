@@ -44,6 +44,42 @@ type Config struct {
 	LogFormat string
 	// ShutdownTimeout is SHUTDOWN_TIMEOUT, how long in-flight work may take at shutdown. Default 20s.
 	ShutdownTimeout time.Duration
+
+	// RedisURL is REDIS_URL. Default empty: rate limits are kept in process memory; set, they are
+	// shared by every instance through Redis.
+	RedisURL string
+	// RateLimitsEnabled is RATE_LIMITS_ENABLED. Default true.
+	RateLimitsEnabled bool
+	// RateLimitPurchase, RateLimitBrowse and RateLimitStandard are RATE_LIMIT_PURCHASE (default 10),
+	// RATE_LIMIT_BROWSE (60) and RATE_LIMIT_STANDARD (100): operations per caller per minute.
+	RateLimitPurchase, RateLimitBrowse, RateLimitStandard int
+	// TrustedProxies is TRUSTED_PROXIES, comma-separated IPs or CIDRs whose X-Forwarded-For is
+	// believed. Default none.
+	TrustedProxies []string
+	// CORSOrigins is CORS_ORIGINS, comma-separated origins allowed to call the API from a browser.
+	// Default none.
+	CORSOrigins []string
+	// ComplexityLimit is COMPLEXITY_LIMIT, the highest computed cost of an operation. Default 5000.
+	ComplexityLimit int
+	// DepthLimit is DEPTH_LIMIT, the deepest selection nesting. Default 10.
+	DepthLimit int
+	// AliasLimit is ALIAS_LIMIT, the most aliases in one operation. Default 30.
+	AliasLimit int
+	// MaxDocumentBytes is MAX_DOCUMENT_BYTES, the largest GraphQL document. Default 65536.
+	MaxDocumentBytes int
+
+	// StripeSecretKey is STRIPE_SECRET_KEY. Default empty: buying credits is unavailable
+	// (required when ENV=production).
+	StripeSecretKey string
+	// StripeAPIURL is STRIPE_API_URL, the Stripe API base. Default https://api.stripe.com; point
+	// it at stripe-mock for local work.
+	StripeAPIURL string
+	// StripeWebhookSecret is STRIPE_WEBHOOK_SECRET (whsec_...). Default empty: every webhook is
+	// refused (required when ENV=production).
+	StripeWebhookSecret string
+	// WorkerConcurrency is WORKER_CONCURRENCY, background jobs run at once by this instance.
+	// Default 10.
+	WorkerConcurrency int
 }
 
 // BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
@@ -114,7 +150,44 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.ShutdownTimeout, err = time.ParseDuration(get("SHUTDOWN_TIMEOUT", "20s")); err != nil || c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("SHUTDOWN_TIMEOUT: %q is not a positive duration", get("SHUTDOWN_TIMEOUT", "")))
 	}
+	c.RedisURL = get("REDIS_URL", "")
+	if c.RateLimitsEnabled, err = strconv.ParseBool(get("RATE_LIMITS_ENABLED", "true")); err != nil {
+		errs = append(errs, fmt.Errorf("RATE_LIMITS_ENABLED: %q is not a boolean", get("RATE_LIMITS_ENABLED", "")))
+	}
+	positive := func(name, def string, dst *int) {
+		v, err := strconv.Atoi(get(name, def))
+		if err != nil || v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive number", name, get(name, "")))
+		}
+		*dst = v
+	}
+	positive("RATE_LIMIT_PURCHASE", "10", &c.RateLimitPurchase)
+	positive("RATE_LIMIT_BROWSE", "60", &c.RateLimitBrowse)
+	positive("RATE_LIMIT_STANDARD", "100", &c.RateLimitStandard)
+	positive("COMPLEXITY_LIMIT", "5000", &c.ComplexityLimit)
+	positive("DEPTH_LIMIT", "10", &c.DepthLimit)
+	positive("ALIAS_LIMIT", "30", &c.AliasLimit)
+	positive("MAX_DOCUMENT_BYTES", "65536", &c.MaxDocumentBytes)
+	positive("WORKER_CONCURRENCY", "10", &c.WorkerConcurrency)
+	c.TrustedProxies = list(get("TRUSTED_PROXIES", ""))
+	c.CORSOrigins = list(get("CORS_ORIGINS", ""))
+	c.StripeSecretKey = get("STRIPE_SECRET_KEY", "")
+	c.StripeAPIURL = strings.TrimRight(get("STRIPE_API_URL", "https://api.stripe.com"), "/")
+	c.StripeWebhookSecret = get("STRIPE_WEBHOOK_SECRET", "")
+	if c.IsProduction() && (c.StripeSecretKey == "" || c.StripeWebhookSecret == "") {
+		errs = append(errs, errors.New("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: required when ENV=production"))
+	}
 	return c, errors.Join(errs...)
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // ParseBonusTiers parses "0.90:2.5,0.95:5" into tiers sorted as written.

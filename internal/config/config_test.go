@@ -30,7 +30,10 @@ func TestProductionNeedsRealSecrets(t *testing.T) {
 	require.ErrorContains(t, err, "JWT_SECRET")
 	_, err = config.FromEnv(lookup(map[string]string{"ENV": "production", "JWT_SECRET": "short"}))
 	require.ErrorContains(t, err, "JWT_SECRET")
-	c, err := config.FromEnv(lookup(map[string]string{"ENV": "production", "JWT_SECRET": strings.Repeat("s", 40)}))
+	_, err = config.FromEnv(lookup(map[string]string{"ENV": "production", "JWT_SECRET": strings.Repeat("s", 40)}))
+	require.ErrorContains(t, err, "STRIPE_WEBHOOK_SECRET")
+	c, err := config.FromEnv(lookup(map[string]string{"ENV": "production", "JWT_SECRET": strings.Repeat("s", 40),
+		"STRIPE_SECRET_KEY": "sk_live_x", "STRIPE_WEBHOOK_SECRET": "whsec_x"}))
 	require.NoError(t, err)
 	require.True(t, c.AdminRequireMFA, "MFA for admins is on by default in production")
 }
