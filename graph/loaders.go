@@ -25,6 +25,9 @@ type Loaders struct {
 	// Lead loads leads by id as the caller sees them (masked unless bought).
 	Lead *dataloader.Loader[string, *model.Lead]
 
+	// Attempts loads webhook events' attempt logs by event id.
+	Attempts *dataloader.Loader[string, []*model.WebhookAttempt]
+
 	partnerBatch   func(context.Context, []string) []*dataloader.Result[*model.Partner]
 	purchasedBatch func(context.Context, []string) []*dataloader.Result[bool]
 }
@@ -98,7 +101,20 @@ func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
 		}
 		return results(ids, byID, err, notFound("lead"))
 	}
+	attemptsBatch := func(ctx context.Context, ids []string) []*dataloader.Result[[]*model.WebhookAttempt] {
+		byEvent, err := r.BillingService.Attempts(ctx, ids)
+		out := make([]*dataloader.Result[[]*model.WebhookAttempt], len(ids))
+		for i, id := range ids {
+			as := make([]*model.WebhookAttempt, len(byEvent[id]))
+			for j, a := range byEvent[id] {
+				as[j] = &model.WebhookAttempt{Attempt: a.Attempt, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt, Error: a.Error}
+			}
+			out[i] = &dataloader.Result[[]*model.WebhookAttempt]{Data: as, Error: err}
+		}
+		return out
+	}
 	return &Loaders{
+		Attempts:       dataloader.NewBatchedLoader(attemptsBatch, dataloader.WithWait[string, []*model.WebhookAttempt](loaderWait)),
 		Partner:        dataloader.NewBatchedLoader(partnerBatch, dataloader.WithWait[string, *model.Partner](loaderWait)),
 		Purchased:      dataloader.NewBatchedLoader(purchasedBatch, dataloader.WithWait[string, bool](loaderWait)),
 		Lead:           dataloader.NewBatchedLoader(leadBatch, dataloader.WithWait[string, *model.Lead](loaderWait)),

@@ -10,9 +10,11 @@ import (
 
 	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
+	"github.com/leadmarket/leadmarket/internal/partner"
 )
 
 // toLead maps a domain lead; viewerWorkspaceID is the workspace purchasedByMyWorkspace is asked
@@ -164,4 +166,26 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+func toCreditOrder(o billing.Order) *model.CreditOrder {
+	return &model.CreditOrder{
+		ID: o.ID, WorkspaceID: o.WorkspaceID, Status: model.CreditOrderStatus(o.Status), Credits: int(o.Credits),
+		AmountCents: int(o.AmountCents), Currency: o.Currency, RefundedCredits: int(o.RefundedCredits),
+		CreatedAt: o.CreatedAt, PaidAt: o.PaidAt,
+	}
+}
+
+func toWebhookEvent(e billing.Event) *model.WebhookEvent {
+	return &model.WebhookEvent{
+		ID: e.ID, Type: e.Type, Status: model.WebhookEventStatus(e.Status), Attempts: e.Attempts,
+		NextAttemptAt: e.NextAttemptAt, LastError: e.LastError, ReceivedAt: e.ReceivedAt, ProcessedAt: e.ProcessedAt,
+	}
+}
+
+func toPartnerEarning(e partner.Earning) *model.PartnerEarning {
+	return &model.PartnerEarning{
+		ID: strconv.FormatInt(e.ID, 10), Kind: model.PartnerEarningKind(e.Kind), AmountCents: int(e.AmountCents),
+		SaleValueCents: int(e.SaleValueCents), Rate: e.Rate, LeadPurchaseID: e.LeadPurchaseID, CreatedAt: e.CreatedAt,
+	}
 }

@@ -5,6 +5,7 @@ package graph
 
 import (
 	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
@@ -18,4 +19,5 @@ type Resolver struct {
 	CreditService      *credit.Service
 	PartnerService     *partner.Service
 	AuditService       *audit.Service
+	BillingService     *billing.Service
 }

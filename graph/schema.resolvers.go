@@ -7,12 +7,13 @@ package graph
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 )
@@ -51,17 +52,36 @@ func (r *mutationResolver) PurchaseLeads(ctx context.Context, input model.Purcha
 
 // PurchaseCredits is the resolver for the purchaseCredits field.
 func (r *mutationResolver) PurchaseCredits(ctx context.Context, input model.PurchaseCreditsInput) (*model.PurchaseCreditsPayload, error) {
-	panic(fmt.Errorf("not implemented: PurchaseCredits - purchaseCredits"))
+	co, err := r.BillingService.PurchaseCredits(ctx, auth.CallerFrom(ctx), billing.CheckoutInput{
+		WorkspaceID: input.WorkspaceID, PackageID: input.PackageID, SuccessURL: input.SuccessURL,
+		CancelURL: input.CancelURL, IdempotencyKey: deref(input.IdempotencyKey),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &model.PurchaseCreditsPayload{CheckoutURL: co.CheckoutURL, SessionID: co.SessionID, Order: toCreditOrder(co.Order)}, nil
 }
 
 // RetryWebhookEvent is the resolver for the retryWebhookEvent field.
 func (r *mutationResolver) RetryWebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error) {
-	panic(fmt.Errorf("not implemented: RetryWebhookEvent - retryWebhookEvent"))
+	e, err := r.BillingService.RetryEvent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return toWebhookEvent(*e), nil
 }
 
 // RetryFailedWebhookEvents is the resolver for the retryFailedWebhookEvents field.
 func (r *mutationResolver) RetryFailedWebhookEvents(ctx context.Context, since time.Time) (*model.RetryWebhookEventsPayload, error) {
-	panic(fmt.Errorf("not implemented: RetryFailedWebhookEvents - retryFailedWebhookEvents"))
+	evs, err := r.BillingService.RetryFailedEvents(ctx, since)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.RetryWebhookEventsPayload{Retried: len(evs), Events: make([]*model.WebhookEvent, len(evs))}
+	for i, e := range evs {
+		out.Events[i] = toWebhookEvent(e)
+	}
+	return out, nil
 }
 
 // CreateWorkspace is the resolver for the createWorkspace field.
@@ -198,32 +218,89 @@ func (r *queryResolver) AuditLogs(ctx context.Context, filter *model.AuditLogFil
 
 // CreditPackages is the resolver for the creditPackages field.
 func (r *queryResolver) CreditPackages(ctx context.Context) ([]*model.CreditPackage, error) {
-	panic(fmt.Errorf("not implemented: CreditPackages - creditPackages"))
+	ps, err := r.BillingService.Packages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.CreditPackage, len(ps))
+	for i, p := range ps {
+		out[i] = &model.CreditPackage{ID: p.ID, Name: p.Name, Credits: int(p.Credits), PriceCents: int(p.PriceCents), Currency: p.Currency}
+	}
+	return out, nil
 }
 
 // CreditOrder is the resolver for the creditOrder field.
 func (r *queryResolver) CreditOrder(ctx context.Context, id string) (*model.CreditOrder, error) {
-	panic(fmt.Errorf("not implemented: CreditOrder - creditOrder"))
+	o, err := r.BillingService.OrderFor(ctx, auth.CallerFrom(ctx), id)
+	if err != nil || o == nil {
+		return nil, err
+	}
+	return toCreditOrder(*o), nil
 }
 
 // WebhookEvents is the resolver for the webhookEvents field.
 func (r *queryResolver) WebhookEvents(ctx context.Context, filter *model.WebhookEventFilter, first *int, after *string) (*model.WebhookEventConnection, error) {
-	panic(fmt.Errorf("not implemented: WebhookEvents - webhookEvents"))
+	var f billing.EventFilter
+	if filter != nil {
+		f.Type, f.ReceivedAfter = deref(filter.Type), filter.ReceivedAfter
+		if filter.Status != nil {
+			f.Status = string(*filter.Status)
+		}
+	}
+	n := 50
+	if first != nil {
+		n = *first
+	}
+	evs, cursors, more, err := r.BillingService.ListEvents(ctx, f, n, deref(after))
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.WebhookEventConnection{Edges: make([]*model.WebhookEventEdge, len(evs)), PageInfo: &model.PageInfo{HasNextPage: more}}
+	for i, e := range evs {
+		conn.Edges[i] = &model.WebhookEventEdge{Cursor: cursors[i], Node: toWebhookEvent(e)}
+	}
+	if len(cursors) > 0 {
+		conn.PageInfo.EndCursor = &cursors[len(cursors)-1]
+	}
+	return conn, nil
 }
 
 // WebhookEvent is the resolver for the webhookEvent field.
 func (r *queryResolver) WebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error) {
-	panic(fmt.Errorf("not implemented: WebhookEvent - webhookEvent"))
+	e, err := r.BillingService.GetEvent(ctx, id)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	return toWebhookEvent(*e), nil
 }
 
 // PartnerEarnings is the resolver for the partnerEarnings field.
 func (r *queryResolver) PartnerEarnings(ctx context.Context, partnerID string, first *int, after *string) (*model.PartnerEarningConnection, error) {
-	panic(fmt.Errorf("not implemented: PartnerEarnings - partnerEarnings"))
+	n := 25
+	if first != nil {
+		n = *first
+	}
+	es, more, err := r.PartnerService.Earnings(ctx, auth.CallerFrom(ctx), partnerID, n, deref(after))
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.PartnerEarningConnection{Edges: make([]*model.PartnerEarningEdge, len(es)), PageInfo: &model.PageInfo{HasNextPage: more}}
+	for i, e := range es {
+		conn.Edges[i] = &model.PartnerEarningEdge{Cursor: strconv.FormatInt(e.ID, 10), Node: toPartnerEarning(e)}
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
+	}
+	return conn, nil
 }
 
 // PartnerBalance is the resolver for the partnerBalance field.
 func (r *queryResolver) PartnerBalance(ctx context.Context, partnerID string) (*model.PartnerBalance, error) {
-	panic(fmt.Errorf("not implemented: PartnerBalance - partnerBalance"))
+	b, err := r.PartnerService.BalanceOf(ctx, auth.CallerFrom(ctx), partnerID)
+	if err != nil {
+		return nil, err
+	}
+	return &model.PartnerBalance{PartnerID: partnerID, BalanceCents: int(b.BalanceCents), SalesCount: b.SalesCount}, nil
 }
 
 // Workspaces is the resolver for the workspaces field.
@@ -257,7 +334,7 @@ func (r *userResolver) Partners(ctx context.Context, obj *model.User) ([]*model.
 
 // AttemptLog is the resolver for the attemptLog field.
 func (r *webhookEventResolver) AttemptLog(ctx context.Context, obj *model.WebhookEvent) ([]*model.WebhookAttempt, error) {
-	panic(fmt.Errorf("not implemented: AttemptLog - attemptLog"))
+	return loadersFrom(ctx).Attempts.Load(ctx, obj.ID)()
 }
 
 // Lead returns LeadResolver implementation.

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"time"
-
-	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/app"
 	"github.com/leadmarket/leadmarket/internal/config"
-	"github.com/leadmarket/leadmarket/internal/idempotency"
+	"github.com/leadmarket/leadmarket/internal/jobs"
 )
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string) error {
@@ -21,33 +18,34 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	bdb, _, closeDB, err := openDatabase(ctx, cfg, logger)
+	bdb, url, closeDB, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
+	a, err := app.Build(cfg, bdb, logger)
+	if err != nil {
+		return err
+	}
+	runner, err := jobs.NewRunner(ctx, url, a.Workers(), jobs.RunnerOptions{
+		Concurrency: cfg.WorkerConcurrency, PeriodicJobs: app.PeriodicJobs(), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	// The runner outlives ctx: on a signal the HTTP server drains first, then running jobs finish.
+	if err := runner.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start background jobs: %w", err)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	go purgeIdempotencyKeys(ctx, bdb, logger)
-	return app.New(cfg, bdb, logger).Run(ctx, ln)
-}
-
-// purgeIdempotencyKeys forgets expired idempotency keys every hour.
-func purgeIdempotencyKeys(ctx context.Context, bdb bun.IDB, logger *slog.Logger) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		if n, err := idempotency.Purge(ctx, bdb); err != nil && ctx.Err() == nil {
-			logger.Error("purge idempotency keys", "err", err)
-		} else if n > 0 {
-			logger.Info("purged idempotency keys", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	serveErr := a.Server.Run(ctx, ln)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := runner.Stop(stopCtx); err != nil {
+		logger.Error("stop background jobs", "err", err)
 	}
+	return serveErr
 }

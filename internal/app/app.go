@@ -10,15 +10,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/graph"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/httpserver"
+	"github.com/leadmarket/leadmarket/internal/idempotency"
+	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/user"
@@ -28,8 +32,34 @@ import (
 // UserCacheTTL is how long a verified token's user is remembered between requests.
 const UserCacheTTL = 30 * time.Second
 
-// New returns the HTTP server for cfg on bdb.
+// App is the assembled service: its HTTP server and the services background workers need.
+type App struct {
+	Server  *httpserver.Server
+	Billing *billing.Service
+	Queue   *jobs.Queue
+	db      *bun.DB
+}
+
+// New returns the HTTP server for cfg on bdb; see Build.
 func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server {
+	a, err := Build(cfg, bdb, logger)
+	if err != nil {
+		// Build fails only on invalid static wiring, never on input or the environment.
+		panic(err)
+	}
+	return a.Server
+}
+
+// Build assembles the services and the HTTP server for cfg on bdb.
+func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
+	queue, err := jobs.NewQueue(bdb.DB)
+	if err != nil {
+		return nil, err
+	}
+	billingSvc := billing.NewService(bdb, queue, billing.Options{
+		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
+		RequireMFA: cfg.AdminRequireMFA, Logger: logger,
+	})
 	tiers := make([]partner.BonusTier, len(cfg.CommissionBonusTiers))
 	for i, t := range cfg.CommissionBonusTiers {
 		tiers[i] = partner.BonusTier{PassRate: t.PassRate, Points: t.Points}
@@ -40,6 +70,7 @@ func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server
 		CreditService:      credit.NewService(bdb, cfg.AdminRequireMFA),
 		PartnerService:     partner.NewService(bdb),
 		AuditService:       audit.NewService(bdb, cfg.AdminRequireMFA),
+		BillingService:     billingSvc,
 	}
 	gql := graph.NewHandler(res, graph.HandlerOptions{
 		Production: cfg.IsProduction(), AdminRequireMFA: cfg.AdminRequireMFA, Logger: logger,
@@ -47,13 +78,32 @@ func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server
 			return audit.RecordSecurity(ctx, bdb, ev)
 		},
 	})
-	return httpserver.New(httpserver.Options{
+	srv := httpserver.New(httpserver.Options{
 		Addr: cfg.HTTPAddr, Production: cfg.IsProduction(), Logger: logger, GraphQL: gql,
 		GraphQLMiddleware: graph.LoadersMiddleware(res),
+		StripeWebhook:     billingSvc.WebhookHandler(),
 		Authenticator:     auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL),
 		ReadyFunc:         func(ctx context.Context) error { return Ready(ctx, bdb) },
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 	})
+	return &App{Server: srv, Billing: billingSvc, Queue: queue, db: bdb}, nil
+}
+
+// Workers returns the background workers of this app, for a jobs.Runner.
+func (a *App) Workers() *river.Workers {
+	w := river.NewWorkers()
+	river.AddWorker(w, billing.NewEventWorker(a.Billing))
+	river.AddWorker(w, idempotency.NewPurgeWorker(a.db))
+	return w
+}
+
+// PeriodicJobs returns the jobs the leader instance schedules.
+func PeriodicJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return idempotency.PurgeArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+	}
 }
 
 // Ready reports whether the database answers and every embedded migration is applied.

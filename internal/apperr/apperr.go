@@ -25,6 +25,7 @@ const (
 	IdempotencyInProgress Code = "IDEMPOTENCY_IN_PROGRESS"
 	MFARequired           Code = "MFA_REQUIRED"
 	RateLimited           Code = "RATE_LIMITED"
+	Unavailable           Code = "UNAVAILABLE"
 	Internal              Code = "INTERNAL"
 )
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/rivermigrate"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
@@ -48,6 +50,14 @@ func Migrate(ctx context.Context, db *bun.DB) ([]string, error) {
 	var applied []string
 	for _, mig := range group.Migrations {
 		applied = append(applied, mig.Name)
+	}
+	// River's own tables (background jobs), through its migrator as River documents.
+	rm, err := rivermigrate.New(riverdatabasesql.New(db.DB), nil)
+	if err != nil {
+		return applied, fmt.Errorf("migrate: river: %w", err)
+	}
+	if _, err := rm.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return applied, fmt.Errorf("migrate: river: %w", err)
 	}
 	if _, err := db.ExecContext(ctx, "SELECT ensure_audit_partitions(now(), 3)"); err != nil {
 		return applied, fmt.Errorf("migrate: audit partitions: %w", err)

@@ -26,6 +26,8 @@ type Options struct {
 	Logger     *slog.Logger
 	// GraphQL serves /graphql.
 	GraphQL http.Handler
+	// StripeWebhook serves POST /webhooks/stripe; it is never rate limited. Nil: not served.
+	StripeWebhook http.Handler
 	// GraphQLMiddleware wraps /graphql after authentication (the per-request dataloaders).
 	GraphQLMiddleware func(http.Handler) http.Handler
 	// Authenticator turns the Authorization header into the request's caller.
@@ -63,6 +65,9 @@ func New(o Options) *Server {
 	mux := http.NewServeMux()
 	gql := authenticate(o.Authenticator, o.Logger)(o.GraphQLMiddleware(o.GraphQL))
 	mux.Handle("/graphql", http.MaxBytesHandler(gql, o.MaxBodyBytes))
+	if o.StripeWebhook != nil {
+		mux.Handle("POST /webhooks/stripe", o.StripeWebhook)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -1,0 +1,219 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/auth"
+)
+
+// Event is a stored Stripe event as admins see it.
+type Event struct {
+	ID            string     `bun:"id"`
+	Type          string     `bun:"type"`
+	Status        string     `bun:"status"`
+	Attempts      int        `bun:"attempts"`
+	NextAttemptAt *time.Time `bun:"next_attempt_at"`
+	LastError     *string    `bun:"last_error"`
+	JobID         *int64     `bun:"job_id"`
+	ReceivedAt    time.Time  `bun:"received_at"`
+	ProcessedAt   *time.Time `bun:"processed_at"`
+}
+
+const eventColumns = "id, type, status, attempts, next_attempt_at, last_error, job_id, received_at, processed_at"
+
+// Attempt is one processing attempt of an event.
+type Attempt struct {
+	EventID    string     `bun:"event_id"`
+	Attempt    int        `bun:"attempt"`
+	StartedAt  time.Time  `bun:"started_at"`
+	FinishedAt *time.Time `bun:"finished_at"`
+	Error      *string    `bun:"error"`
+}
+
+// EventFilter narrows ListEvents.
+type EventFilter struct {
+	Status        string
+	Type          string
+	ReceivedAfter *time.Time
+}
+
+type eventCursor struct {
+	T time.Time `json:"t"`
+	I string    `json:"i"`
+}
+
+// ListEvents returns up to first events (at most 200) matching f after the cursor after, newest
+// first, their cursors and whether more follow. Platform admins only.
+// Errors: FORBIDDEN, INVALID_INPUT.
+func (s *Service) ListEvents(ctx context.Context, f EventFilter, first int, after string) ([]Event, []string, bool, error) {
+	if _, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA); err != nil {
+		return nil, nil, false, err
+	}
+	if first < 1 {
+		return nil, nil, false, apperr.New(apperr.InvalidInput, "first must be at least 1")
+	}
+	first = min(first, 200)
+	q := s.db.NewSelect().TableExpr("stripe_events").ColumnExpr(eventColumns).
+		OrderExpr("received_at DESC, id DESC").Limit(int64(first + 1))
+	if f.Status != "" {
+		q.Where("status = ?", f.Status)
+	}
+	if f.Type != "" {
+		q.Where("type = ?", f.Type)
+	}
+	if f.ReceivedAfter != nil {
+		q.Where("received_at > ?", *f.ReceivedAfter)
+	}
+	if after != "" {
+		var c eventCursor
+		b, err := base64.RawURLEncoding.DecodeString(after)
+		if err != nil || json.Unmarshal(b, &c) != nil || c.I == "" {
+			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
+		}
+		q.Where("(received_at, id) < (?, ?)", c.T, c.I)
+	}
+	var evs []Event
+	if err := q.Scan(ctx, &evs); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, false, fmt.Errorf("list stripe events: %w", err)
+	}
+	more := len(evs) > first
+	if more {
+		evs = evs[:first]
+	}
+	cursors := make([]string, len(evs))
+	for i, e := range evs {
+		b, _ := json.Marshal(eventCursor{T: e.ReceivedAt, I: e.ID})
+		cursors[i] = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return evs, cursors, more, nil
+}
+
+// GetEvent returns one event, or nil. Platform admins only. Errors: FORBIDDEN.
+func (s *Service) GetEvent(ctx context.Context, id string) (*Event, error) {
+	if _, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA); err != nil {
+		return nil, err
+	}
+	return s.event(ctx, s.db, id)
+}
+
+func (s *Service) event(ctx context.Context, db bun.IDB, id string) (*Event, error) {
+	var e Event
+	err := db.NewRaw("SELECT "+eventColumns+" FROM stripe_events WHERE id = ?", id).Scan(ctx, &e)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stripe event %s: %w", id, err)
+	}
+	return &e, nil
+}
+
+// Attempts returns the attempt logs of events, oldest attempt first, keyed by event id: one
+// statement for any number of events.
+func (s *Service) Attempts(ctx context.Context, eventIDs []string) (map[string][]Attempt, error) {
+	out := make(map[string][]Attempt, len(eventIDs))
+	if len(eventIDs) == 0 {
+		return out, nil
+	}
+	var as []Attempt
+	if err := s.db.NewSelect().TableExpr("stripe_event_attempts").
+		Column("event_id", "attempt", "started_at", "finished_at", "error").
+		Where("event_id IN (?)", bun.In(eventIDs)).OrderExpr("event_id, attempt").Scan(ctx, &as); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("stripe event attempts: %w", err)
+	}
+	for _, a := range as {
+		out[a.EventID] = append(out[a.EventID], a)
+	}
+	return out, nil
+}
+
+// RetryEvent queues an event's processing again now, whatever its status; processing a processed
+// event changes nothing. Platform admins only. Errors: FORBIDDEN, NOT_FOUND.
+func (s *Service) RetryEvent(ctx context.Context, id string) (*Event, error) {
+	c, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA)
+	if err != nil {
+		return nil, err
+	}
+	var out *Event
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		out, err = s.retry(ctx, tx, c, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retry stripe event %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// RetryFailedEvents queues again every FAILED event received since since. Platform admins only.
+// Errors: FORBIDDEN.
+func (s *Service) RetryFailedEvents(ctx context.Context, since time.Time) ([]Event, error) {
+	c, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA)
+	if err != nil {
+		return nil, err
+	}
+	var out []Event
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var ids []string
+		if err := tx.NewRaw(`SELECT id FROM stripe_events WHERE status = 'FAILED' AND received_at >= ?
+			ORDER BY received_at LIMIT 1000 FOR UPDATE`, since).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		for _, id := range ids {
+			e, err := s.retry(ctx, tx, c, id)
+			if err != nil {
+				return err
+			}
+			out = append(out, *e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retry failed stripe events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Service) retry(ctx context.Context, tx bun.Tx, c *auth.Caller, id string) (*Event, error) {
+	e, err := s.event(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, apperr.New(apperr.NotFound, "stripe event %s not found", id)
+	}
+	if e.JobID != nil {
+		if err := s.queue.RetryTx(ctx, tx, *e.JobID); err != nil {
+			return nil, err
+		}
+	} else {
+		job, err := s.queue.InsertTx(ctx, tx, ProcessEventArgs{EventID: id}, nil)
+		if err != nil {
+			return nil, err
+		}
+		e.JobID = &job.Job.ID
+	}
+	if e.Status != StatusProcessed && e.Status != StatusIgnored {
+		if _, err := tx.ExecContext(ctx, `UPDATE stripe_events SET status = 'RETRYING', next_attempt_at = now(), job_id = ?
+			WHERE id = ?`, e.JobID, id); err != nil {
+			return nil, err
+		}
+	}
+	if err := audit.Record(ctx, tx, audit.Entry{
+		ActorUserID: c.UserID, ActorType: audit.ActorPlatformAdmin, Action: "stripe_event.retried", ResourceType: "stripe_event",
+		ResourceID: id, Old: map[string]any{"status": e.Status, "attempts": e.Attempts}, Severity: audit.SeverityNotice,
+	}); err != nil {
+		return nil, err
+	}
+	return s.event(ctx, tx, id)
+}

@@ -1,0 +1,77 @@
+// Package billing sells credits through Stripe: credit packages, Checkout Sessions for them, and
+// the Stripe webhook whose events grant credits once, take them back on refunds and flag disputes,
+// processed on River with a fixed retry schedule and an admin's view of every event.
+package billing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/jobs"
+)
+
+// Options configure the Service.
+type Options struct {
+	// StripeSecretKey is STRIPE_SECRET_KEY; empty makes purchaseCredits unavailable.
+	StripeSecretKey string
+	// StripeAPIURL is STRIPE_API_URL (https://api.stripe.com, or stripe-mock's address).
+	StripeAPIURL string
+	// WebhookSecret is STRIPE_WEBHOOK_SECRET; empty refuses every webhook.
+	WebhookSecret string
+	// RequireMFA is ADMIN_REQUIRE_MFA, for the admin operations.
+	RequireMFA bool
+	Logger     *slog.Logger
+}
+
+// Service is billing's entry point.
+type Service struct {
+	db     *bun.DB
+	queue  *jobs.Queue
+	stripe *client.API
+	opts   Options
+	now    func() time.Time
+}
+
+// NewService returns a Service on db that enqueues event processing on queue.
+func NewService(db *bun.DB, queue *jobs.Queue, o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Service{db: db, queue: queue, opts: o, now: time.Now}
+	if o.StripeSecretKey != "" {
+		backends := &stripe.Backends{
+			API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+				URL: stripe.String(o.StripeAPIURL), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelError},
+			}),
+		}
+		backends.Connect, backends.Uploads = backends.API, backends.API
+		s.stripe = &client.API{}
+		s.stripe.Init(o.StripeSecretKey, backends)
+	}
+	return s
+}
+
+// Package is a credit package on sale.
+type Package struct {
+	ID         string `bun:"id"`
+	Name       string `bun:"name"`
+	Credits    int64  `bun:"credits"`
+	PriceCents int64  `bun:"price_cents"`
+	Currency   string `bun:"currency"`
+}
+
+// Packages returns the active packages, cheapest first.
+func (s *Service) Packages(ctx context.Context) ([]Package, error) {
+	var ps []Package
+	if err := s.db.NewRaw(`SELECT id, name, credits, price_cents, currency FROM credit_packages
+		WHERE active ORDER BY price_cents, id`).Scan(ctx, &ps); err != nil {
+		return nil, fmt.Errorf("credit packages: %w", err)
+	}
+	return ps, nil
+}

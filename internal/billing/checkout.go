@@ -1,0 +1,195 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/idempotency"
+	"github.com/leadmarket/leadmarket/internal/workspace"
+)
+
+// Order is a credit order: one Checkout Session for one package.
+type Order struct {
+	ID                string     `bun:"id" json:"id"`
+	WorkspaceID       string     `bun:"workspace_id" json:"workspaceId"`
+	PackageID         string     `bun:"package_id" json:"packageId"`
+	Credits           int64      `bun:"credits" json:"credits"`
+	AmountCents       int64      `bun:"amount_cents" json:"amountCents"`
+	Currency          string     `bun:"currency" json:"currency"`
+	Status            string     `bun:"status" json:"status"`
+	CheckoutSessionID *string    `bun:"checkout_session_id" json:"checkoutSessionId"`
+	PaymentIntentID   *string    `bun:"payment_intent_id" json:"paymentIntentId"`
+	RefundedCredits   int64      `bun:"refunded_credits" json:"refundedCredits"`
+	CreatedAt         time.Time  `bun:"created_at" json:"createdAt"`
+	PaidAt            *time.Time `bun:"paid_at" json:"paidAt"`
+}
+
+const orderColumns = `id, workspace_id, package_id, credits, amount_cents, currency, status, checkout_session_id,
+	payment_intent_id, refunded_credits, created_at, paid_at`
+
+// CheckoutInput asks for a Checkout Session for a package.
+type CheckoutInput struct {
+	WorkspaceID    string `json:"workspaceId"`
+	PackageID      string `json:"packageId"`
+	SuccessURL     string `json:"successUrl"`
+	CancelURL      string `json:"cancelUrl"`
+	IdempotencyKey string `json:"-"`
+}
+
+// Checkout is a started purchase of credits.
+type Checkout struct {
+	CheckoutURL string `json:"checkoutUrl"`
+	SessionID   string `json:"sessionId"`
+	Order       Order  `json:"order"`
+}
+
+// PurchaseCredits records a pending order for the package and creates its Stripe Checkout
+// Session; the amount comes from the package on the server. Workspace owners and admins only.
+// Errors: FORBIDDEN, INVALID_INPUT, NOT_FOUND (package), UNAVAILABLE (Stripe not configured or
+// failing), IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_IN_PROGRESS.
+func (s *Service) PurchaseCredits(ctx context.Context, c *auth.Caller, in CheckoutInput) (*Checkout, error) {
+	if s.stripe == nil {
+		return nil, apperr.New(apperr.Unavailable, "buying credits is not available: Stripe is not configured")
+	}
+	for name, u := range map[string]string{"successUrl": in.SuccessURL, "cancelUrl": in.CancelURL} {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || len(u) > 2000 {
+			return nil, apperr.New(apperr.InvalidInput, "%s must be an absolute http(s) URL", name)
+		}
+	}
+	if err := workspace.ValidateID(in.PackageID); err != nil {
+		return nil, err
+	}
+	key := idempotency.Key{UserID: c.UserID, Key: in.IdempotencyKey, Operation: "purchaseCredits", Request: in}
+	var order Order
+	var replay *Checkout
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := workspace.RequireRole(ctx, tx, in.WorkspaceID, c.UserID, workspace.RoleOwner, workspace.RoleAdmin); err != nil {
+			return err
+		}
+		if in.IdempotencyKey != "" {
+			stored, err := idempotency.Begin(ctx, tx, key)
+			if err != nil {
+				return err
+			}
+			if stored != nil {
+				replay = &Checkout{}
+				return json.Unmarshal(stored, replay)
+			}
+		}
+		err := tx.NewRaw(`INSERT INTO credit_orders (workspace_id, package_id, user_id, credits, amount_cents, currency)
+			SELECT ?, p.id, ?, p.credits, p.price_cents, p.currency FROM credit_packages p WHERE p.id = ? AND p.active
+			RETURNING `+orderColumns, in.WorkspaceID, c.UserID, in.PackageID).Scan(ctx, &order)
+		if errors.Is(err, sql.ErrNoRows) {
+			return apperr.New(apperr.NotFound, "credit package %s is not on sale", in.PackageID)
+		}
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, audit.Entry{
+			ActorUserID: c.UserID, WorkspaceID: in.WorkspaceID, Action: "credits.checkout_started", ResourceType: "credit_order",
+			ResourceID: order.ID, New: map[string]any{"packageId": in.PackageID, "credits": order.Credits,
+				"amountCents": order.AmountCents, "currency": order.Currency},
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("purchase credits: %w", err)
+	}
+	if replay != nil {
+		return replay, nil
+	}
+
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		SuccessURL:        stripe.String(in.SuccessURL),
+		CancelURL:         stripe.String(in.CancelURL),
+		ClientReferenceID: stripe.String(order.ID),
+		CustomerEmail:     stripe.String(c.Email),
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			Quantity: stripe.Int64(1),
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:   stripe.String(order.Currency),
+				UnitAmount: stripe.Int64(order.AmountCents),
+				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
+					Name: stripe.String(fmt.Sprintf("%d Leadmarket credits", order.Credits)),
+				},
+			},
+		}},
+		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{
+			Metadata: map[string]string{"order_id": order.ID, "workspace_id": order.WorkspaceID},
+		},
+	}
+	params.AddMetadata("order_id", order.ID)
+	params.AddMetadata("workspace_id", order.WorkspaceID)
+	// Stripe's own idempotency: a retried create of this order returns the same session.
+	params.SetIdempotencyKey("leadmarket-order-" + order.ID)
+	params.Context = ctx
+	sess, err := s.stripe.CheckoutSessions.New(params)
+	if err != nil {
+		s.opts.Logger.ErrorContext(ctx, "stripe checkout session", "err", err, "order", order.ID)
+		s.abandonOrder(ctx, order.ID, key)
+		return nil, &apperr.Error{Code: apperr.Unavailable, Message: "the payment provider is unavailable; try again", Err: err}
+	}
+	checkoutURL := sess.URL
+	if checkoutURL == "" {
+		return nil, errors.New("purchase credits: Stripe returned a session without a URL")
+	}
+	order.CheckoutSessionID = &sess.ID
+	out := &Checkout{CheckoutURL: checkoutURL, SessionID: sess.ID, Order: order}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE credit_orders SET checkout_session_id = ?, updated_at = now() WHERE id = ?`,
+			sess.ID, order.ID); err != nil {
+			return err
+		}
+		if in.IdempotencyKey != "" {
+			return idempotency.Complete(ctx, tx, key, out)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("purchase credits: record session: %w", err)
+	}
+	return out, nil
+}
+
+// abandonOrder marks an order whose session could not be created as failed and frees its key.
+func (s *Service) abandonOrder(ctx context.Context, orderID string, key idempotency.Key) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := s.db.ExecContext(ctx, "UPDATE credit_orders SET status = 'FAILED', updated_at = now() WHERE id = ?", orderID); err != nil {
+		s.opts.Logger.ErrorContext(ctx, "abandon order", "err", err, "order", orderID)
+	}
+	if key.Key != "" {
+		_, _ = s.db.ExecContext(ctx, "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?", key.UserID, strings.TrimSpace(key.Key))
+	}
+}
+
+// OrderFor returns an order to the owners and admins of its workspace (and platform admins);
+// nil when there is no such order or the caller may not see it.
+func (s *Service) OrderFor(ctx context.Context, c *auth.Caller, id string) (*Order, error) {
+	if err := workspace.ValidateID(id); err != nil {
+		return nil, err
+	}
+	var o Order
+	q := s.db.NewSelect().TableExpr("credit_orders AS o").ColumnExpr(orderColumns).Where("o.id = ?", id)
+	if !c.IsPlatformAdmin {
+		q.Where(`EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = o.workspace_id AND m.user_id = ?
+			AND m.role IN ('OWNER', 'ADMIN'))`, c.UserID)
+	}
+	if err := q.Scan(ctx, &o); errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("order %s: %w", id, err)
+	}
+	return &o, nil
+}

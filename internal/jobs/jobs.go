@@ -1,0 +1,116 @@
+// Package jobs runs Leadmarket's background work on River: a Queue that inserts jobs in the
+// caller's bun transaction (so a job exists if and only if the change that needs it commits), and
+// a Runner that works them with retries. Several instances share the work through PostgreSQL.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/uptrace/bun"
+)
+
+// Queue inserts jobs. It only inserts: working them is the Runner's job.
+type Queue struct {
+	client *river.Client[*sql.Tx]
+}
+
+// NewQueue returns a Queue on sqldb (bun's underlying *sql.DB).
+func NewQueue(sqldb *sql.DB) (*Queue, error) {
+	c, err := river.NewClient(riverdatabasesql.New(sqldb), &river.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: queue: %w", err)
+	}
+	return &Queue{client: c}, nil
+}
+
+// InsertTx inserts a job in tx; it becomes workable when tx commits.
+func (q *Queue) InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	res, err := q.client.InsertTx(ctx, tx.Tx, args, opts)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: insert %s: %w", args.Kind(), err)
+	}
+	return res, nil
+}
+
+// RetryTx makes job id available to run again now, in tx. A job that exhausted its attempts gets
+// one more.
+func (q *Queue) RetryTx(ctx context.Context, tx bun.Tx, id int64) error {
+	if _, err := q.client.JobRetryTx(ctx, tx.Tx, id); err != nil {
+		return fmt.Errorf("jobs: retry %d: %w", id, err)
+	}
+	return nil
+}
+
+// RunnerOptions configure a Runner.
+type RunnerOptions struct {
+	// Concurrency is how many jobs run at once (WORKER_CONCURRENCY). Default 10.
+	Concurrency int
+	// PeriodicJobs are scheduled by whichever instance is leader.
+	PeriodicJobs []*river.PeriodicJob
+	// FetchPollInterval is how often idle workers look for jobs besides LISTEN/NOTIFY wake-ups.
+	// Default River's (1s); tests shorten it.
+	FetchPollInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// Runner works jobs.
+type Runner struct {
+	client *river.Client[pgx.Tx]
+	pool   *pgxpool.Pool
+}
+
+// NewRunner connects a small pool to databaseURL and prepares a client working workers.
+func NewRunner(ctx context.Context, databaseURL string, workers *river.Workers, o RunnerOptions) (*Runner, error) {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 10
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	cfg.MaxConns = int32(o.Concurrency + 4)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Concurrency}},
+		Workers:           workers,
+		PeriodicJobs:      o.PeriodicJobs,
+		FetchPollInterval: o.FetchPollInterval,
+		Logger:            o.Logger,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("jobs: runner: %w", err)
+	}
+	return &Runner{client: c, pool: pool}, nil
+}
+
+// Start starts working jobs in the background.
+func (r *Runner) Start(ctx context.Context) error { return r.client.Start(ctx) }
+
+// Stop stops fetching, waits for running jobs to finish (until ctx ends, then cancels them) and
+// closes the pool.
+func (r *Runner) Stop(ctx context.Context) error {
+	defer r.pool.Close()
+	if err := r.client.Stop(ctx); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return r.client.StopAndCancel(stopCtx)
+	}
+	return nil
+}
+
+// Client exposes the River client, for tests that inspect jobs.
+func (r *Runner) Client() *river.Client[pgx.Tx] { return r.client }
