@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test generate vet bench-browse build
+.PHONY: run test generate vet bench-browse bench-webhook build
 
 ## run: the API on http://127.0.0.1:8080 (embedded PostgreSQL under .data/ when DATABASE_URL is unset)
 run:
@@ -24,3 +24,7 @@ build:
 ## bench-browse: the browse benchmark (GraphQL over HTTP vs. the same page as raw SQL)
 bench-browse:
 	go run ./bench/browse
+
+## bench-webhook: Stripe webhook intake (verify, store, enqueue) vs. a verify-only baseline
+bench-webhook:
+	go run ./bench/webhook
