@@ -10,8 +10,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
+	"github.com/leadmarket/leadmarket/internal/marketplace"
+	"github.com/leadmarket/leadmarket/internal/partner"
 )
 
 func TestWebhook_RefusesBadDeliveries(t *testing.T) {
@@ -113,11 +117,14 @@ func TestWebhook_RefundsClawBackInProportionOnceEach(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.deliver(body, webhookSecret, time.Now()))
 	e.waitStatus(paid, billing.StatusProcessed)
 
-	// The buyer spends 250 credits, then the payment is refunded in two parts, the second
-	// delivered first and each delivered twice.
-	_, err := e.db.ExecContext(context.Background(), `UPDATE credit_balances SET credits = credits - 250 WHERE workspace_id = ?;
-		INSERT INTO credit_ledger (workspace_id, kind, amount, balance_after, reference) VALUES (?, 'SPEND', -250, 50, 'test-spend')`, ws, ws)
+	// The buyer spends 250 credits on a lead (its partner earns a commission), then the payment
+	// is refunded in two parts, the second delivered first and each delivered twice.
+	market := marketplace.NewService(e.db, partner.Commission{CreditValueCents: 40})
+	lead := dbtest.CreateLead(t, e.db, dbtest.LeadOpts{PartnerID: dbtest.CreatePartner(t, e.db, dbtest.PartnerOpts{}), PriceCredits: 250})
+	_, err := market.PurchaseLeads(context.Background(), &auth.Caller{UserID: owner.ID}, marketplace.PurchaseInput{
+		WorkspaceID: ws, LeadIDs: []string{lead}, IdempotencyKey: "spend"})
 	require.NoError(t, err)
+	earned := scalar[int64](t, e.db, "SELECT sum(amount_cents) FROM partner_earnings")
 	full, fullBody := event("charge.refunded", charge("ch_parts", "pi_parts", 9000, 9000))
 	part, partBody := event("charge.refunded", charge("ch_parts", "pi_parts", 9000, 3000))
 	for _, b := range [][]byte{fullBody, fullBody, partBody, partBody} {
@@ -127,7 +134,13 @@ func TestWebhook_RefundsClawBackInProportionOnceEach(t *testing.T) {
 	e.waitStatus(part, billing.StatusProcessed)
 	require.Equal(t, int64(50-300), e.balance(ws), "the whole purchase clawed back once, even below zero")
 	require.Equal(t, 300, scalar[int](t, e.db, "SELECT refunded_credits FROM credit_orders WHERE id = ?", orderID))
-	_ = owner
+	require.Equal(t, earned, scalar[int64](t, e.db, "SELECT sum(amount_cents) FROM partner_earnings"), "a clawback leaves earnings alone")
+
+	// Below zero the workspace cannot buy until it is positive again.
+	other := dbtest.CreateLead(t, e.db, dbtest.LeadOpts{PartnerID: dbtest.CreatePartner(t, e.db, dbtest.PartnerOpts{}), PriceCredits: 1})
+	_, err = market.PurchaseLeads(context.Background(), &auth.Caller{UserID: owner.ID}, marketplace.PurchaseInput{
+		WorkspaceID: ws, LeadIDs: []string{other}, IdempotencyKey: "after-refund"})
+	require.Equal(t, apperr.InsufficientCredits, apperr.CodeOf(err))
 }
 
 func TestWebhook_AmountMismatchGrantsNothing(t *testing.T) {
