@@ -24,7 +24,7 @@ func TestBillingAPI_PackagesEventsAndEarnings(t *testing.T) {
 
 	var pkgs struct {
 		CreditPackages []struct {
-			ID, Name, Currency   string
+			ID, Name, Currency  string
 			Credits, PriceCents int
 		}
 	}
@@ -89,7 +89,9 @@ func TestBillingAPI_PackagesEventsAndEarnings(t *testing.T) {
 				Error   string
 			}
 		}
-		WebhookEvents struct{ Edges []struct{ Node struct{ ID string } } }
+		WebhookEvents struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
 	}
 	api.do(api.token(admin, true), q, map[string]any{"id": evID}).decode(t, &evs)
 	require.Equal(t, "FAILED", evs.WebhookEvent.Status)

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 )
 
 // Log is an audit entry as read back.
@@ -113,8 +113,7 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first in
 	}
 	if after != "" {
 		var cur logCursor
-		b, err := base64.RawURLEncoding.DecodeString(after)
-		if err != nil || json.Unmarshal(b, &cur) != nil || uuid.Validate(cur.I) != nil {
+		if !db.DecodeCursor(after, &cur) || uuid.Validate(cur.I) != nil {
 			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
 		}
 		q.Where("(occurred_at, id) < (?, ?)", cur.T, cur.I)
@@ -129,8 +128,7 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first in
 	}
 	cursors := make([]string, len(logs))
 	for i, l := range logs {
-		b, _ := json.Marshal(logCursor{T: l.OccurredAt, I: l.ID})
-		cursors[i] = base64.RawURLEncoding.EncodeToString(b)
+		cursors[i] = db.EncodeCursor(logCursor{T: l.OccurredAt, I: l.ID})
 	}
 	return logs, cursors, more, nil
 }

@@ -3,8 +3,6 @@ package billing
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 )
 
 // Event is a stored Stripe event as admins see it.
@@ -76,8 +75,7 @@ func (s *Service) ListEvents(ctx context.Context, f EventFilter, first int, afte
 	}
 	if after != "" {
 		var c eventCursor
-		b, err := base64.RawURLEncoding.DecodeString(after)
-		if err != nil || json.Unmarshal(b, &c) != nil || c.I == "" {
+		if !db.DecodeCursor(after, &c) || c.I == "" {
 			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
 		}
 		q.Where("(received_at, id) < (?, ?)", c.T, c.I)
@@ -92,8 +90,7 @@ func (s *Service) ListEvents(ctx context.Context, f EventFilter, first int, afte
 	}
 	cursors := make([]string, len(evs))
 	for i, e := range evs {
-		b, _ := json.Marshal(eventCursor{T: e.ReceivedAt, I: e.ID})
-		cursors[i] = base64.RawURLEncoding.EncodeToString(b)
+		cursors[i] = db.EncodeCursor(eventCursor{T: e.ReceivedAt, I: e.ID})
 	}
 	return evs, cursors, more, nil
 }

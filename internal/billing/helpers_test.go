@@ -110,7 +110,7 @@ func checkoutSession(sessionID, orderID, workspaceID, paymentIntent string, amou
 	return map[string]any{
 		"id": sessionID, "object": "checkout.session", "mode": "payment", "status": "complete",
 		"amount_subtotal": amount, "amount_total": amount, "currency": "usd", "client_reference_id": orderID,
-		"metadata": map[string]string{"order_id": orderID, "workspace_id": workspaceID},
+		"metadata":       map[string]string{"order_id": orderID, "workspace_id": workspaceID},
 		"payment_intent": paymentIntent, "payment_status": paymentStatus, "livemode": false,
 	}
 }

@@ -212,4 +212,3 @@ func TestWebhook_StoredEventSurvivesAProcessThatDies(t *testing.T) {
 	e.waitStatus(evID, billing.StatusProcessed)
 	require.Equal(t, int64(100), e.balance(ws))
 }
-

@@ -1,13 +1,12 @@
 package marketplace
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/db"
 )
 
 // cursor is the keyset position after a row. It is opaque to clients: base64url of this JSON.
@@ -18,10 +17,7 @@ type cursor struct {
 	ID    string    `json:"i"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func (c cursor) encode() string { return db.EncodeCursor(c) }
 
 // decodeCursor parses s, which must have been made for order. Errors: INVALID_INPUT.
 func decodeCursor(s, order string) (*cursor, error) {
@@ -29,12 +25,8 @@ func decodeCursor(s, order string) (*cursor, error) {
 		return nil, nil
 	}
 	bad := apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, bad
-	}
 	var c cursor
-	if err := json.Unmarshal(b, &c); err != nil || c.Order != order {
+	if !db.DecodeCursor(s, &c) || c.Order != order {
 		return nil, bad
 	}
 	if _, err := uuid.Parse(c.ID); err != nil {

@@ -1,0 +1,20 @@
+package db
+
+import (
+	"encoding/base64"
+	"encoding/json"
+)
+
+// EncodeCursor turns a keyset position (a small struct) into the opaque string clients pass back
+// as `after`: base64url of its JSON.
+func EncodeCursor(position any) string {
+	b, _ := json.Marshal(position)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor parses a string made by EncodeCursor into position; it reports false for anything
+// else.
+func DecodeCursor(s string, position any) bool {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && json.Unmarshal(b, position) == nil
+}
