@@ -29,7 +29,6 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
-	Lead() LeadResolver
 	LeadPurchase() LeadPurchaseResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
@@ -300,10 +299,6 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
-type LeadResolver interface {
-	Partner(ctx context.Context, obj *model.Lead) (*model.Partner, error)
-	PurchasedByMyWorkspace(ctx context.Context, obj *model.Lead) (bool, error)
-}
 type LeadPurchaseResolver interface {
 	Lead(ctx context.Context, obj *model.LeadPurchase) (*model.Lead, error)
 }
@@ -4826,7 +4821,7 @@ func (ec *executionContext) _Lead_partner(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Lead_partner(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Lead().Partner(ctx, obj)
+			return obj.Partner, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.Partner) graphql.Marshaler {
@@ -4840,8 +4835,8 @@ func (ec *executionContext) fieldContext_Lead_partner(_ context.Context, field g
 	fc = &graphql.FieldContext{
 		Object:     "Lead",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Partner(ctx, field)
 		},
@@ -4858,7 +4853,7 @@ func (ec *executionContext) _Lead_purchasedByMyWorkspace(ctx context.Context, fi
 			return ec.fieldContext_Lead_purchasedByMyWorkspace(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Lead().PurchasedByMyWorkspace(ctx, obj)
+			return obj.PurchasedByMyWorkspace, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
@@ -4869,7 +4864,7 @@ func (ec *executionContext) _Lead_purchasedByMyWorkspace(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_Lead_purchasedByMyWorkspace(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Lead", field, true, true, "Boolean")
+	return graphql.NewScalarFieldContext("Lead", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _LeadConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.LeadConnection) (ret graphql.Marshaler) {
@@ -9772,130 +9767,128 @@ func (ec *executionContext) _Lead(ctx context.Context, sel ast.SelectionSet, obj
 		case "id":
 			out.Values[i] = ec._Lead_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "firstName":
 			out.Values[i] = ec._Lead_firstName(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "lastName":
 			out.Values[i] = ec._Lead_lastName(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "title":
 			out.Values[i] = ec._Lead_title(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "seniority":
 			out.Values[i] = ec._Lead_seniority(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "department":
 			out.Values[i] = ec._Lead_department(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "companyName":
 			out.Values[i] = ec._Lead_companyName(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "companyDomain":
 			out.Values[i] = ec._Lead_companyDomain(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "companySize":
 			out.Values[i] = ec._Lead_companySize(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "industry":
 			out.Values[i] = ec._Lead_industry(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "country":
 			out.Values[i] = ec._Lead_country(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "region":
 			out.Values[i] = ec._Lead_region(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "city":
 			out.Values[i] = ec._Lead_city(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "priceCredits":
 			out.Values[i] = ec._Lead_priceCredits(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "maxBuyers":
 			out.Values[i] = ec._Lead_maxBuyers(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "buyersCount":
 			out.Values[i] = ec._Lead_buyersCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "verificationStatus":
 			out.Values[i] = ec._Lead_verificationStatus(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "email":
 			out.Values[i] = ec._Lead_email(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "emailPreview":
 			out.Values[i] = ec._Lead_emailPreview(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "phone":
 			out.Values[i] = ec._Lead_phone(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "phonePreview":
 			out.Values[i] = ec._Lead_phonePreview(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "linkedinUrl":
 			out.Values[i] = ec._Lead_linkedinUrl(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "createdAt":
 			out.Values[i] = ec._Lead_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "partner":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Lead_partner(ctx, field, obj)
-				})
+			out.Values[i] = ec._Lead_partner(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "purchasedByMyWorkspace":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Lead_purchasedByMyWorkspace(ctx, field, obj)
-				})
+			out.Values[i] = ec._Lead_purchasedByMyWorkspace(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -3,7 +3,6 @@ package graph
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -96,8 +95,13 @@ func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
 	leadBatch := func(ctx context.Context, ids []string) []*dataloader.Result[*model.Lead] {
 		ls, err := r.MarketplaceService.LeadsByIDs(ctx, marketplace.Viewer{UserID: userID}, ids)
 		byID := make(map[string]*model.Lead, len(ls))
-		for _, l := range ls {
-			byID[l.ID] = toLead(l, "")
+		nodes := make([]*model.Lead, len(ls))
+		for i, l := range ls {
+			nodes[i] = toLead(l, "")
+			byID[l.ID] = nodes[i]
+		}
+		if err == nil {
+			err = fillLeadRelations(ctx, nodes, true)
 		}
 		return results(ids, byID, err, notFound("lead"))
 	}
@@ -121,24 +125,6 @@ func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
 		partnerBatch:   partnerBatch,
 		purchasedBatch: purchasedBatch,
 	}
-}
-
-// prime runs batch once for the distinct keys and stores the results in loader, so the field
-// resolvers that follow find them cached: one statement, however the resolvers get scheduled.
-func prime[V any](ctx context.Context, loader *dataloader.Loader[string, V],
-	batch func(context.Context, []string) []*dataloader.Result[V], keys []string,
-) error {
-	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
-	for i, res := range batch(ctx, keys) {
-		if res.Error != nil {
-			if apperr.CodeOf(res.Error) == apperr.Internal {
-				return res.Error
-			}
-			continue // a missing row stays uncached and fails at its field, as it would unprimed
-		}
-		loader.Prime(ctx, keys[i], res.Data)
-	}
-	return nil
 }
 
 func viewerKey(viewerWorkspaceID, leadID string) string { return viewerWorkspaceID + "|" + leadID }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/audit"
@@ -27,7 +26,7 @@ func toLead(l lead.Lead, viewerWorkspaceID string) *model.Lead {
 		Country: l.Country, Region: l.Region, City: l.City, PriceCredits: l.PriceCredits, MaxBuyers: l.MaxBuyers,
 		BuyersCount: l.BuyersCount, VerificationStatus: model.VerificationStatus(l.VerificationStatus),
 		EmailPreview: l.EmailPreview, PhonePreview: l.PhonePreview, CreatedAt: l.CreatedAt,
-		PartnerID: l.PartnerID, ViewerWorkspaceID: viewerWorkspaceID,
+		PartnerID: l.PartnerID, ViewerWorkspaceID: viewerWorkspaceID, ContactVisible: l.ContactVisible,
 	}
 	if l.ContactVisible {
 		m.Email, m.Phone, m.LinkedinURL = optional(l.Email), optional(l.Phone), optional(l.LinkedinURL)
@@ -50,38 +49,14 @@ func toLeadConnection(ctx context.Context, p marketplace.Page, viewerWorkspaceID
 	if n := len(p.Cursors); n > 0 {
 		conn.PageInfo.EndCursor = &p.Cursors[n-1]
 	}
-	if err := primeLeadRelations(ctx, conn); err != nil {
+	nodes := make([]*model.Lead, len(conn.Edges))
+	for i, e := range conn.Edges {
+		nodes[i] = e.Node
+	}
+	if err := fillLeadRelations(ctx, nodes, selects(ctx, "edges", "node", "partner")); err != nil {
 		return nil, err
 	}
 	return conn, nil
-}
-
-// primeLeadRelations runs the page's partner and purchased-by-me batches up front, one statement
-// each, when the query selects them. Left to the field resolvers alone, a batch could split when
-// its keys straggle in past the loader's wait under CPU pressure; priming keeps the number of
-// statements per page constant.
-func primeLeadRelations(ctx context.Context, conn *model.LeadConnection) error {
-	l := loadersFrom(ctx)
-	if l == nil || len(conn.Edges) == 0 {
-		return nil
-	}
-	// The two batches are independent: run them side by side.
-	var g errgroup.Group
-	if selects(ctx, "edges", "node", "partner") {
-		ids := make([]string, len(conn.Edges))
-		for i, e := range conn.Edges {
-			ids[i] = e.Node.PartnerID
-		}
-		g.Go(func() error { return prime(ctx, l.Partner, l.partnerBatch, ids) })
-	}
-	if selects(ctx, "edges", "node", "purchasedByMyWorkspace") {
-		keys := make([]string, len(conn.Edges))
-		for i, e := range conn.Edges {
-			keys[i] = viewerKey(e.Node.ViewerWorkspaceID, e.Node.ID)
-		}
-		g.Go(func() error { return prime(ctx, l.Purchased, l.purchasedBatch, keys) })
-	}
-	return g.Wait()
 }
 
 // selects reports whether the current field's selection reaches path (fragments included).

@@ -18,16 +18,6 @@ import (
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 )
 
-// Partner is the resolver for the partner field.
-func (r *leadResolver) Partner(ctx context.Context, obj *model.Lead) (*model.Partner, error) {
-	return loadersFrom(ctx).Partner.Load(ctx, obj.PartnerID)()
-}
-
-// PurchasedByMyWorkspace is the resolver for the purchasedByMyWorkspace field.
-func (r *leadResolver) PurchasedByMyWorkspace(ctx context.Context, obj *model.Lead) (bool, error) {
-	return loadersFrom(ctx).Purchased.Load(ctx, viewerKey(obj.ViewerWorkspaceID, obj.ID))()
-}
-
 // Lead is the resolver for the lead field.
 func (r *leadPurchaseResolver) Lead(ctx context.Context, obj *model.LeadPurchase) (*model.Lead, error) {
 	return loadersFrom(ctx).Lead.Load(ctx, obj.LeadID)()
@@ -144,7 +134,8 @@ func (r *queryResolver) Lead(ctx context.Context, id string) (*model.Lead, error
 	if err != nil || l == nil {
 		return nil, err
 	}
-	return toLead(*l, ""), nil
+	node := toLead(*l, "")
+	return node, fillLeadRelations(ctx, []*model.Lead{node}, true)
 }
 
 // MyLeads is the resolver for the myLeads field.
@@ -337,9 +328,6 @@ func (r *webhookEventResolver) AttemptLog(ctx context.Context, obj *model.Webhoo
 	return loadersFrom(ctx).Attempts.Load(ctx, obj.ID)()
 }
 
-// Lead returns LeadResolver implementation.
-func (r *Resolver) Lead() LeadResolver { return &leadResolver{r} }
-
 // LeadPurchase returns LeadPurchaseResolver implementation.
 func (r *Resolver) LeadPurchase() LeadPurchaseResolver { return &leadPurchaseResolver{r} }
 
@@ -356,7 +344,6 @@ func (r *Resolver) User() UserResolver { return &userResolver{r} }
 func (r *Resolver) WebhookEvent() WebhookEventResolver { return &webhookEventResolver{r} }
 
 type (
-	leadResolver         struct{ *Resolver }
 	leadPurchaseResolver struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	queryResolver        struct{ *Resolver }

@@ -21,6 +21,10 @@ func Open(ctx context.Context, url string, maxConns int) (*bun.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
+	// bun interpolates every argument into the SQL text itself, so each statement is unique text:
+	// the simple protocol runs it in one round trip instead of pgx preparing (and caching) a
+	// statement that is never reused.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	sqldb := stdlib.OpenDB(*cfg)
 	sqldb.SetMaxOpenConns(maxConns)
 	sqldb.SetMaxIdleConns(maxConns)
