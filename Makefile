@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test generate vet bench-browse bench-webhook build
+.PHONY: run test generate vet bench-browse bench-webhook bench-guardrails build
 
 ## run: the API on http://127.0.0.1:8080 (embedded PostgreSQL under .data/ when DATABASE_URL is unset)
 run:
@@ -28,3 +28,7 @@ bench-browse:
 ## bench-webhook: Stripe webhook intake (verify, store, enqueue) vs. a verify-only baseline
 bench-webhook:
 	go run ./bench/webhook
+
+## bench-guardrails: the browse benchmark with rate limits off, on in memory and on in Redis (REDIS_URL)
+bench-guardrails:
+	go run ./bench/guardrails

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"runtime/debug"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -20,49 +23,104 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/ratelimit"
 )
 
 // HandlerOptions configure the GraphQL handler.
 type HandlerOptions struct {
-	// Production turns introspection off.
+	// Production turns introspection and "Did you mean" suggestions off.
 	Production bool
 	// AdminRequireMFA makes @auth(requires: PLATFORM_ADMIN) need an aal2 session.
 	AdminRequireMFA bool
 	Logger          *slog.Logger
 	// RecordSecurityEventFunc records denials (UNAUTHENTICATED, FORBIDDEN) as security events.
 	RecordSecurityEventFunc func(ctx context.Context, ev audit.SecurityEvent) error
+	// Limits bound what one document may ask for (guard.go). Zero fields take their defaults.
+	Limits QueryLimits
+	// RateLimits charges each operation to its caller's tiers (ratelimit.go). Default nil: no
+	// rate limits.
+	RateLimits *ratelimit.Policy
+	// RecordViolationFunc records an operation refused by RateLimits. Default nil: refusals are
+	// only logged.
+	RecordViolationFunc func(ctx context.Context, v ratelimit.Violation) error
+	// AllowedOrigins (CORS_ORIGINS) are the origins whose pages may open the WebSocket, besides
+	// the API's own; "*" allows any. Default none.
+	AllowedOrigins []string
+	// APQCacheSize is how many automatic persisted queries are remembered. Default 1000.
+	APQCacheSize int
 }
 
-// NewHandler returns the GraphQL handler: POST and GET (queries only) and the graphql-ws
-// WebSocket transport, with @auth, the error presenter and operation names in audit entries.
-func NewHandler(r *Resolver, o HandlerOptions) *handler.Server {
+// Handler serves GraphQL over HTTP (transport.go) and graphql-ws.
+type Handler struct {
+	srv *handler.Server
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTTP(w, r) }
+
+// NewHandler returns the GraphQL handler: GET (queries only) and POST over HTTP as the
+// GraphQL-over-HTTP specification says, multipart POSTs, the graphql-ws WebSocket transport,
+// automatic persisted queries, the query guardrails and rate limits, @auth, the error presenter
+// and operation names in audit entries.
+func NewHandler(r *Resolver, o HandlerOptions) *Handler {
 	cfg := Config{Resolvers: r}
 	cfg.Directives.Auth = authDirective(o.AdminRequireMFA)
+	setComplexity(&cfg.Complexity)
+	limits := o.Limits.withDefaults()
+	if o.APQCacheSize <= 0 {
+		o.APQCacheSize = 1000
+	}
+
 	srv := handler.New(NewExecutableSchema(cfg))
-	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 10 * time.Second})
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	if !o.Production {
+	srv.AddTransport(transport.Websocket{
+		KeepAlivePingInterval: 10 * time.Second,
+		Implementation: transport.CoderWebsocketImplementation{
+			AcceptOptions: websocket.AcceptOptions{OriginPatterns: originPatterns(o.AllowedOrigins)},
+		},
+	})
+	srv.AddTransport(httpTransport{})
+	srv.AddTransport(transport.MultipartForm{})
+	queryCache := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(queryCache)
+	srv.SetParserTokenLimit(limits.Tokens)
+	if o.Production {
+		srv.SetDisableSuggestion(true)
+		srv.SetValidationRulesFn(rulesWithoutSuggestions)
+	} else {
 		srv.Use(extension.Introspection{})
 	}
-	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-		oc := graphql.GetOperationContext(ctx)
-		name := oc.OperationName
-		if name == "" && oc.Operation != nil {
-			name = string(oc.Operation.Operation)
-		}
-		audit.RequestInfoFrom(ctx).Operation = name
-		return next(ctx)
-	})
+	// Extensions of one kind run in the order they are added.
+	srv.Use(documentSizeGuard{maxBytes: limits.DocumentBytes})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](o.APQCacheSize)})
+	srv.Use(documentShapeGuard{limits: limits, cache: queryCache})
+	srv.Use(operationGuard{introspection: !o.Production})
+	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
+	if o.RateLimits != nil {
+		srv.Use(&rateLimiter{policy: o.RateLimits, recordViolationFunc: o.RecordViolationFunc, logger: o.Logger})
+	}
 	srv.SetErrorPresenter(errorPresenter(o))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		o.Logger.ErrorContext(ctx, "resolver panic", "panic", v, "request_id", audit.RequestInfoFrom(ctx).RequestID,
 			"stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	return srv
+	return &Handler{srv: srv}
+}
+
+// originPatterns turns CORS origins (https://app.example.com) into the host patterns the
+// WebSocket library matches the Origin header against.
+func originPatterns(origins []string) []string {
+	var patterns []string
+	for _, o := range origins {
+		if o == "*" {
+			patterns = append(patterns, "*")
+			continue
+		}
+		if u, err := url.Parse(o); err == nil && u.Host != "" {
+			patterns = append(patterns, u.Host)
+		}
+	}
+	return patterns
 }
 
 func authDirective(requireMFA bool) func(ctx context.Context, obj any, next graphql.Resolver, requires *model.Role) (any, error) {
@@ -109,6 +167,11 @@ func errorPresenter(o HandlerOptions) graphql.ErrorPresenterFunc {
 			}
 			if _, ok := gerr.Extensions["code"]; !ok {
 				gerr.Extensions["code"] = "BAD_USER_INPUT"
+			}
+			if gerr.Extensions["code"] == codeComplexityLimit {
+				if st := extension.GetComplexityStats(ctx); st != nil {
+					gerr.Extensions["cost"], gerr.Extensions["limit"] = st.Complexity, st.ComplexityLimit
+				}
 			}
 			return gerr
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/user"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
@@ -72,11 +73,17 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		AuditService:       audit.NewService(bdb, cfg.AdminRequireMFA),
 		BillingService:     billingSvc,
 	}
+	guard, err := buildGuardrails(cfg, bdb)
+	if err != nil {
+		return nil, err
+	}
 	gql := graph.NewHandler(res, graph.HandlerOptions{
 		Production: cfg.IsProduction(), AdminRequireMFA: cfg.AdminRequireMFA, Logger: logger,
 		RecordSecurityEventFunc: func(ctx context.Context, ev audit.SecurityEvent) error {
 			return audit.RecordSecurity(ctx, bdb, ev)
 		},
+		Limits: guard.limits, RateLimits: guard.policy, RecordViolationFunc: guard.recordViolation,
+		AllowedOrigins: cfg.CORSOrigins,
 	})
 	srv := httpserver.New(httpserver.Options{
 		Addr: cfg.HTTPAddr, Production: cfg.IsProduction(), Logger: logger, GraphQL: gql,
@@ -85,6 +92,9 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		Authenticator:     auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL),
 		ReadyFunc:         func(ctx context.Context) error { return Ready(ctx, bdb) },
 		ShutdownTimeout:   cfg.ShutdownTimeout,
+		TrustedProxies:    guard.trustedProxies,
+		CORSOrigins:       cfg.CORSOrigins,
+		CloseFuncs:        guard.closers,
 	})
 	return &App{Server: srv, Billing: billingSvc, Queue: queue, db: bdb}, nil
 }
@@ -94,6 +104,7 @@ func (a *App) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, billing.NewEventWorker(a.Billing))
 	river.AddWorker(w, idempotency.NewPurgeWorker(a.db))
+	river.AddWorker(w, ratelimit.NewPurgeWorker(a.db))
 	return w
 }
 
@@ -102,6 +113,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return idempotency.PurgeArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return ratelimit.PurgeArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }

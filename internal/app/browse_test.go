@@ -67,7 +67,8 @@ func walk(t *testing.T, api *apiServer, tok string, first int, filter map[string
 
 func TestBrowse_FiltersOrdersAndPagination(t *testing.T) {
 	t.Parallel()
-	api := newAPI(t, nil)
+	// The walks below browse far more than 60 pages a minute.
+	api := newAPI(t, map[string]string{"RATE_LIMIT_BROWSE": "100000"})
 	db := api.db
 	_, buyer := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	tok := api.token(buyer, false)
@@ -223,9 +224,12 @@ func TestBrowse_BadArguments(t *testing.T) {
 	require.NotEmpty(t, res.Errors)
 	require.NotEqual(t, "INTERNAL", res.code())
 
-	// first above 100 is capped, not refused.
+	// first above 100 is capped, not refused, while the cost it announces (first x what each edge
+	// selects) stays under COMPLEXITY_LIMIT; above it the query is refused before it runs.
 	var p browsePage
-	api.do(tok, browseQuery, map[string]any{"first": 5000}).decode(t, &p)
+	api.do(tok, `query($first: Int) { marketplaceLeads(first: $first) { edges { node { id } } } }`,
+		map[string]any{"first": 150}).decode(t, &p)
 	require.LessOrEqual(t, len(p.MarketplaceLeads.Edges), 100)
+	require.Equal(t, "COMPLEXITY_LIMIT_EXCEEDED", api.do(tok, browseQuery, map[string]any{"first": 5000}).code())
 	_ = fmt.Sprint
 }

@@ -51,7 +51,8 @@ func TestGraphQLOverGET(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, nil)
 	u := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
-	auth := http.Header{"Authorization": {"Bearer " + api.token(u, false)}}
+	// GraphQL-Preflight: a GET runs only with a header a cross-site page cannot send (CSRF).
+	auth := http.Header{"Authorization": {"Bearer " + api.token(u, false)}, "GraphQL-Preflight": {"1"}}
 
 	status, body := get(t, api.url+"/graphql?query="+url.QueryEscape("{ me { email } }"), auth)
 	require.Equal(t, http.StatusOK, status)

@@ -5,10 +5,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is the whole configuration. Each field names its variable and default.
@@ -51,8 +55,12 @@ type Config struct {
 	// RateLimitsEnabled is RATE_LIMITS_ENABLED. Default true.
 	RateLimitsEnabled bool
 	// RateLimitPurchase, RateLimitBrowse and RateLimitStandard are RATE_LIMIT_PURCHASE (default 10),
-	// RATE_LIMIT_BROWSE (60) and RATE_LIMIT_STANDARD (100): operations per caller per minute.
+	// RATE_LIMIT_BROWSE (60) and RATE_LIMIT_STANDARD (100): operations per caller per
+	// RateLimitWindow.
 	RateLimitPurchase, RateLimitBrowse, RateLimitStandard int
+	// RateLimitWindow is RATE_LIMIT_WINDOW, the period the RATE_LIMIT_* counts are per (a caller
+	// gets one operation back every window/limit). Default 1m.
+	RateLimitWindow time.Duration
 	// TrustedProxies is TRUSTED_PROXIES, comma-separated IPs or CIDRs whose X-Forwarded-For is
 	// believed. Default none.
 	TrustedProxies []string
@@ -67,6 +75,9 @@ type Config struct {
 	AliasLimit int
 	// MaxDocumentBytes is MAX_DOCUMENT_BYTES, the largest GraphQL document. Default 65536.
 	MaxDocumentBytes int
+	// FieldLimit is FIELD_LIMIT, the most fields in one operation, fragments expanded and
+	// duplicates counted. Default 500.
+	FieldLimit int
 
 	// StripeSecretKey is STRIPE_SECRET_KEY. Default empty: buying credits is unavailable
 	// (required when ENV=production).
@@ -168,9 +179,31 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	positive("DEPTH_LIMIT", "10", &c.DepthLimit)
 	positive("ALIAS_LIMIT", "30", &c.AliasLimit)
 	positive("MAX_DOCUMENT_BYTES", "65536", &c.MaxDocumentBytes)
+	positive("FIELD_LIMIT", "500", &c.FieldLimit)
+	if c.RateLimitWindow, err = time.ParseDuration(get("RATE_LIMIT_WINDOW", "1m")); err != nil || c.RateLimitWindow < time.Second {
+		errs = append(errs, fmt.Errorf("RATE_LIMIT_WINDOW: %q is not a duration of at least 1s", get("RATE_LIMIT_WINDOW", "")))
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_URL: %w", err))
+		}
+	}
 	positive("WORKER_CONCURRENCY", "10", &c.WorkerConcurrency)
 	c.TrustedProxies = list(get("TRUSTED_PROXIES", ""))
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR prefix", p))
+			}
+		}
+	}
 	c.CORSOrigins = list(get("CORS_ORIGINS", ""))
+	for _, o := range c.CORSOrigins {
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Path != "" || u.RawQuery != "" || u.User != nil) {
+			errs = append(errs, fmt.Errorf("CORS_ORIGINS: %q is not an origin such as https://app.example.com (or *)", o))
+		}
+	}
 	c.StripeSecretKey = get("STRIPE_SECRET_KEY", "")
 	c.StripeAPIURL = strings.TrimRight(get("STRIPE_API_URL", "https://api.stripe.com"), "/")
 	c.StripeWebhookSecret = get("STRIPE_WEBHOOK_SECRET", "")

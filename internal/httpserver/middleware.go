@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -95,11 +94,7 @@ func requestContext(o Options, m *metrics) func(http.Handler) http.Handler {
 				id = hex.EncodeToString(b[:])
 			}
 			w.Header().Set("X-Request-Id", id)
-			ip, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				ip = r.RemoteAddr
-			}
-			ri := &audit.RequestInfo{IP: ip, UserAgent: r.UserAgent(), RequestID: id}
+			ri := &audit.RequestInfo{IP: clientIP(r, o.TrustedProxies), UserAgent: r.UserAgent(), RequestID: id}
 			var statements atomic.Int64
 			ctx := audit.WithRequestInfo(r.Context(), ri)
 			ctx = db.WithStatementCounter(ctx, &statements)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
@@ -39,6 +40,15 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// MaxBodyBytes limits a request body. Default 2 MiB.
 	MaxBodyBytes int64
+	// TrustedProxies (TRUSTED_PROXIES) are the peers whose X-Forwarded-For names the client;
+	// the client's IP is what audit entries record and anonymous rate limits are keyed by.
+	// Default none: the direct peer is the client.
+	TrustedProxies []netip.Prefix
+	// CORSOrigins (CORS_ORIGINS) are the browser origins allowed to call /graphql; "*" allows
+	// any. Default none.
+	CORSOrigins []string
+	// CloseFuncs run once Run has shut the server down (the rate limiter's Redis client).
+	CloseFuncs []func() error
 }
 
 // Server is the HTTP server.
@@ -64,7 +74,7 @@ func New(o Options) *Server {
 
 	mux := http.NewServeMux()
 	gql := authenticate(o.Authenticator, o.Logger)(o.GraphQLMiddleware(o.GraphQL))
-	mux.Handle("/graphql", http.MaxBytesHandler(gql, o.MaxBodyBytes))
+	mux.Handle("/graphql", cors(o.CORSOrigins)(http.MaxBytesHandler(gql, o.MaxBodyBytes)))
 	if o.StripeWebhook != nil {
 		mux.Handle("POST /webhooks/stripe", o.StripeWebhook)
 	}
@@ -84,9 +94,9 @@ func New(o Options) *Server {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if !o.Production {
-		mux.Handle("GET /{$}", playground.Handler("Leadmarket GraphiQL", "/graphql"))
+		mux.Handle("GET /{$}", withPageCSP(playground.Handler("Leadmarket GraphiQL", "/graphql"), "https://cdn.jsdelivr.net"))
 	}
-	return &Server{opts: o, handler: requestContext(o, m)(mux)}
+	return &Server{opts: o, handler: requestContext(o, m)(securityHeaders(o.Production)(mux))}
 }
 
 // Handler returns the server's whole handler, for in-process tests.
@@ -101,6 +111,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	defer func() {
+		for _, f := range s.opts.CloseFuncs {
+			if err := f(); err != nil {
+				s.opts.Logger.Error("close after shutdown", "err", err)
+			}
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.opts.Logger.Info("serving", "addr", ln.Addr().String())

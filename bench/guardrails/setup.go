@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/app"
+	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/config"
+	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/seed"
+)
+
+const (
+	benchDatabase = "lm_bench_guardrails"
+	benchSecret   = "leadmarket-guardrails-benchmark-secret-0123456789"
+	pageSize      = 50
+	// highLimit is every tier's limit on the limited sides: far above what the run can reach.
+	highLimit = 1_000_000_000
+)
+
+// Side names.
+const (
+	sideOff    = "off"
+	sideMemory = "memory"
+	sideRedis  = "redis"
+)
+
+// browseQuery is bench/browse's measured operation.
+const browseQuery = `query Browse($after: String) { marketplaceLeads(first: 50, after: $after,
+	filter: {countries: ["US", "GB", "DE"], seniorities: [DIRECTOR, VP, C_LEVEL]}) {
+	edges { cursor node { id firstName lastName title companyName industry country priceCredits verificationStatus
+		emailPreview email purchasedByMyWorkspace partner { id name } } }
+	pageInfo { hasNextPage endCursor } } }`
+
+// side is one server under test.
+type side struct {
+	name    string
+	limited bool
+	server  *httptest.Server
+}
+
+// benchEnv is the seeded database, the three servers and the client.
+type benchEnv struct {
+	o        options
+	bdb      *bun.DB
+	sides    []side
+	client   *http.Client
+	token    string
+	dbReport string
+}
+
+func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
+	e := &benchEnv{o: o}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	rdbOpts, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	rdb := redis.NewClient(rdbOpts)
+	err = rdb.Ping(ctx).Err()
+	_ = rdb.Close()
+	if err != nil {
+		return nil, fmt.Errorf("redis at %s does not answer (start it, or pass -redis-url): %w", o.redisURL, err)
+	}
+	benchURL, users, err := e.prepareDatabase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var owner *seed.DemoUser
+	for i := range users {
+		if users[i].Role == seed.RoleWorkspaceOwner {
+			owner = &users[i]
+			break
+		}
+	}
+	if owner == nil {
+		return nil, errors.New("the seed returned no workspace owner")
+	}
+	if e.token, err = auth.NewTokens(benchSecret).Issue(owner.Subject, owner.Email, false, 24*time.Hour); err != nil {
+		return nil, err
+	}
+	if e.bdb, err = db.Open(ctx, benchURL, o.pool); err != nil {
+		return nil, err
+	}
+	high := strconv.Itoa(highLimit)
+	for _, s := range []struct {
+		name string
+		vars map[string]string
+	}{
+		{sideOff, map[string]string{"RATE_LIMITS_ENABLED": "false"}},
+		{sideMemory, map[string]string{"RATE_LIMIT_PURCHASE": high, "RATE_LIMIT_BROWSE": high, "RATE_LIMIT_STANDARD": high}},
+		{sideRedis, map[string]string{"RATE_LIMIT_PURCHASE": high, "RATE_LIMIT_BROWSE": high, "RATE_LIMIT_STANDARD": high,
+			"REDIS_URL": o.redisURL}},
+	} {
+		vars := map[string]string{"ENV": "development", "JWT_SECRET": benchSecret, "DB_MAX_CONNS": strconv.Itoa(o.pool), "LOG_LEVEL": "error"}
+		for k, v := range s.vars {
+			vars[k] = v
+		}
+		cfg, err := config.FromEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+		if err != nil {
+			return nil, fmt.Errorf("config of %s: %w", s.name, err)
+		}
+		a, err := app.Build(cfg, e.bdb, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", s.name, err)
+		}
+		e.sides = append(e.sides, side{name: s.name, limited: s.name != sideOff, server: httptest.NewServer(a.Server.Handler())})
+	}
+	e.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy: nil, MaxIdleConns: 4 * o.concurrency, MaxIdleConnsPerHost: 4 * o.concurrency,
+		IdleConnTimeout: time.Minute, DisableCompression: true,
+	}}
+	return e, nil
+}
+
+// prepareDatabase reuses benchDatabase when it holds exactly o.leads leads with every migration
+// applied (and -fresh is off); otherwise it creates, migrates and seeds it. It returns the
+// database's URL and the demo users.
+func (e *benchEnv) prepareDatabase(ctx context.Context) (string, []seed.DemoUser, error) {
+	u, err := url.Parse(e.o.databaseURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("-database-url: %w", err)
+	}
+	u.Path = "/" + benchDatabase
+	benchURL := u.String()
+	admin, err := pgx.Connect(ctx, e.o.databaseURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to the database server (-database-url): %w", err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", benchDatabase).Scan(&exists); err != nil {
+		return "", nil, err
+	}
+	if exists && !e.o.fresh {
+		if users, err := e.reuse(ctx, benchURL); err == nil && users != nil {
+			e.dbReport = fmt.Sprintf("database %s reused", benchDatabase)
+			return benchURL, users, nil
+		}
+	}
+	start := time.Now()
+	quoted := pgx.Identifier{benchDatabase}.Sanitize()
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
+		return "", nil, err
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+quoted); err != nil {
+		return "", nil, err
+	}
+	bdb, err := db.Open(ctx, benchURL, 4)
+	if err != nil {
+		return "", nil, err
+	}
+	defer bdb.Close()
+	if _, err := db.Migrate(ctx, bdb); err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintf(os.Stderr, "guardrails: seeding %d leads into %s ...\n", e.o.leads, benchDatabase)
+	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: e.o.leads})
+	if err != nil {
+		return "", nil, fmt.Errorf("seed: %w", err)
+	}
+	e.dbReport = fmt.Sprintf("database %s seeded in %s", benchDatabase, time.Since(start).Round(time.Second))
+	return benchURL, res.Users, nil
+}
+
+// reuse returns the demo users of an existing, complete benchmark database, or nil.
+func (e *benchEnv) reuse(ctx context.Context, benchURL string) ([]seed.DemoUser, error) {
+	bdb, err := db.Open(ctx, benchURL, 4)
+	if err != nil {
+		return nil, err
+	}
+	defer bdb.Close()
+	if pending, err := db.PendingMigrations(ctx, bdb); err != nil || len(pending) > 0 {
+		return nil, err
+	}
+	var leads int
+	if err := bdb.NewRaw("SELECT count(*) FROM leads").Scan(ctx, &leads); err != nil || leads != e.o.leads {
+		return nil, err
+	}
+	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: e.o.leads}) // idempotent: only reads when complete
+	if err != nil {
+		return nil, err
+	}
+	return res.Users, nil
+}
+
+func (e *benchEnv) close() {
+	for _, s := range e.sides {
+		s.server.Close()
+	}
+	if e.client != nil {
+		e.client.CloseIdleConnections()
+	}
+	if e.bdb != nil {
+		_ = e.bdb.Close()
+	}
+}
+
+// page is what a worker decodes of a response.
+type page struct {
+	Data struct {
+		MarketplaceLeads struct {
+			Edges    []json.RawMessage `json:"edges"`
+			PageInfo struct {
+				HasNextPage bool    `json:"hasNextPage"`
+				EndCursor   *string `json:"endCursor"`
+			} `json:"pageInfo"`
+		} `json:"marketplaceLeads"`
+	} `json:"data"`
+	Errors []struct {
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// browse fetches the page after after from side s into p; it fails on any status but 200, any
+// GraphQL error, an empty page, or (on a limited side) missing RateLimit headers.
+func (e *benchEnv) browse(ctx context.Context, s side, after *string, buf *bytes.Buffer, p *page) error {
+	body, err := json.Marshal(map[string]any{"query": browseQuery, "variables": map[string]any{"after": after}})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.server.URL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	res, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	buf.Reset()
+	if _, err := buf.ReadFrom(res.Body); err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d: %.200s", res.StatusCode, buf.String())
+	}
+	if s.limited && res.Header.Get("RateLimit-Remaining") == "" {
+		return errors.New("no RateLimit-Remaining header on a limited side")
+	}
+	*p = page{}
+	if err := json.Unmarshal(buf.Bytes(), p); err != nil {
+		return err
+	}
+	if len(p.Errors) > 0 {
+		return fmt.Errorf("graphql: %s", p.Errors[0].Message)
+	}
+	if len(p.Data.MarketplaceLeads.Edges) == 0 {
+		return errors.New("empty page")
+	}
+	return nil
+}
+
+// worker returns loadgen's request function for side s: each worker walks -pages pages through
+// cursors, then starts again from the first.
+func (e *benchEnv) worker(s side) func(ctx context.Context, w int) error {
+	type state struct {
+		after *string
+		page  int
+		buf   bytes.Buffer
+		p     page
+	}
+	states := make([]state, e.o.concurrency)
+	return func(ctx context.Context, w int) error {
+		st := &states[w]
+		if err := e.browse(ctx, s, st.after, &st.buf, &st.p); err != nil {
+			st.after, st.page = nil, 0
+			if ctx.Err() != nil {
+				return nil // the run is stopping
+			}
+			return err
+		}
+		pi := st.p.Data.MarketplaceLeads.PageInfo
+		if st.page+1 < e.o.pages && pi.HasNextPage && pi.EndCursor != nil {
+			st.after, st.page = pi.EndCursor, st.page+1
+		} else {
+			st.after, st.page = nil, 0
+		}
+		return nil
+	}
+}
+
+// verify fetches a first page from s and checks it is full and, on a limited side, that the
+// limiter answered with the configured limit.
+func (e *benchEnv) verify(ctx context.Context, s side) error {
+	var buf bytes.Buffer
+	var p page
+	if err := e.browse(ctx, s, nil, &buf, &p); err != nil {
+		return err
+	}
+	if n := len(p.Data.MarketplaceLeads.Edges); n != pageSize {
+		return fmt.Errorf("first page has %d leads, want %d", n, pageSize)
+	}
+	return nil
+}

@@ -1,0 +1,417 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// GraphQL over HTTP, as the GraphQL-over-HTTP specification (graphql.github.io/graphql-over-http)
+// says:
+//
+//   - POST with Content-Type application/json, or GET with the parameters in the query string
+//     (queries only: a mutation over GET is refused with 405 before it runs). Multipart POSTs
+//     (file uploads) go to gqlgen's multipart transport. Any other content type gets 415, which
+//     is also how form-encoded and text/plain POSTs (the CSRF shapes) are refused.
+//   - The response is application/graphql-response+json or application/json, whichever the
+//     Accept header prefers (application/json when it is absent or a wildcard); an Accept that
+//     allows neither gets 406.
+//   - Status codes: a request that is not well formed (bad JSON, a batch, no query) gets 400.
+//     A request error (parse, validation, cost limits; no data) gets 400 under
+//     application/graphql-response+json and 200 under application/json. Anything that executed
+//     gets 200. Some refusals have their own status under both: 429 (RATE_LIMITED), 405
+//     (METHOD_NOT_ALLOWED), 413 (DOCUMENT_TOO_LARGE, REQUEST_TOO_LARGE).
+//   - CSRF: a GET or multipart request runs only with a header a browser cannot send cross-site
+//     without a CORS preflight: GraphQL-Preflight (Hot Chocolate), Apollo-Require-Preflight or
+//     X-Apollo-Operation-Name (Apollo), or a Content-Type other than the three "simple" ones.
+//
+// JSON array batching is off: a batch is refused with 400 BATCHING_NOT_SUPPORTED.
+
+// Media types of GraphQL responses.
+const (
+	mediaGraphQLResponse = "application/graphql-response+json"
+	mediaJSON            = "application/json"
+)
+
+// Error codes of the HTTP layer and the query guardrails (extensions.code). Like apperr's, they
+// are part of the public API.
+const (
+	codeBadRequest            = "BAD_REQUEST"
+	codeBatchingNotSupported  = "BATCHING_NOT_SUPPORTED"
+	codeRequestTooLarge       = "REQUEST_TOO_LARGE"
+	codeDocumentTooLarge      = "DOCUMENT_TOO_LARGE"
+	codeMethodNotAllowed      = "METHOD_NOT_ALLOWED"
+	codeNotAcceptable         = "NOT_ACCEPTABLE"
+	codeUnsupportedMediaType  = "UNSUPPORTED_MEDIA_TYPE"
+	codeCSRFPreflightRequired = "CSRF_PREFLIGHT_REQUIRED"
+	codeIntrospectionDisabled = "INTROSPECTION_DISABLED"
+	codeDepthLimitExceeded    = "DEPTH_LIMIT_EXCEEDED"
+	codeAliasLimitExceeded    = "ALIAS_LIMIT_EXCEEDED"
+	codeFieldLimitExceeded    = "FIELD_LIMIT_EXCEEDED"
+	codeComplexityLimit       = "COMPLEXITY_LIMIT_EXCEEDED"
+)
+
+// preflightHeaders are the headers that make a GET or multipart request safe from CSRF: a
+// browser sends them cross-origin only after a CORS preflight, which the CORS allow-list decides.
+var preflightHeaders = []string{"GraphQL-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name"}
+
+// exchange is the HTTP side of one GraphQL request, for the extensions that answer in HTTP terms
+// (a status, RateLimit headers). It is in the context of every HTTP request Handler serves; a
+// WebSocket operation has none.
+type exchange struct {
+	method string
+	// mediaType is the negotiated response media type.
+	mediaType string
+	// header is the response's header, written before the status.
+	header http.Header
+	// status, when set, is the response's status whatever else happens (429, 405, 413).
+	status int
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// refuse sets the exchange's status; the first refusal's status wins.
+func (ex *exchange) refuse(status int) {
+	if ex != nil && ex.status == 0 {
+		ex.status = status
+	}
+}
+
+// exchangeWriter applies the exchange's status to transports that choose their own (gqlgen's
+// multipart transport).
+type exchangeWriter struct {
+	http.ResponseWriter
+	ex      *exchange
+	written bool
+}
+
+func (w *exchangeWriter) WriteHeader(code int) {
+	if w.written {
+		return
+	}
+	w.written = true
+	if w.ex.status != 0 {
+		code = w.ex.status
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *exchangeWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *exchangeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveHTTP checks what GraphQL over HTTP requires of a request before any GraphQL work, then
+// hands it to gqlgen with an exchange in its context.
+func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		h.srv.ServeHTTP(w, r) // the WebSocket transport checks the Origin itself
+		return
+	}
+	mediaType, ok := negotiateMediaType(r.Header.Values("Accept"))
+	if !ok {
+		writeHTTPError(w, mediaJSON, http.StatusNotAcceptable, codeNotAcceptable,
+			"the Accept header allows neither "+mediaGraphQLResponse+" nor "+mediaJSON)
+		return
+	}
+	contentType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch r.Method {
+	case http.MethodGet:
+		if !preflighted(r, contentType) {
+			writeCSRFRefusal(w, mediaType)
+			return
+		}
+	case http.MethodPost:
+		switch contentType {
+		case mediaJSON:
+		case "multipart/form-data":
+			if !preflighted(r, contentType) {
+				writeCSRFRefusal(w, mediaType)
+				return
+			}
+		default:
+			writeHTTPError(w, mediaType, http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+				"send the request as "+mediaJSON+" (or multipart/form-data for uploads)")
+			return
+		}
+	case http.MethodOptions:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		writeHTTPError(w, mediaType, http.StatusMethodNotAllowed, codeMethodNotAllowed, "use POST, or GET for queries")
+		return
+	}
+	ex := &exchange{method: r.Method, mediaType: mediaType, header: w.Header()}
+	h.srv.ServeHTTP(&exchangeWriter{ResponseWriter: w, ex: ex}, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+}
+
+// preflighted reports whether r carries a header that a cross-site form or link cannot send.
+func preflighted(r *http.Request, contentType string) bool {
+	for _, h := range preflightHeaders {
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	switch contentType {
+	case "", "application/x-www-form-urlencoded", "multipart/form-data", "text/plain":
+		return false
+	}
+	return true
+}
+
+func writeCSRFRefusal(w http.ResponseWriter, mediaType string) {
+	writeHTTPError(w, mediaType, http.StatusBadRequest, codeCSRFPreflightRequired,
+		"this request has been blocked as a potential cross-site request forgery: send a GraphQL-Preflight: 1 header "+
+			"(or a JSON Content-Type) with GET and multipart requests")
+}
+
+// negotiateMediaType picks the response media type from the Accept header values: the supported
+// type with the highest q, the first listed on a tie; application/json for a missing header or a
+// wildcard. It reports false when nothing acceptable is supported.
+func negotiateMediaType(accepts []string) (string, bool) {
+	best, bestQ := "", 0.0
+	seen := false
+	for _, accept := range accepts {
+		for part := range strings.SplitSeq(accept, ",") {
+			if strings.TrimSpace(part) == "" {
+				continue
+			}
+			seen = true
+			mt, params, err := mime.ParseMediaType(part)
+			if err != nil {
+				continue
+			}
+			q := 1.0
+			if v, ok := params["q"]; ok {
+				if q, err = strconv.ParseFloat(v, 64); err != nil {
+					continue
+				}
+			}
+			var candidate string
+			switch mt {
+			case mediaGraphQLResponse:
+				candidate = mediaGraphQLResponse
+			case mediaJSON, "application/*", "*/*":
+				candidate = mediaJSON
+			}
+			if candidate != "" && q > 0 && q > bestQ {
+				best, bestQ = candidate, q
+			}
+		}
+	}
+	if !seen {
+		return mediaJSON, true
+	}
+	return best, best != ""
+}
+
+// httpTransport is the GET and POST (application/json) transport.
+type httpTransport struct{}
+
+var _ graphql.Transport = httpTransport{}
+
+func (httpTransport) Supports(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	if r.Method == http.MethodGet {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && r.Method == http.MethodPost && mt == mediaJSON
+}
+
+// requestError is a request refused before GraphQL looks at it.
+type requestError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	ex := exchangeFrom(ctx)
+	if ex == nil { // served without Handler (not expected): answer as application/json
+		ex = &exchange{method: r.Method, mediaType: mediaJSON, header: w.Header()}
+		ctx = context.WithValue(ctx, exchangeKey{}, ex)
+	}
+	start := graphql.Now()
+	params, err := readParams(r)
+	if err != nil {
+		var re *requestError
+		if !errors.As(err, &re) {
+			re = &requestError{status: http.StatusBadRequest, code: codeBadRequest, msg: err.Error()}
+		}
+		writeHTTPError(w, ex.mediaType, re.status, re.code, re.msg)
+		return
+	}
+	params.Headers = r.Header
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+
+	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
+		writeResponse(w, ex, requestErrorStatus(ex, errs), resp, false)
+		return
+	}
+	if r.Method == http.MethodGet && opCtx.Operation.Operation != ast.Query {
+		// The operation guard refuses this first; kept so that no path runs a mutation over GET.
+		w.Header().Set("Allow", "POST")
+		writeHTTPError(w, ex.mediaType, http.StatusMethodNotAllowed, codeMethodNotAllowed, "mutations need POST")
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, opCtx)
+	status := http.StatusOK
+	if ex.status != 0 {
+		status = ex.status
+	}
+	writeResponse(w, ex, status, responses(ctx), true)
+}
+
+// readParams reads the GraphQL parameters of a GET query string or a POST JSON body.
+func readParams(r *http.Request) (*graphql.RawParams, error) {
+	p := &graphql.RawParams{}
+	if r.Method == http.MethodGet {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return nil, errors.New("the query string is malformed")
+		}
+		p.Query, p.OperationName = q.Get("query"), q.Get("operationName")
+		if v := q.Get("variables"); v != "" {
+			if err := decodeJSON([]byte(v), &p.Variables); err != nil {
+				return nil, errors.New("variables is not a JSON object")
+			}
+		}
+		if v := q.Get("extensions"); v != "" {
+			if err := decodeJSON([]byte(v), &p.Extensions); err != nil {
+				return nil, errors.New("extensions is not a JSON object")
+			}
+		}
+	} else {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: codeRequestTooLarge,
+					msg: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)}
+			}
+			return nil, errors.New("the request body could not be read")
+		}
+		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+			return nil, &requestError{status: http.StatusBadRequest, code: codeBatchingNotSupported,
+				msg: "batched operations are not supported: send one operation per request"}
+		}
+		var b struct {
+			Query         *string        `json:"query"`
+			OperationName *string        `json:"operationName"`
+			Variables     map[string]any `json:"variables"`
+			Extensions    map[string]any `json:"extensions"`
+		}
+		if err := decodeJSON(body, &b); err != nil {
+			return nil, errors.New("the body is not a GraphQL request: a JSON object with query (string), " +
+				"and optionally operationName (string), variables (object) and extensions (object)")
+		}
+		if b.Query != nil {
+			p.Query = *b.Query
+		}
+		if b.OperationName != nil {
+			p.OperationName = *b.OperationName
+		}
+		p.Variables, p.Extensions = b.Variables, b.Extensions
+	}
+	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
+		return nil, errors.New("query is required")
+	}
+	return p, nil
+}
+
+// decodeJSON decodes exactly one JSON value into v, numbers as json.Number (as gqlgen expects).
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// requestErrorStatus is the status of a request refused before execution.
+func requestErrorStatus(ex *exchange, errs gqlerror.List) int {
+	if ex.status != 0 {
+		return ex.status
+	}
+	for _, e := range errs {
+		if code, _ := e.Extensions["code"].(string); code == "INTERNAL" {
+			return http.StatusInternalServerError
+		}
+	}
+	if ex.mediaType == mediaGraphQLResponse {
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
+}
+
+// writeResponse writes resp with status; a request error (executed false) has no data entry, as
+// the GraphQL specification says of errors raised before execution.
+func writeResponse(w http.ResponseWriter, ex *exchange, status int, resp *graphql.Response, executed bool) {
+	var b []byte
+	var err error
+	switch {
+	case resp == nil:
+		b, err = json.Marshal(map[string]any{"errors": gqlerror.List{{Message: "no response"}}})
+	case executed:
+		b, err = json.Marshal(resp)
+	default:
+		b, err = json.Marshal(struct {
+			Errors     gqlerror.List  `json:"errors"`
+			Extensions map[string]any `json:"extensions,omitempty"`
+		}{resp.Errors, resp.Extensions})
+	}
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
+	}
+	w.Header().Set("Content-Type", ex.mediaType+"; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeHTTPError answers a request refused before GraphQL with one error carrying code.
+func writeHTTPError(w http.ResponseWriter, mediaType string, status int, code, msg string) {
+	err := &gqlerror.Error{Message: msg}
+	errcode.Set(err, code)
+	w.Header().Set("Content-Type", mediaType+"; charset=utf-8")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]any{"errors": gqlerror.List{err}})
+	_, _ = w.Write(b)
+}
