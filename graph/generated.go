@@ -1509,10 +1509,16 @@ func newExecutionContext(
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `"""
 Leadmarket's public API: the single-page app's queries and mutations, and (later) the admin
-dashboards' subscriptions. Every refusal is an error whose ` + "`" + `extensions.code` + "`" + ` says why:
-UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, INVALID_INPUT, INSUFFICIENT_CREDITS, SOLD_OUT,
-ALREADY_PURCHASED, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_IN_PROGRESS, MFA_REQUIRED, RATE_LIMITED.
-Anything else is reported as INTERNAL with no detail.
+dashboards' subscriptions. Every refusal is an error whose ` + "`" + `extensions.code` + "`" + ` says why.
+Business rules: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, INVALID_INPUT, INSUFFICIENT_CREDITS,
+SOLD_OUT, ALREADY_PURCHASED, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_IN_PROGRESS, UNAVAILABLE.
+Guardrails: RATE_LIMITED (with retryAfter, limit, remaining, resetAt), COMPLEXITY_LIMIT_EXCEEDED
+(with cost, limit), DEPTH_LIMIT_EXCEEDED, ALIAS_LIMIT_EXCEEDED, FIELD_LIMIT_EXCEEDED,
+DOCUMENT_TOO_LARGE, INTROSPECTION_DISABLED.
+Transport: METHOD_NOT_ALLOWED, NOT_ACCEPTABLE, UNSUPPORTED_MEDIA_TYPE, CSRF_PREFLIGHT_REQUIRED,
+BATCHING_NOT_SUPPORTED, BAD_REQUEST, REQUEST_TOO_LARGE, PERSISTED_QUERY_NOT_FOUND,
+GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED, BAD_USER_INPUT.
+Anything else is reported as INTERNAL with a requestId and no detail.
 """
 schema {
   query: Query
