@@ -7,8 +7,10 @@ export GOTOOLCHAIN := local
 run:
 	go run ./cmd/leadmarket serve
 
-## test: the whole suite against a real PostgreSQL (TEST_DATABASE_URL, default the local server)
+## test: the whole suite against a real PostgreSQL (TEST_DATABASE_URL, default the local server,
+## else an embedded one) and Redis (TEST_REDIS_URL); scripts/services.sh starts them when stopped
 test:
+	./scripts/services.sh
 	go test -count=1 -timeout 9m ./...
 
 ## generate: regenerate gqlgen's code after changing schema.graphqls or gqlgen.yml
