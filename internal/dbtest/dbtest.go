@@ -282,6 +282,15 @@ func cloneTemplate(ctx context.Context) (string, error) {
 		if _, err := conn.ExecContext(ctx, "ALTER DATABASE "+quoteIdent(building)+" RENAME TO "+quoteIdent(tmpl)); err != nil {
 			return "", fmt.Errorf("rename template: %w", err)
 		}
+		// Templates of earlier migration sets are stale now; drop them (best effort: one still
+		// being cloned by another run stays until next time).
+		var stale []string
+		if err := admin.NewRaw("SELECT datname FROM pg_database WHERE datname LIKE 'lm\\_template\\_%' AND datname <> ?", tmpl).
+			Scan(ctx, &stale); err == nil {
+			for _, name := range stale {
+				_, _ = conn.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(name))
+			}
+		}
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
