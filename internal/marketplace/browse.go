@@ -131,7 +131,7 @@ func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, e
 	default:
 		return Page{}, apperr.New(apperr.InvalidInput, "unknown order %q", p.Order)
 	}
-	var leads []lead.Lead
+	leads := make([]lead.Lead, 0, limit+1) // room for the whole page: no regrowth while scanning
 	if err := q.Limit(int64(limit+1)).Scan(ctx, &leads); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Page{}, fmt.Errorf("browse leads: %w", err)
 	}
@@ -167,7 +167,7 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 	if err := applyFilter(q, f); err != nil {
 		return Page{}, err
 	}
-	var leads []lead.Lead
+	leads := make([]lead.Lead, 0, limit+1)
 	if err := q.Limit(int64(limit+1)).Scan(ctx, &leads); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Page{}, fmt.Errorf("leads of workspace %s: %w", workspaceID, err)
 	}
