@@ -28,7 +28,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 		return err
 	}
 	runner, err := jobs.NewRunner(ctx, url, a.Workers(), jobs.RunnerOptions{
-		Concurrency: cfg.WorkerConcurrency, PeriodicJobs: app.PeriodicJobs(), Logger: logger,
+		Concurrency: cfg.WorkerConcurrency, PeriodicJobs: a.PeriodicJobs(), Logger: logger,
 	})
 	if err != nil {
 		return err

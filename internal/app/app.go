@@ -39,6 +39,7 @@ type App struct {
 	Billing *billing.Service
 	Queue   *jobs.Queue
 	db      *bun.DB
+	logger  *slog.Logger
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
@@ -96,27 +97,30 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		CORSOrigins:       cfg.CORSOrigins,
 		CloseFuncs:        guard.closers,
 	})
-	return &App{Server: srv, Billing: billingSvc, Queue: queue, db: bdb}, nil
+	return &App{Server: srv, Billing: billingSvc, Queue: queue, db: bdb, logger: logger}, nil
 }
 
 // Workers returns the background workers of this app, for a jobs.Runner.
 func (a *App) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, billing.NewEventWorker(a.Billing))
-	river.AddWorker(w, idempotency.NewPurgeWorker(a.db))
-	river.AddWorker(w, ratelimit.NewPurgeWorker(a.db))
+	river.AddWorker(w, jobs.NewCleanupWorker(a.cleanups(), a.logger))
 	return w
 }
 
-// PeriodicJobs returns the jobs the leader instance schedules.
-func PeriodicJobs() []*river.PeriodicJob {
-	return []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
-			func() (river.JobArgs, *river.InsertOpts) { return idempotency.PurgeArgs{}, nil },
-			&river.PeriodicJobOpts{RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
-			func() (river.JobArgs, *river.InsertOpts) { return ratelimit.PurgeArgs{}, nil },
-			&river.PeriodicJobOpts{RunOnStart: true}),
+// PeriodicJobs returns the jobs the leader instance schedules: the hourly clean-ups.
+func (a *App) PeriodicJobs() []*river.PeriodicJob {
+	return jobs.PeriodicCleanups(a.cleanups(), time.Hour)
+}
+
+// cleanups are the expired data the app deletes: idempotency keys past their 24 hours and
+// rate-limit refusals past their retention.
+func (a *App) cleanups() map[string]jobs.CleanupFunc {
+	return map[string]jobs.CleanupFunc{
+		"idempotency_keys": func(ctx context.Context) (int64, error) { return idempotency.Purge(ctx, a.db) },
+		"rate_limit_violations": func(ctx context.Context) (int64, error) {
+			return ratelimit.PurgeViolations(ctx, a.db, time.Now().Add(-ratelimit.ViolationRetention))
+		},
 	}
 }
 

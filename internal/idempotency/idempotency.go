@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
@@ -128,30 +127,4 @@ func fingerprint(k Key) (string, error) {
 	}
 	h := sha256.Sum256(append([]byte(k.Operation+"\x00"), b...))
 	return hex.EncodeToString(h[:]), nil
-}
-
-// PurgeArgs is the periodic job that forgets expired keys.
-type PurgeArgs struct{}
-
-// Kind names the job.
-func (PurgeArgs) Kind() string { return "idempotency_purge" }
-
-// InsertOpts keeps one purge queued at a time.
-func (PurgeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
-}
-
-// PurgeWorker runs PurgeArgs.
-type PurgeWorker struct {
-	river.WorkerDefaults[PurgeArgs]
-	db bun.IDB
-}
-
-// NewPurgeWorker returns a PurgeWorker on db.
-func NewPurgeWorker(db bun.IDB) *PurgeWorker { return &PurgeWorker{db: db} }
-
-// Work purges expired keys.
-func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
-	_, err := Purge(ctx, w.db)
-	return err
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/audit"
@@ -148,30 +147,4 @@ func PurgeViolations(ctx context.Context, db bun.IDB, before time.Time) (int64, 
 		return 0, fmt.Errorf("purge rate-limit violations: %w", err)
 	}
 	return res.RowsAffected()
-}
-
-// PurgeArgs is the periodic job that deletes refusals older than ViolationRetention.
-type PurgeArgs struct{}
-
-// Kind names the job.
-func (PurgeArgs) Kind() string { return "rate_limit_violations_purge" }
-
-// InsertOpts keeps one purge queued per hour.
-func (PurgeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
-}
-
-// PurgeWorker runs PurgeArgs.
-type PurgeWorker struct {
-	river.WorkerDefaults[PurgeArgs]
-	db bun.IDB
-}
-
-// NewPurgeWorker returns a PurgeWorker on db.
-func NewPurgeWorker(db bun.IDB) *PurgeWorker { return &PurgeWorker{db: db} }
-
-// Work purges old refusals.
-func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error {
-	_, err := PurgeViolations(ctx, w.db, time.Now().Add(-ViolationRetention))
-	return err
 }
