@@ -52,6 +52,9 @@ type EmbeddedOptions struct {
 type Embedded struct {
 	pg   *embeddedpostgres.EmbeddedPostgres
 	port uint32
+	// joined is true when another process (a running `serve`, say) had already started the
+	// server on this data directory: it is used as is and left running at Stop.
+	joined bool
 }
 
 // EmbeddedURL returns the URL of the leadmarket database of an embedded server on port.
@@ -102,6 +105,16 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	}
 	if err := os.Mkdir(socketDir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("embedded postgres: %w", err)
+	}
+	if port, ok := runningServerPort(clusterDir); ok {
+		// Another leadmarket process runs this data directory's server: share it, so `seed` or
+		// `token --admin` work while `serve` runs.
+		e := &Embedded{port: port, joined: true}
+		if err := e.createDatabase(ctx); err != nil {
+			return nil, err
+		}
+		opts.Logger.Info("using the embedded postgres already running", "data_dir", clusterDir, "port", port)
+		return e, nil
 	}
 	if err := removeStaleLocks(clusterDir, socketDir); err != nil {
 		return nil, err
@@ -156,8 +169,12 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 // URL returns the connection URL of the server's leadmarket database.
 func (e *Embedded) URL() string { return EmbeddedURL(e.port) }
 
-// Stop shuts the server down, waiting for it to finish; the data stays for the next start.
+// Stop shuts the server down, waiting for it to finish; the data stays for the next start. A
+// server this process joined rather than started is left running for its owner.
 func (e *Embedded) Stop() error {
+	if e.joined {
+		return nil
+	}
 	if err := e.pg.Stop(); err != nil {
 		return fmt.Errorf("embedded postgres: stop: %w", err)
 	}
@@ -254,6 +271,30 @@ func checkClusterVersion(clusterDir string, major int) error {
 		return fmt.Errorf("embedded postgres: %s holds a PostgreSQL %s cluster but the installed server is %d; dump and move it away, or install PostgreSQL %s", clusterDir, v, major, v)
 	}
 	return nil
+}
+
+// runningServerPort returns the port of a live server of clusterDir, read from its
+// postmaster.pid (pid on line 1, port on line 4), when one answers on 127.0.0.1.
+func runningServerPort(clusterDir string) (uint32, bool) {
+	b, err := os.ReadFile(filepath.Join(clusterDir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return 0, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.ParseUint(strings.TrimSpace(lines[3]), 10, 16)
+	if err1 != nil || err2 != nil || !postmasterRunning(pid, clusterDir) {
+		return 0, false
+	}
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err != nil {
+		return 0, false
+	}
+	_ = c.Close()
+	return uint32(port), true
 }
 
 // removeStaleLocks deletes the postmaster.pid and socket lock files a killed server left behind.
