@@ -51,11 +51,9 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"time"
-)
 
-// DefaultDatabaseURL is the server the benchmark database is created on when neither
-// BENCH_DATABASE_URL nor TEST_DATABASE_URL is set.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
+)
 
 // BenchDatabase is the name of the benchmark's database on that server.
 const BenchDatabase = "lm_bench_browse"
@@ -81,7 +79,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.databaseURL, "database-url", defaultDatabaseURL(),
+	flag.StringVar(&o.databaseURL, "database-url", benchdb.DefaultServerURL(),
 		"PostgreSQL server to create the benchmark database "+BenchDatabase+" on (its database part is only used to connect)")
 	flag.IntVar(&o.leads, "leads", 100_000, "demo leads to seed")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per side")
@@ -109,15 +107,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "browse:", err)
 		os.Exit(1)
 	}
-}
-
-func defaultDatabaseURL() string {
-	for _, name := range []string{"BENCH_DATABASE_URL", "TEST_DATABASE_URL"} {
-		if v := os.Getenv(name); v != "" {
-			return v
-		}
-	}
-	return DefaultDatabaseURL
 }
 
 func run(ctx context.Context, o options) error {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/leadmarket/leadmarket/bench/internal/loadgen"
 )
 
 // result is what one side did in its measured time.
@@ -34,22 +36,12 @@ type result struct {
 	processCPU, postgresCPU, machineCPU time.Duration
 }
 
-func (r result) rate() float64 {
-	if r.elapsed <= 0 {
-		return 0
-	}
-	return float64(r.requests) / r.elapsed.Seconds()
-}
+// rate is successful requests per second.
+func (r result) rate() float64 { return loadgen.Rate(r.requests, r.elapsed) }
 
 // percentile returns the latency below which p percent of the successful requests finished
 // (nearest rank).
-func (r result) percentile(p float64) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	rank := int(p/100*float64(len(r.latencies))+0.5) - 1
-	return r.latencies[min(max(rank, 0), len(r.latencies)-1)]
-}
+func (r result) percentile(p float64) time.Duration { return loadgen.Percentile(r.latencies, p) }
 
 func (r result) statementsSummary() string {
 	known := len(r.latencies) - r.unknownStatements

@@ -7,20 +7,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/uptrace/bun"
 
+	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/internal/app"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
-	"github.com/leadmarket/leadmarket/internal/seed"
 )
 
 // benchSecret signs the benchmark's tokens; the server it starts uses nothing else.
@@ -64,19 +62,15 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 			e.close(ctx)
 		}
 	}()
-	users, err := e.prepareDatabase(ctx)
+	prepared, err := benchdb.Prepare(ctx, benchdb.Options{ServerURL: o.databaseURL, Name: BenchDatabase,
+		Leads: o.leads, Fresh: o.fresh, Log: os.Stderr, LogPrefix: "browse: "})
+	e.benchURL, e.dbReport = prepared.URL, prepared.Report // the URL also on error, for close to drop
 	if err != nil {
 		return nil, err
 	}
-	var owner *seed.DemoUser
-	for i := range users {
-		if users[i].Role == seed.RoleWorkspaceOwner {
-			owner = &users[i]
-			break
-		}
-	}
-	if owner == nil {
-		return nil, errors.New("the seed returned no workspace owner")
+	owner, err := benchdb.Owner(prepared.Users)
+	if err != nil {
+		return nil, err
 	}
 	e.userID, e.workspaceID = owner.UserID, owner.WorkspaceID
 	if e.token, err = auth.NewTokens(benchSecret).Issue(owner.Subject, owner.Email, false, 24*time.Hour); err != nil {
@@ -92,101 +86,6 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-// prepareDatabase reuses BenchDatabase when it holds exactly o.leads leads with every migration
-// applied (and -fresh is off); otherwise it drops it, creates it, migrates it and seeds it.
-func (e *benchEnv) prepareDatabase(ctx context.Context) ([]seed.DemoUser, error) {
-	u, err := url.Parse(e.o.databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("-database-url: %w", err)
-	}
-	u.Path = "/" + BenchDatabase
-	e.benchURL = u.String()
-	where := BenchDatabase + " on " + u.Host
-
-	admin, err := pgx.Connect(ctx, e.o.databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s (set -database-url or BENCH_DATABASE_URL): %w", redact(e.o.databaseURL), err)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", BenchDatabase).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look for %s: %w", BenchDatabase, err)
-	}
-
-	if exists && !e.o.fresh {
-		start := time.Now()
-		users, why, err := e.reuse(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if users != nil {
-			e.dbReport = fmt.Sprintf("database: %s reused (%d leads, checked in %s; -fresh seeds it again)",
-				where, e.o.leads, time.Since(start).Round(time.Millisecond))
-			return users, nil
-		}
-		fmt.Fprintf(os.Stderr, "browse: %s %s: seeding it again\n", BenchDatabase, why)
-	}
-
-	start := time.Now()
-	quoted := pgx.Identifier{BenchDatabase}.Sanitize()
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
-		return nil, fmt.Errorf("drop %s: %w", BenchDatabase, err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+quoted); err != nil {
-		return nil, fmt.Errorf("create %s: %w", BenchDatabase, err)
-	}
-	bdb, err := db.Open(ctx, e.benchURL, 4)
-	if err != nil {
-		return nil, err
-	}
-	defer bdb.Close()
-	if _, err := db.Migrate(ctx, bdb); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(os.Stderr, "browse: seeding %d leads into %s ...\n", e.o.leads, BenchDatabase)
-	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: e.o.leads,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	if err != nil {
-		return nil, fmt.Errorf("seed: %w", err)
-	}
-	if res.Leads != e.o.leads {
-		return nil, fmt.Errorf("seed: %d leads written, %d wanted", res.Leads, e.o.leads)
-	}
-	e.dbReport = fmt.Sprintf("database: %s created, migrated and seeded with %d leads in %s",
-		where, res.Leads, time.Since(start).Round(time.Millisecond))
-	return res.Users, nil
-}
-
-// reuse returns the demo users of the existing benchmark database, or nil users and why it
-// cannot be reused.
-func (e *benchEnv) reuse(ctx context.Context) ([]seed.DemoUser, string, error) {
-	bdb, err := db.Open(ctx, e.benchURL, 4)
-	if err != nil {
-		return nil, "", err
-	}
-	defer bdb.Close()
-	pending, err := db.PendingMigrations(ctx, bdb)
-	if err != nil {
-		return nil, "has no readable migration status", nil
-	}
-	if len(pending) > 0 {
-		return nil, fmt.Sprintf("lacks %d migrations", len(pending)), nil
-	}
-	var leads int
-	if err := bdb.NewRaw("SELECT count(*) FROM leads").Scan(ctx, &leads); err != nil {
-		return nil, "", fmt.Errorf("count leads of %s: %w", BenchDatabase, err)
-	}
-	if leads != e.o.leads {
-		return nil, fmt.Sprintf("holds %d leads, not %d", leads, e.o.leads), nil
-	}
-	// Demo is idempotent: on a complete database it only reads, and it returns the users.
-	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: e.o.leads})
-	if err != nil {
-		return nil, "", fmt.Errorf("seed: %w", err)
-	}
-	return res.Users, "", nil
 }
 
 // startServer runs the real server (app.New, httpserver's Run) on a loopback port.
@@ -326,25 +225,9 @@ func (e *benchEnv) close(ctx context.Context) {
 	if e.o.keep || e.benchURL == "" {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	admin, err := pgx.Connect(ctx, e.o.databaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "browse: drop database:", err)
-		return
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{BenchDatabase}.Sanitize()+" WITH (FORCE)"); err != nil {
-		fmt.Fprintln(os.Stderr, "browse: drop database:", err)
+	if err := benchdb.Drop(context.WithoutCancel(ctx), e.o.databaseURL, BenchDatabase); err != nil {
+		fmt.Fprintln(os.Stderr, "browse:", err) // "drop lm_bench_browse: …" or "connect to …"
 		return
 	}
 	fmt.Printf("database %s dropped (-keep=false)\n", BenchDatabase)
-}
-
-// redact hides the password of a database URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/bench/internal/loadgen"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 )
@@ -54,8 +55,8 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.databaseURL, "database-url", firstEnv("postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
-		"BENCH_DATABASE_URL", "TEST_DATABASE_URL"), "PostgreSQL server to create the benchmark database "+benchDatabase+" on")
+	flag.StringVar(&o.databaseURL, "database-url", benchdb.DefaultServerURL(),
+		"PostgreSQL server to create the benchmark database "+benchDatabase+" on")
 	flag.StringVar(&o.redisURL, "redis-url", firstEnv("redis://127.0.0.1:6379/0", "REDIS_URL", "TEST_REDIS_URL"),
 		"Redis of the redis side")
 	flag.IntVar(&o.leads, "leads", 100_000, "demo leads to seed")
@@ -214,9 +215,7 @@ func summarise(rs []loadgen.Result) summary {
 		s.errors += r.Errors
 		p50s, p99s = append(p50s, r.Percentile(50)), append(p99s, r.Percentile(99))
 	}
-	if elapsed > 0 {
-		s.rate = float64(requests) / elapsed.Seconds()
-	}
+	s.rate = loadgen.Rate(requests, elapsed)
 	slices.Sort(p50s)
 	slices.Sort(p99s)
 	if len(rs) > 0 {

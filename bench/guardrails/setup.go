@@ -9,20 +9,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/uptrace/bun"
 
+	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/internal/app"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
-	"github.com/leadmarket/leadmarket/internal/seed"
 )
 
 const (
@@ -81,24 +79,20 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis at %s does not answer (start it, or pass -redis-url): %w", o.redisURL, err)
 	}
-	benchURL, users, err := e.prepareDatabase(ctx)
+	prepared, err := benchdb.Prepare(ctx, benchdb.Options{ServerURL: o.databaseURL, Name: benchDatabase,
+		Leads: o.leads, Fresh: o.fresh, Log: os.Stderr, LogPrefix: "guardrails: "})
 	if err != nil {
 		return nil, err
 	}
-	var owner *seed.DemoUser
-	for i := range users {
-		if users[i].Role == seed.RoleWorkspaceOwner {
-			owner = &users[i]
-			break
-		}
-	}
-	if owner == nil {
-		return nil, errors.New("the seed returned no workspace owner")
+	e.dbReport = prepared.Report
+	owner, err := benchdb.Owner(prepared.Users)
+	if err != nil {
+		return nil, err
 	}
 	if e.token, err = auth.NewTokens(benchSecret).Issue(owner.Subject, owner.Email, false, 24*time.Hour); err != nil {
 		return nil, err
 	}
-	if e.bdb, err = db.Open(ctx, benchURL, o.pool); err != nil {
+	if e.bdb, err = db.Open(ctx, prepared.URL, o.pool); err != nil {
 		return nil, err
 	}
 	high := strconv.Itoa(highLimit)
@@ -130,77 +124,6 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 		IdleConnTimeout: time.Minute, DisableCompression: true,
 	}}
 	return e, nil
-}
-
-// prepareDatabase reuses benchDatabase when it holds exactly o.leads leads with every migration
-// applied (and -fresh is off); otherwise it creates, migrates and seeds it. It returns the
-// database's URL and the demo users.
-func (e *benchEnv) prepareDatabase(ctx context.Context) (string, []seed.DemoUser, error) {
-	u, err := url.Parse(e.o.databaseURL)
-	if err != nil {
-		return "", nil, fmt.Errorf("-database-url: %w", err)
-	}
-	u.Path = "/" + benchDatabase
-	benchURL := u.String()
-	admin, err := pgx.Connect(ctx, e.o.databaseURL)
-	if err != nil {
-		return "", nil, fmt.Errorf("connect to the database server (-database-url): %w", err)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", benchDatabase).Scan(&exists); err != nil {
-		return "", nil, err
-	}
-	if exists && !e.o.fresh {
-		if users, err := e.reuse(ctx, benchURL); err == nil && users != nil {
-			e.dbReport = fmt.Sprintf("database %s reused", benchDatabase)
-			return benchURL, users, nil
-		}
-	}
-	start := time.Now()
-	quoted := pgx.Identifier{benchDatabase}.Sanitize()
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
-		return "", nil, err
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+quoted); err != nil {
-		return "", nil, err
-	}
-	bdb, err := db.Open(ctx, benchURL, 4)
-	if err != nil {
-		return "", nil, err
-	}
-	defer bdb.Close()
-	if _, err := db.Migrate(ctx, bdb); err != nil {
-		return "", nil, err
-	}
-	fmt.Fprintf(os.Stderr, "guardrails: seeding %d leads into %s ...\n", e.o.leads, benchDatabase)
-	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: e.o.leads})
-	if err != nil {
-		return "", nil, fmt.Errorf("seed: %w", err)
-	}
-	e.dbReport = fmt.Sprintf("database %s seeded in %s", benchDatabase, time.Since(start).Round(time.Second))
-	return benchURL, res.Users, nil
-}
-
-// reuse returns the demo users of an existing, complete benchmark database, or nil.
-func (e *benchEnv) reuse(ctx context.Context, benchURL string) ([]seed.DemoUser, error) {
-	bdb, err := db.Open(ctx, benchURL, 4)
-	if err != nil {
-		return nil, err
-	}
-	defer bdb.Close()
-	if pending, err := db.PendingMigrations(ctx, bdb); err != nil || len(pending) > 0 {
-		return nil, err
-	}
-	var leads int
-	if err := bdb.NewRaw("SELECT count(*) FROM leads").Scan(ctx, &leads); err != nil || leads != e.o.leads {
-		return nil, err
-	}
-	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: e.o.leads}) // idempotent: only reads when complete
-	if err != nil {
-		return nil, err
-	}
-	return res.Users, nil
 }
 
 func (e *benchEnv) close() {

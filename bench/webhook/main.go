@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -27,6 +26,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/bench/internal/loadgen"
 	"github.com/leadmarket/leadmarket/internal/app"
 	"github.com/leadmarket/leadmarket/internal/billing"
@@ -44,21 +44,14 @@ func main() {
 }
 
 func run() error {
-	defURL := os.Getenv("BENCH_DATABASE_URL")
-	if defURL == "" {
-		defURL = os.Getenv("TEST_DATABASE_URL")
-	}
-	if defURL == "" {
-		defURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	serverURL := flag.String("database-url", defURL, "PostgreSQL server to create the benchmark database on")
+	serverURL := flag.String("database-url", benchdb.DefaultServerURL(), "PostgreSQL server to create the benchmark database on")
 	duration := flag.Duration("duration", 10*time.Second, "measured time per side")
 	warmup := flag.Duration("warmup", 2*time.Second, "unmeasured warm-up per side")
 	concurrency := flag.Int("concurrency", 16, "concurrent clients")
 	flag.Parse()
 	ctx := context.Background()
 
-	dbURL, err := recreateDatabase(ctx, *serverURL, "lm_bench_webhook")
+	dbURL, err := benchdb.Recreate(ctx, *serverURL, "lm_bench_webhook")
 	if err != nil {
 		return err
 	}
@@ -159,25 +152,4 @@ func eventBody(n int64) []byte {
 		}},
 	})
 	return b
-}
-
-// recreateDatabase drops and creates name on the server at serverURL and returns its URL.
-func recreateDatabase(ctx context.Context, serverURL, name string) (string, error) {
-	admin, err := db.Open(ctx, serverURL, 2)
-	if err != nil {
-		return "", err
-	}
-	defer admin.Close()
-	if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
-		return "", err
-	}
-	if _, err := admin.ExecContext(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
-		return "", err
-	}
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		return "", err
-	}
-	u.Path = "/" + name
-	return u.String(), nil
 }

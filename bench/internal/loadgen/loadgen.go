@@ -21,20 +21,27 @@ type Result struct {
 }
 
 // Rate is successful requests per second.
-func (r Result) Rate() float64 {
-	if r.Elapsed <= 0 {
-		return 0
-	}
-	return float64(r.Requests) / r.Elapsed.Seconds()
-}
+func (r Result) Rate() float64 { return Rate(r.Requests, r.Elapsed) }
 
 // Percentile is the latency below which p percent of successful requests finished (nearest rank).
-func (r Result) Percentile(p float64) time.Duration {
-	if len(r.latencies) == 0 {
+func (r Result) Percentile(p float64) time.Duration { return Percentile(r.latencies, p) }
+
+// Rate is n per second of elapsed, or 0 when elapsed is not positive.
+func Rate(n int, elapsed time.Duration) float64 {
+	if elapsed <= 0 {
 		return 0
 	}
-	rank := int(p/100*float64(len(r.latencies))+0.5) - 1
-	return r.latencies[min(max(rank, 0), len(r.latencies)-1)]
+	return float64(n) / elapsed.Seconds()
+}
+
+// Percentile is the latency below which p percent of the sorted latencies lie (nearest rank), or
+// 0 when there are none.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(rank, 0), len(sorted)-1)]
 }
 
 // String is one table row: name, req/s, p50, p99, errors.
