@@ -122,13 +122,6 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first in
 	if err := q.Scan(ctx, &logs); err != nil {
 		return nil, nil, false, fmt.Errorf("search audit log: %w", err)
 	}
-	more := len(logs) > first
-	if more {
-		logs = logs[:first]
-	}
-	cursors := make([]string, len(logs))
-	for i, l := range logs {
-		cursors[i] = db.EncodeCursor(logCursor{T: l.OccurredAt, I: l.ID})
-	}
+	logs, cursors, more := db.Paginate(logs, first, func(l Log) any { return logCursor{T: l.OccurredAt, I: l.ID} })
 	return logs, cursors, more, nil
 }

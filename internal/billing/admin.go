@@ -84,14 +84,7 @@ func (s *Service) ListEvents(ctx context.Context, f EventFilter, first int, afte
 	if err := q.Scan(ctx, &evs); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, false, fmt.Errorf("list stripe events: %w", err)
 	}
-	more := len(evs) > first
-	if more {
-		evs = evs[:first]
-	}
-	cursors := make([]string, len(evs))
-	for i, e := range evs {
-		cursors[i] = db.EncodeCursor(eventCursor{T: e.ReceivedAt, I: e.ID})
-	}
+	evs, cursors, more := db.Paginate(evs, first, func(e Event) any { return eventCursor{T: e.ReceivedAt, I: e.ID} })
 	return evs, cursors, more, nil
 }
 

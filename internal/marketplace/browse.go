@@ -14,6 +14,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/workspace"
@@ -315,14 +316,7 @@ func pageSize(first *int) (int, error) {
 }
 
 func paginate(leads []lead.Lead, limit int, cursorOf func(lead.Lead) cursor) Page {
-	p := Page{HasNextPage: len(leads) > limit}
-	if p.HasNextPage {
-		leads = leads[:limit]
-	}
-	p.Leads = leads
-	p.Cursors = make([]string, len(leads))
-	for i, l := range leads {
-		p.Cursors[i] = cursorOf(l).encode()
-	}
+	var p Page
+	p.Leads, p.Cursors, p.HasNextPage = db.Paginate(leads, limit, func(l lead.Lead) any { return cursorOf(l) })
 	return p
 }

@@ -17,8 +17,6 @@ type cursor struct {
 	ID    string    `json:"i"`
 }
 
-func (c cursor) encode() string { return db.EncodeCursor(c) }
-
 // decodeCursor parses s, which must have been made for order. Errors: INVALID_INPUT.
 func decodeCursor(s, order string) (*cursor, error) {
 	if s == "" {
