@@ -57,6 +57,10 @@ type RunnerOptions struct {
 	Concurrency int
 	// PeriodicJobs are scheduled by whichever instance is leader.
 	PeriodicJobs []*river.PeriodicJob
+	// RescueStuckJobsAfter is how long a job may stay running before it is taken for the job of a
+	// crashed process and run again. Default 10 minutes: far above every worker's Timeout, far
+	// below River's default hour, so a webhook whose process died mid-work is retried soon.
+	RescueStuckJobsAfter time.Duration
 	// FetchPollInterval is how often idle workers look for jobs besides LISTEN/NOTIFY wake-ups.
 	// Default River's (1s); tests shorten it.
 	FetchPollInterval time.Duration
@@ -74,6 +78,9 @@ func NewRunner(ctx context.Context, databaseURL string, workers *river.Workers, 
 	if o.Concurrency <= 0 {
 		o.Concurrency = 10
 	}
+	if o.RescueStuckJobsAfter <= 0 {
+		o.RescueStuckJobsAfter = 10 * time.Minute
+	}
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -84,11 +91,12 @@ func NewRunner(ctx context.Context, databaseURL string, workers *river.Workers, 
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Concurrency}},
-		Workers:           workers,
-		PeriodicJobs:      o.PeriodicJobs,
-		FetchPollInterval: o.FetchPollInterval,
-		Logger:            o.Logger,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Concurrency}},
+		Workers:              workers,
+		PeriodicJobs:         o.PeriodicJobs,
+		FetchPollInterval:    o.FetchPollInterval,
+		RescueStuckJobsAfter: o.RescueStuckJobsAfter,
+		Logger:               o.Logger,
 	})
 	if err != nil {
 		pool.Close()
