@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -153,7 +154,8 @@ func (s *Service) buy(ctx context.Context, tx bun.Tx, c *auth.Caller, in Purchas
 		Description: fmt.Sprintf("%d leads", len(locked)), ActorUserID: c.UserID,
 	})
 	if err != nil {
-		if ae, ok := err.(*apperr.Error); ok && ae.Code == apperr.InsufficientCredits {
+		var ae *apperr.Error
+		if errors.As(err, &ae) && ae.Code == apperr.InsufficientCredits {
 			return nil, ae.With("leadIds", in.LeadIDs)
 		}
 		return nil, err
