@@ -2,9 +2,11 @@ package marketplace_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
@@ -12,6 +14,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
+	"github.com/leadmarket/leadmarket/internal/events"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
 )
@@ -302,4 +305,42 @@ func TestCommissionRate(t *testing.T) {
 	value, earning := c.EarningCents(3, 3250)
 	require.Equal(t, int64(120), value)
 	require.Equal(t, int64(39), earning)
+}
+
+func TestPurchase_PublishesAnEventOnCommit(t *testing.T) {
+	t.Parallel()
+	db := dbtest.DB(t)
+	svc := newService(db)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	partnerID := dbtest.CreatePartner(t, db, dbtest.PartnerOpts{})
+	ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{Credits: 10})
+	lead := dbtest.CreateLead(t, db, dbtest.LeadOpts{PartnerID: partnerID, PriceCredits: 4})
+
+	got := make(chan events.Event, 100)
+	ready := make(chan struct{})
+	go func() {
+		_ = events.ListenReady(ctx, dbtest.URL(dbtest.NameOf(ctx, db)), func() { close(ready) }, func(ev events.Event) { got <- ev })
+	}()
+	<-ready
+	res, err := svc.PurchaseLeads(ctx, caller(owner), marketplace.PurchaseInput{WorkspaceID: ws, LeadIDs: []string{lead}, IdempotencyKey: "event"})
+	require.NoError(t, err)
+	for {
+		select {
+		case ev := <-got:
+			var p struct {
+				WorkspaceID, CartID string
+				CreditsSpent        int
+			}
+			require.NoError(t, json.Unmarshal(ev.Payload, &p))
+			if ev.Type != "lead.purchased" || p.CartID != res.CartID {
+				continue // another test's purchase
+			}
+			require.Equal(t, ws, p.WorkspaceID)
+			require.Equal(t, 4, p.CreditsSpent)
+			return
+		case <-ctx.Done():
+			t.Fatal("no lead.purchased event")
+		}
+	}
 }
