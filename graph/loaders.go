@@ -3,7 +3,6 @@ package graph
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -19,16 +18,13 @@ import (
 type Loaders struct {
 	// Partner loads partners by id.
 	Partner *dataloader.Loader[string, *model.Partner]
-	// Purchased answers "did the viewer's workspace buy this lead?", keyed by viewerKey.
-	Purchased *dataloader.Loader[string, bool]
 	// Lead loads leads by id as the caller sees them (masked unless bought).
 	Lead *dataloader.Loader[string, *model.Lead]
 
 	// Attempts loads webhook events' attempt logs by event id.
 	Attempts *dataloader.Loader[string, []*model.WebhookAttempt]
 
-	partnerBatch   func(context.Context, []string) []*dataloader.Result[*model.Partner]
-	purchasedBatch func(context.Context, []string) []*dataloader.Result[bool]
+	partnerBatch func(context.Context, []string) []*dataloader.Result[*model.Partner]
 }
 
 type loadersKey struct{}
@@ -67,37 +63,12 @@ func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
 		}
 		return results(ids, byID, err, notFound("partner"))
 	}
-	// Purchased keys are "<workspace id or empty>|<lead id>"; a request normally has one viewer.
-	purchasedBatch := func(ctx context.Context, keys []string) []*dataloader.Result[bool] {
-		byViewer := map[string][]string{}
-		for _, k := range keys {
-			ws, leadID, _ := strings.Cut(k, "|")
-			byViewer[ws] = append(byViewer[ws], leadID)
-		}
-		bought := map[string]bool{}
-		var err error
-		for ws, ids := range byViewer {
-			var got map[string]bool
-			got, err = r.MarketplaceService.PurchasedLeadIDs(ctx, marketplace.Viewer{UserID: userID, WorkspaceID: ws}, ids)
-			if err != nil {
-				break
-			}
-			for id := range got {
-				bought[ws+"|"+id] = true
-			}
-		}
-		out := make([]*dataloader.Result[bool], len(keys))
-		for i, k := range keys {
-			out[i] = &dataloader.Result[bool]{Data: bought[k], Error: err}
-		}
-		return out
-	}
 	leadBatch := func(ctx context.Context, ids []string) []*dataloader.Result[*model.Lead] {
 		ls, err := r.MarketplaceService.LeadsByIDs(ctx, marketplace.Viewer{UserID: userID}, ids)
 		byID := make(map[string]*model.Lead, len(ls))
 		nodes := make([]*model.Lead, len(ls))
 		for i, l := range ls {
-			nodes[i] = toLead(l, "")
+			nodes[i] = toLead(l)
 			byID[l.ID] = nodes[i]
 		}
 		if err == nil {
@@ -118,16 +89,12 @@ func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
 		return out
 	}
 	return &Loaders{
-		Attempts:       dataloader.NewBatchedLoader(attemptsBatch, dataloader.WithWait[string, []*model.WebhookAttempt](loaderWait)),
-		Partner:        dataloader.NewBatchedLoader(partnerBatch, dataloader.WithWait[string, *model.Partner](loaderWait)),
-		Purchased:      dataloader.NewBatchedLoader(purchasedBatch, dataloader.WithWait[string, bool](loaderWait)),
-		Lead:           dataloader.NewBatchedLoader(leadBatch, dataloader.WithWait[string, *model.Lead](loaderWait)),
-		partnerBatch:   partnerBatch,
-		purchasedBatch: purchasedBatch,
+		Attempts:     dataloader.NewBatchedLoader(attemptsBatch, dataloader.WithWait[string, []*model.WebhookAttempt](loaderWait)),
+		Partner:      dataloader.NewBatchedLoader(partnerBatch, dataloader.WithWait[string, *model.Partner](loaderWait)),
+		Lead:         dataloader.NewBatchedLoader(leadBatch, dataloader.WithWait[string, *model.Lead](loaderWait)),
+		partnerBatch: partnerBatch,
 	}
 }
-
-func viewerKey(viewerWorkspaceID, leadID string) string { return viewerWorkspaceID + "|" + leadID }
 
 func results[V any](keys []string, byID map[string]V, err error, missing func(string) error) []*dataloader.Result[V] {
 	out := make([]*dataloader.Result[V], len(keys))

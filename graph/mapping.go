@@ -16,9 +16,9 @@ import (
 	"github.com/leadmarket/leadmarket/internal/partner"
 )
 
-// toLead maps a domain lead; viewerWorkspaceID is the workspace purchasedByMyWorkspace is asked
-// for ("" for any of the caller's).
-func toLead(l lead.Lead, viewerWorkspaceID string) *model.Lead {
+// toLead maps a domain lead. Its query judged "bought by my workspace" for the viewer (and
+// masked contact data unless so): that is purchasedByMyWorkspace.
+func toLead(l lead.Lead) *model.Lead {
 	m := &model.Lead{
 		ID: l.ID, FirstName: l.FirstName, LastName: l.LastName, Title: l.Title,
 		Seniority: model.Seniority(l.Seniority), Department: l.Department, CompanyName: l.CompanyName,
@@ -26,7 +26,7 @@ func toLead(l lead.Lead, viewerWorkspaceID string) *model.Lead {
 		Country: l.Country, Region: l.Region, City: l.City, PriceCredits: l.PriceCredits, MaxBuyers: l.MaxBuyers,
 		BuyersCount: l.BuyersCount, VerificationStatus: model.VerificationStatus(l.VerificationStatus),
 		EmailPreview: l.EmailPreview, PhonePreview: l.PhonePreview, CreatedAt: l.CreatedAt,
-		PartnerID: l.PartnerID, ViewerWorkspaceID: viewerWorkspaceID, ContactVisible: l.ContactVisible,
+		PartnerID: l.PartnerID, PurchasedByMyWorkspace: l.ContactVisible,
 	}
 	if l.ContactVisible {
 		m.Email, m.Phone, m.LinkedinURL = optional(l.Email), optional(l.Phone), optional(l.LinkedinURL)
@@ -41,10 +41,10 @@ func optional(s string) *string {
 	return &s
 }
 
-func toLeadConnection(ctx context.Context, p marketplace.Page, viewerWorkspaceID string) (*model.LeadConnection, error) {
+func toLeadConnection(ctx context.Context, p marketplace.Page) (*model.LeadConnection, error) {
 	conn := &model.LeadConnection{Edges: make([]*model.LeadEdge, len(p.Leads)), PageInfo: &model.PageInfo{HasNextPage: p.HasNextPage}}
 	for i, l := range p.Leads {
-		conn.Edges[i] = &model.LeadEdge{Cursor: p.Cursors[i], Node: toLead(l, viewerWorkspaceID)}
+		conn.Edges[i] = &model.LeadEdge{Cursor: p.Cursors[i], Node: toLead(l)}
 	}
 	if n := len(p.Cursors); n > 0 {
 		conn.PageInfo.EndCursor = &p.Cursors[n-1]

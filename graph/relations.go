@@ -10,37 +10,26 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 )
 
-// fillLeadRelations sets Partner and PurchasedByMyWorkspace on leads from the request's loaders:
-// one partner batch for all of them (skipped when the query does not select partner), and the
-// purchased flags primed from what the leads' own query computed for the same viewer (the SQL
-// that decides whether contact data is shown), so the flag and the unmasking always agree and
-// cost no statement. Statements per request therefore do not grow with the number of leads.
+// fillLeadRelations sets Partner on leads through the request's partner loader, one batch for
+// all of them (skipped when the query does not select partner), so statements per request do not
+// grow with the number of leads. PurchasedByMyWorkspace needs nothing here: the leads' own query
+// computed it (the same SQL that decides whether contact data is shown).
 func fillLeadRelations(ctx context.Context, leads []*model.Lead, withPartner bool) error {
 	l := loadersFrom(ctx)
-	if l == nil || len(leads) == 0 {
+	if l == nil || len(leads) == 0 || !withPartner {
 		return nil
 	}
-	for _, ld := range leads {
-		l.Purchased.Prime(ctx, viewerKey(ld.ViewerWorkspaceID, ld.ID), ld.ContactVisible)
+	ids := make([]string, len(leads))
+	for i, ld := range leads {
+		ids[i] = ld.PartnerID
 	}
-	if withPartner {
-		ids := make([]string, len(leads))
-		for i, ld := range leads {
-			ids[i] = ld.PartnerID
-		}
-		if err := prime(ctx, l.Partner, l.partnerBatch, ids); err != nil {
-			return err
-		}
+	if err := prime(ctx, l.Partner, l.partnerBatch, ids); err != nil {
+		return err
 	}
 	for _, ld := range leads {
 		var err error
-		if ld.PurchasedByMyWorkspace, err = l.Purchased.Load(ctx, viewerKey(ld.ViewerWorkspaceID, ld.ID))(); err != nil {
+		if ld.Partner, err = l.Partner.Load(ctx, ld.PartnerID)(); err != nil {
 			return err
-		}
-		if withPartner {
-			if ld.Partner, err = l.Partner.Load(ctx, ld.PartnerID)(); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

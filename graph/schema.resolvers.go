@@ -125,7 +125,7 @@ func (r *queryResolver) MarketplaceLeads(ctx context.Context, first *int, after 
 	if err != nil {
 		return nil, err
 	}
-	return toLeadConnection(ctx, page, v.WorkspaceID)
+	return toLeadConnection(ctx, page)
 }
 
 // Lead is the resolver for the lead field.
@@ -134,7 +134,7 @@ func (r *queryResolver) Lead(ctx context.Context, id string) (*model.Lead, error
 	if err != nil || l == nil {
 		return nil, err
 	}
-	node := toLead(*l, "")
+	node := toLead(*l)
 	return node, fillLeadRelations(ctx, []*model.Lead{node}, true)
 }
 
@@ -144,7 +144,7 @@ func (r *queryResolver) MyLeads(ctx context.Context, workspaceID string, first *
 	if err != nil {
 		return nil, err
 	}
-	return toLeadConnection(ctx, page, workspaceID)
+	return toLeadConnection(ctx, page)
 }
 
 // CreditBalance is the resolver for the creditBalance field.

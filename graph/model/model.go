@@ -31,18 +31,13 @@ type Lead struct {
 	LinkedinURL        *string            `json:"linkedinUrl,omitempty"`
 	CreatedAt          time.Time          `json:"createdAt"`
 
-	// Partner and PurchasedByMyWorkspace are filled from the request's loaders before the lead is
-	// returned (graph/relations.go).
+	// Partner is filled from the request's partner loader before the lead is returned
+	// (graph/relations.go); PurchasedByMyWorkspace comes from the lead's own query.
 	Partner                *Partner `json:"partner"`
 	PurchasedByMyWorkspace bool     `json:"purchasedByMyWorkspace"`
 
 	// PartnerID is what Partner loads by.
 	PartnerID string `json:"-"`
-	// ViewerWorkspaceID is the workspace purchasedByMyWorkspace asks about; empty for any of the
-	// caller's workspaces.
-	ViewerWorkspaceID string `json:"-"`
-	// ContactVisible is what the lead's query computed for the same viewer: bought, so unmasked.
-	ContactVisible bool `json:"-"`
 }
 
 // LeadPurchase is one lead bought by a workspace; Lead.lead loads by LeadID.

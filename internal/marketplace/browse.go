@@ -207,26 +207,6 @@ func (s *Service) LeadsByIDs(ctx context.Context, v Viewer, ids []string) ([]lea
 	return leads, nil
 }
 
-// PurchasedLeadIDs returns which of leadIDs v's workspaces bought, in one statement: the batch
-// function behind the Lead.purchasedByMyWorkspace loader.
-func (s *Service) PurchasedLeadIDs(ctx context.Context, v Viewer, leadIDs []string) (map[string]bool, error) {
-	out := make(map[string]bool, len(leadIDs))
-	if len(leadIDs) == 0 {
-		return out, nil
-	}
-	var ids []string
-	q := s.db.NewSelect().TableExpr("lead_purchases AS p").ColumnExpr("DISTINCT p.lead_id").
-		Where("p.lead_id IN (?)", bun.In(leadIDs))
-	scopePurchases(q, v)
-	if err := q.Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("purchased leads: %w", err)
-	}
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, nil
-}
-
 const leadColumns = `l.id, l.partner_id, l.first_name, l.last_name, l.title, l.seniority, l.department,
 	l.company_name, l.company_domain, l.company_size, l.industry, l.country, l.region, l.city, l.price_credits,
 	l.max_buyers, l.buyers_count, l.verification_status, l.status, l.email_preview, l.phone_preview, l.created_at`
