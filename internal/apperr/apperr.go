@@ -6,6 +6,8 @@ package apperr
 import (
 	"errors"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // Code classifies an error for clients. Codes are part of the public API: never rename one.
@@ -62,6 +64,15 @@ func (e *Error) With(key string, value any) *Error {
 	}
 	c.Details[key] = value
 	return &c
+}
+
+// CheckID refuses an id that is not a UUID with INVALID_INPUT, before it reaches SQL as a type
+// error that would surface as INTERNAL.
+func CheckID(id string) error {
+	if uuid.Validate(id) != nil {
+		return New(InvalidInput, "%q is not a valid id", id)
+	}
+	return nil
 }
 
 // CodeOf returns the Code of the first *Error in err's chain, or Internal when there is none.

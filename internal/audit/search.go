@@ -75,8 +75,8 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first in
 		if f.WorkspaceID == "" {
 			return nil, nil, false, apperr.New(apperr.Forbidden, "name the workspace whose audit log you want (filter.workspaceId)")
 		}
-		if _, err := uuid.Parse(f.WorkspaceID); err != nil {
-			return nil, nil, false, apperr.New(apperr.InvalidInput, "%q is not a valid id", f.WorkspaceID)
+		if err := apperr.CheckID(f.WorkspaceID); err != nil {
+			return nil, nil, false, err
 		}
 		var role string
 		err := s.db.NewRaw("SELECT role FROM workspace_members WHERE workspace_id = ? AND user_id = ?", f.WorkspaceID, c.UserID).
@@ -100,8 +100,10 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first in
 		if w.val == "" {
 			continue
 		}
-		if (w.col == "workspace_id" || w.col == "actor_user_id") && uuid.Validate(w.val) != nil {
-			return nil, nil, false, apperr.New(apperr.InvalidInput, "%q is not a valid id", w.val)
+		if w.col == "workspace_id" || w.col == "actor_user_id" {
+			if err := apperr.CheckID(w.val); err != nil {
+				return nil, nil, false, err
+			}
 		}
 		q.Where("? = ?", bun.Ident(w.col), w.val)
 	}

@@ -68,7 +68,7 @@ func (s *Service) PurchaseCredits(ctx context.Context, c *auth.Caller, in Checko
 			return nil, apperr.New(apperr.InvalidInput, "%s must be an absolute http(s) URL", name)
 		}
 	}
-	if err := workspace.ValidateID(in.PackageID); err != nil {
+	if err := apperr.CheckID(in.PackageID); err != nil {
 		return nil, err
 	}
 	key := idempotency.Key{UserID: c.UserID, Key: in.IdempotencyKey, Operation: "purchaseCredits", Request: in}
@@ -177,7 +177,7 @@ func (s *Service) abandonOrder(ctx context.Context, orderID string, key idempote
 // OrderFor returns an order to the owners and admins of its workspace (and platform admins);
 // nil when there is no such order or the caller may not see it.
 func (s *Service) OrderFor(ctx context.Context, c *auth.Caller, id string) (*Order, error) {
-	if err := workspace.ValidateID(id); err != nil {
+	if err := apperr.CheckID(id); err != nil {
 		return nil, err
 	}
 	var o Order

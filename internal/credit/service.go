@@ -87,7 +87,7 @@ func (s *Service) Adjust(ctx context.Context, in AdjustInput) (int64, error) {
 	if in.Reason == "" || len(in.Reason) > 500 {
 		return 0, apperr.New(apperr.InvalidInput, "a reason of 1 to 500 characters is required")
 	}
-	if err := workspace.ValidateID(in.WorkspaceID); err != nil {
+	if err := apperr.CheckID(in.WorkspaceID); err != nil {
 		return 0, err
 	}
 	var balance int64

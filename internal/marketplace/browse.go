@@ -180,7 +180,7 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 // Lead returns the lead with id if v may see it: it is sellable, or one of v's workspaces bought
 // it. It returns (nil, nil) otherwise, so a caller cannot tell a hidden lead from a missing one.
 func (s *Service) Lead(ctx context.Context, v Viewer, id string) (*lead.Lead, error) {
-	if err := workspace.ValidateID(id); err != nil {
+	if err := apperr.CheckID(id); err != nil {
 		return nil, err
 	}
 	var l lead.Lead
@@ -274,7 +274,7 @@ func applyFilter(q *bun.SelectQuery, f Filter) error {
 	}
 	if len(f.PartnerIDs) > 0 {
 		for _, id := range f.PartnerIDs {
-			if err := workspace.ValidateID(id); err != nil {
+			if err := apperr.CheckID(id); err != nil {
 				return err
 			}
 		}

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
 )
@@ -34,8 +32,8 @@ type Balance struct {
 // requireReader allows the partner's members and platform admins. Errors: FORBIDDEN,
 // INVALID_INPUT.
 func (s *Service) requireReader(ctx context.Context, c *auth.Caller, partnerID string) error {
-	if uuid.Validate(partnerID) != nil {
-		return apperr.New(apperr.InvalidInput, "%q is not a valid id", partnerID)
+	if err := apperr.CheckID(partnerID); err != nil {
+		return err
 	}
 	if c.IsPlatformAdmin {
 		return nil

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
@@ -59,7 +58,7 @@ func NewService(db *bun.DB) *Service { return &Service{db: db} }
 // workspace does not exist, which callers must not be able to tell apart). A malformed id is
 // INVALID_INPUT.
 func RoleOf(ctx context.Context, db bun.IDB, workspaceID, userID string) (string, error) {
-	if err := ValidateID(workspaceID); err != nil {
+	if err := apperr.CheckID(workspaceID); err != nil {
 		return "", err
 	}
 	var role string
@@ -97,18 +96,10 @@ func RequireRole(ctx context.Context, db bun.IDB, workspaceID, userID string, ro
 // credits for support). Errors: FORBIDDEN, INVALID_INPUT.
 func RequireReader(ctx context.Context, db bun.IDB, workspaceID string, c *auth.Caller) error {
 	if c.IsPlatformAdmin {
-		return ValidateID(workspaceID)
+		return apperr.CheckID(workspaceID)
 	}
 	_, err := RoleOf(ctx, db, workspaceID, c.UserID)
 	return err
-}
-
-// ValidateID refuses ids that are not UUIDs with INVALID_INPUT rather than a database error.
-func ValidateID(id string) error {
-	if _, err := uuid.Parse(id); err != nil {
-		return apperr.New(apperr.InvalidInput, "%q is not a valid id", id)
-	}
-	return nil
 }
 
 // Create makes a workspace with the caller as OWNER and an empty credit balance.
@@ -154,7 +145,7 @@ func (s *Service) AddMember(ctx context.Context, c *auth.Caller, workspaceID, em
 	var m Member
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// Lock the workspace so concurrent role changes cannot remove its last owner.
-		if _, err := RoleOf(ctx, tx, workspaceID, c.UserID); err != nil {
+		if err := apperr.CheckID(workspaceID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "SELECT 1 FROM workspaces WHERE id = ? FOR UPDATE", workspaceID); err != nil {
