@@ -9,7 +9,8 @@ import (
 
 type counterKey struct{}
 
-// WithStatementCounter returns a context whose SQL statements (through bun) are counted in n.
+// WithStatementCounter returns a context whose SQL statements (through bun or
+// QueryPrepared) are counted in n.
 // The HTTP layer puts one on every request, so tests and benchmarks can read statements per
 // request without counting other requests' work.
 func WithStatementCounter(ctx context.Context, n *atomic.Int64) context.Context {
@@ -21,10 +22,16 @@ type StatementCounterHook struct{}
 
 // BeforeQuery counts the statement.
 func (StatementCounterHook) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
-	if n, ok := ctx.Value(counterKey{}).(*atomic.Int64); ok {
+	if n := counterFrom(ctx); n != nil {
 		n.Add(1)
 	}
 	return ctx
+}
+
+// counterFrom returns the statement counter of ctx, or nil.
+func counterFrom(ctx context.Context) *atomic.Int64 {
+	n, _ := ctx.Value(counterKey{}).(*atomic.Int64)
+	return n
 }
 
 // AfterQuery does nothing.

@@ -1,0 +1,185 @@
+package marketplace
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/lead"
+)
+
+// leadQuery builds one read of leads as SQL with $n parameters, run as a prepared statement
+// (db.QueryPrepared). Its text depends only on which filters, cursor and order a request uses,
+// never on their values, so every connection prepares each shape once and PostgreSQL plans it
+// once instead of on every page.
+type leadQuery struct {
+	from    string
+	columns string
+	where   []string
+	args    []any
+	// purchases: the rows end with the purchase's time and id (purchasedLeads).
+	purchases bool
+}
+
+// leadColumns are the columns of lead.Lead every read returns, in scanLead's order.
+const leadColumns = `l.id, l.partner_id, l.first_name, l.last_name, l.title, l.seniority, l.department,
+	l.company_name, l.company_domain, l.company_size, l.industry, l.country, l.region, l.city, l.price_credits,
+	l.max_buyers, l.buyers_count, l.verification_status, l.status, l.email_preview, l.phone_preview, l.created_at`
+
+// visibleLeads reads leads as viewer v sees them: contact columns are blanked in SQL unless one of
+// v's workspaces bought the lead, so unbought contact data never leaves the database.
+func visibleLeads(v Viewer) *leadQuery {
+	q := &leadQuery{}
+	var scope string
+	if v.WorkspaceID != "" {
+		scope = "p.workspace_id = " + q.arg(v.WorkspaceID) + "::uuid"
+	} else {
+		scope = "p.workspace_id IN (SELECT m.workspace_id FROM workspace_members AS m WHERE m.user_id = " + q.arg(v.UserID) + "::uuid)"
+	}
+	q.from = `leads AS l
+	LEFT JOIN LATERAL (SELECT p.lead_id FROM lead_purchases AS p WHERE p.lead_id = l.id AND ` + scope + ` LIMIT 1) AS b ON true`
+	q.columns = leadColumns + `,
+	b.lead_id IS NOT NULL AS contact_visible,
+	CASE WHEN b.lead_id IS NOT NULL THEN l.email ELSE '' END AS email,
+	CASE WHEN b.lead_id IS NOT NULL THEN l.phone_e164 ELSE '' END AS phone,
+	CASE WHEN b.lead_id IS NOT NULL THEN l.linkedin_url ELSE '' END AS linkedin_url`
+	return q
+}
+
+// purchasedLeads reads the leads workspace bought, with contact data and the purchase.
+func purchasedLeads(workspaceID string) *leadQuery {
+	q := &leadQuery{from: "lead_purchases AS p JOIN leads AS l ON l.id = p.lead_id", purchases: true}
+	q.columns = leadColumns + `,
+	true AS contact_visible, l.email, l.phone_e164 AS phone, l.linkedin_url,
+	p.created_at AS purchased_at, p.id::text AS purchase_id`
+	q.where = append(q.where, "p.workspace_id = "+q.arg(workspaceID)+"::uuid")
+	return q
+}
+
+// arg adds a parameter and returns its placeholder.
+func (q *leadQuery) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+// and adds a condition; each ? in cond becomes the placeholder of the next of vals.
+func (q *leadQuery) and(cond string, vals ...any) {
+	var b strings.Builder
+	for _, v := range vals {
+		i := strings.IndexByte(cond, '?')
+		b.WriteString(cond[:i])
+		b.WriteString(q.arg(v))
+		cond = cond[i+1:]
+	}
+	b.WriteString(cond)
+	q.where = append(q.where, "("+b.String()+")")
+}
+
+// filter adds f's conditions. Errors: INVALID_INPUT.
+func (q *leadQuery) filter(f Filter) error {
+	if len(f.Industries) > 0 {
+		q.and("l.industry = ANY(?::text[])", f.Industries)
+	}
+	if len(f.Countries) > 0 {
+		upper := make([]string, len(f.Countries))
+		for i, c := range f.Countries {
+			upper[i] = strings.ToUpper(strings.TrimSpace(c))
+		}
+		q.and("l.country = ANY(?::text[])", upper)
+	}
+	if len(f.Seniorities) > 0 {
+		q.and("l.seniority = ANY(?::text[])", f.Seniorities)
+	}
+	if len(f.CompanySizes) > 0 {
+		q.and("l.company_size = ANY(?::text[])", f.CompanySizes)
+	}
+	if t := strings.TrimSpace(f.TitleContains); t != "" {
+		if len(t) > 100 {
+			return apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
+		}
+		q.and("l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
+	}
+	if len(f.VerificationStatuses) > 0 {
+		q.and("l.verification_status = ANY(?::text[])", f.VerificationStatuses)
+	}
+	if f.MinPriceCredits != nil && f.MaxPriceCredits != nil && *f.MinPriceCredits > *f.MaxPriceCredits {
+		return apperr.New(apperr.InvalidInput, "minPriceCredits is above maxPriceCredits")
+	}
+	if f.MinPriceCredits != nil {
+		q.and("l.price_credits >= ?::integer", int64(*f.MinPriceCredits))
+	}
+	if f.MaxPriceCredits != nil {
+		q.and("l.price_credits <= ?::integer", int64(*f.MaxPriceCredits))
+	}
+	if f.CreatedAfter != nil {
+		q.and("l.created_at > ?::timestamptz", *f.CreatedAfter)
+	}
+	if len(f.PartnerIDs) > 0 {
+		for _, id := range f.PartnerIDs {
+			if err := apperr.CheckID(id); err != nil {
+				return err
+			}
+		}
+		q.and("l.partner_id = ANY(?::uuid[])", f.PartnerIDs)
+	}
+	return nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// sql renders the query with orderBy and, when limit is positive, LIMIT limit. The limit is part
+// of the text, not a parameter, so that the planner sees it: a page of 51 rows wants the keyset
+// index, which an unknown limit would not get.
+func (q *leadQuery) sql(orderBy string, limit int) string {
+	var b strings.Builder
+	b.Grow(1024)
+	b.WriteString("SELECT ")
+	b.WriteString(q.columns)
+	b.WriteString("\nFROM ")
+	b.WriteString(q.from)
+	for i, w := range q.where {
+		if i == 0 {
+			b.WriteString("\nWHERE ")
+		} else {
+			b.WriteString(" AND ")
+		}
+		b.WriteString(w)
+	}
+	if orderBy != "" {
+		b.WriteString("\nORDER BY ")
+		b.WriteString(orderBy)
+	}
+	if limit > 0 {
+		b.WriteString("\nLIMIT ")
+		b.WriteString(strconv.Itoa(limit))
+	}
+	return b.String()
+}
+
+// run executes the query and appends its rows to leads.
+func (q *leadQuery) run(ctx context.Context, bdb *bun.DB, orderBy string, limit int, leads []lead.Lead) ([]lead.Lead, error) {
+	err := db.QueryPrepared(ctx, bdb, q.sql(orderBy, limit), q.args, func(rows pgx.Rows) error {
+		var l lead.Lead
+		dest := []any{&l.ID, &l.PartnerID, &l.FirstName, &l.LastName, &l.Title, &l.Seniority, &l.Department,
+			&l.CompanyName, &l.CompanyDomain, &l.CompanySize, &l.Industry, &l.Country, &l.Region, &l.City,
+			&l.PriceCredits, &l.MaxBuyers, &l.BuyersCount, &l.VerificationStatus, &l.Status, &l.EmailPreview,
+			&l.PhonePreview, &l.CreatedAt, &l.ContactVisible, &l.Email, &l.Phone, &l.LinkedinURL}
+		if q.purchases {
+			dest = append(dest, &l.PurchasedAt, &l.PurchaseID)
+		}
+		for rows.Next() {
+			l = lead.Lead{}
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			leads = append(leads, l)
+		}
+		return nil
+	})
+	return leads, err
+}
