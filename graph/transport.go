@@ -402,6 +402,7 @@ func writeResponse(w http.ResponseWriter, ex *exchange, status int, resp *graphq
 		b = []byte(`{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}`)
 	}
 	w.Header().Set("Content-Type", ex.mediaType+"; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b))) // one write, not a chunked stream
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

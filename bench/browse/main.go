@@ -184,10 +184,10 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("first %s error: %v\n", r.side, r.firstErr)
 		}
 	}
-	fmt.Println("note: the graphql side also authenticates the token (user cached), runs the purchasedByMyWorkspace batch")
-	fmt.Println("      (raw SQL reads it from the masking join), builds opaque cursors, encodes JSON and goes through HTTP;")
-	fmt.Println("      client and server share this process and its CPUs with PostgreSQL; the server's rate limits are")
-	fmt.Println("      configured so high that none refuses.")
+	fmt.Println("note: the graphql side also authenticates the token (user cached), checks rate limits (so high that none")
+	fmt.Println("      refuses) and the query's cost, builds opaque cursors, encodes JSON and goes through HTTP; its client")
+	fmt.Println("      checks each response without decoding it. Client and server share this process and its CPUs with")
+	fmt.Println("      PostgreSQL.")
 	if o.cpuProfile != "" {
 		fmt.Printf("cpu profile of the graphql phase: %s (go tool pprof -top %s)\n", o.cpuProfile, o.cpuProfile)
 	}

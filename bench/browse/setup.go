@@ -108,6 +108,7 @@ func (e *benchEnv) startServer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on loopback: %w", err)
 	}
+	app.TuneGC() // as `leadmarket serve` does
 	srv := app.New(cfg, e.bdb, slog.New(slog.DiscardHandler))
 	e.handler = srv.Handler()
 	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))

@@ -96,6 +96,7 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 		return nil, err
 	}
 	high := strconv.Itoa(highLimit)
+	app.TuneGC() // as `leadmarket serve` does
 	for _, s := range []struct {
 		name string
 		vars map[string]string

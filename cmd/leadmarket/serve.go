@@ -18,6 +18,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	logger.Info("garbage collector", "gc_percent", app.TuneGC())
 	bdb, url, closeDB, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
