@@ -36,6 +36,8 @@ type Service struct {
 	stripe *client.API
 	opts   Options
 	now    func() time.Time
+	// refusals bounds the security events of refused webhook deliveries.
+	refusals *refusalThrottle
 }
 
 // NewService returns a Service on db that enqueues event processing on queue.
@@ -43,7 +45,7 @@ func NewService(db *bun.DB, queue *jobs.Queue, o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{db: db, queue: queue, opts: o, now: time.Now}
+	s := &Service{db: db, queue: queue, opts: o, now: time.Now, refusals: newRefusalThrottle(RefusalEventWindow)}
 	if o.StripeSecretKey != "" {
 		backends := &stripe.Backends{
 			API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{

@@ -25,7 +25,7 @@ const SignatureTolerance = 300 * time.Second
 // WebhookHandler is POST /webhooks/stripe: it verifies the signature, stores the event once by its
 // Stripe id with its processing job in the same transaction, and answers at once. A bad, stale,
 // missing or unparsable signature, a body that is not an event, or an oversized body gets 400, is
-// never stored, and raises a security event.
+// never stored, and raises a security event (at most one per client address and minute).
 func (s *Service) WebhookHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -64,13 +64,18 @@ func (s *Service) WebhookHandler() http.Handler {
 	})
 }
 
+// refuseWebhook answers 400 with reason. The refusal raises a security event unless the same
+// client address already raised one in the last RefusalEventWindow (see refusalThrottle).
 func (s *Service) refuseWebhook(ctx context.Context, w http.ResponseWriter, reason string, err error) {
-	s.opts.Logger.WarnContext(ctx, "stripe webhook refused", "reason", reason, "err", err)
-	if serr := audit.RecordSecurity(context.WithoutCancel(ctx), s.db, audit.SecurityEvent{
-		Kind: "stripe_webhook_rejected", Risk: audit.RiskHigh,
-		Details: map[string]any{"reason": reason, "error": err.Error()},
-	}); serr != nil {
-		s.opts.Logger.ErrorContext(ctx, "record security event", "err", serr)
+	client := audit.RequestInfoFrom(ctx).IP
+	s.opts.Logger.WarnContext(ctx, "stripe webhook refused", "reason", reason, "err", err, "client", client)
+	if record, unrecorded := s.refusals.admit(client, s.now()); record {
+		if serr := audit.RecordSecurity(context.WithoutCancel(ctx), s.db, audit.SecurityEvent{
+			Kind: "stripe_webhook_rejected", Risk: audit.RiskHigh,
+			Details: map[string]any{"reason": reason, "error": err.Error(), "unrecorded_refusals_before": unrecorded},
+		}); serr != nil {
+			s.opts.Logger.ErrorContext(ctx, "record security event", "err", serr)
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)

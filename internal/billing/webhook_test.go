@@ -37,8 +37,32 @@ func TestWebhook_RefusesBadDeliveries(t *testing.T) {
 	}
 	require.Zero(t, scalar[int](t, e.db, "SELECT count(*) FROM stripe_events"), "nothing refused is stored")
 	require.Zero(t, scalar[int](t, e.db, "SELECT count(*) FROM river_job"))
-	require.Equal(t, len(cases), scalar[int](t, e.db,
+	// One security event for the client's refusals of this minute: the endpoint is public, and a
+	// flood of bad deliveries must not become a flood of rows.
+	require.Equal(t, 1, scalar[int](t, e.db,
 		"SELECT count(*) FROM security_events WHERE kind = 'stripe_webhook_rejected' AND risk_level = 'HIGH'"))
+	for range 50 {
+		require.Equal(t, http.StatusBadRequest, e.post(body, "t=123,v1=deadbeef"))
+	}
+	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM security_events WHERE kind = 'stripe_webhook_rejected'"))
+}
+
+func TestWebhook_RefusalsRecordedPerClientAddress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
+	_, body := event("checkout.session.completed", checkoutSession("cs_y", "", "", "pi_y", 100, "paid"))
+	for _, client := range []string{"198.51.100.7", "203.0.113.9", "198.51.100.7", "2001:db8::1"} {
+		req, err := http.NewRequest(http.MethodPost, e.url+"/webhooks/stripe", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Stripe-Signature", "t=123,v1=deadbeef")
+		req.Header.Set("X-Forwarded-For", client)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = res.Body.Close()
+		require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	}
+	require.Equal(t, 3, scalar[int](t, e.db, "SELECT count(DISTINCT ip) FROM security_events WHERE kind = 'stripe_webhook_rejected'"))
+	require.Equal(t, 3, scalar[int](t, e.db, "SELECT count(*) FROM security_events WHERE kind = 'stripe_webhook_rejected'"))
 }
 
 func TestWebhook_CompletedDeliveredHundredTimesGrantsOnce(t *testing.T) {

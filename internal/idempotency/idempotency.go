@@ -55,7 +55,11 @@ func Begin(ctx context.Context, tx bun.Tx, k Key) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT set_config('lock_timeout', ?, true)", fmt.Sprintf("%dms", WaitTimeout.Milliseconds())); err != nil {
+	// The wait for the key is bounded by a lock timeout local to this transaction; the setting it
+	// had is restored right after the claim (PostgreSQL evaluates the select list in order).
+	var prevLockTimeout, set string
+	if err := tx.QueryRowContext(ctx, "SELECT current_setting('lock_timeout'), set_config('lock_timeout', ?, true)",
+		fmt.Sprintf("%dms", WaitTimeout.Milliseconds())).Scan(&prevLockTimeout, &set); err != nil {
 		return nil, fmt.Errorf("idempotency: %w", err)
 	}
 	// A key older than Retention is forgotten: the upsert takes it over as if it were new.
@@ -71,7 +75,7 @@ func Begin(ctx context.Context, tx bun.Tx, k Key) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: claim key: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT set_config('lock_timeout', '0', true)"); err != nil {
+	if _, err := tx.ExecContext(ctx, "SELECT set_config('lock_timeout', ?, true)", prevLockTimeout); err != nil {
 		return nil, fmt.Errorf("idempotency: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
