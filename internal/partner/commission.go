@@ -72,7 +72,7 @@ func (c Commission) Accrue(ctx context.Context, tx bun.IDB, sales []Sale) error 
 	for _, s := range sales {
 		ids = append(ids, s.PartnerID)
 	}
-	ps, err := ByIDs(ctx, tx, ids)
+	ps, err := byIDsIn(ctx, tx, ids)
 	if err != nil {
 		return err
 	}

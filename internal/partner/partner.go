@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/db"
 )
 
 // Partner is a lead supplier.
@@ -19,14 +23,10 @@ type Partner struct {
 	CreatedAt            time.Time `bun:"created_at"`
 }
 
-// ByIDs returns the partners with ids, in no particular order; unknown ids are left out. It is
-// the batch function behind the Lead.partner loader: one statement for any number of ids.
-func ByIDs(ctx context.Context, db bun.IDB, ids []string) ([]Partner, error) {
+// byIDsIn is ByIDs inside a transaction (commission accrual reads the rates it charges at).
+func byIDsIn(ctx context.Context, tx bun.IDB, ids []string) ([]Partner, error) {
 	var ps []Partner
-	if len(ids) == 0 {
-		return ps, nil
-	}
-	err := db.NewSelect().TableExpr("partners").
+	err := tx.NewSelect().TableExpr("partners").
 		Column("id", "name", "commission_rate", "verification_pass_rate", "created_at").
 		Where("id IN (?)", bun.In(ids)).Scan(ctx, &ps)
 	if err != nil {
@@ -49,15 +49,40 @@ func ForUser(ctx context.Context, db bun.IDB, userID string) ([]Partner, error) 
 
 // Service reads partners for the API.
 type Service struct {
-	db bun.IDB
+	db *bun.DB
 }
 
 // NewService returns a Service on db.
-func NewService(db bun.IDB) *Service { return &Service{db: db} }
+func NewService(db *bun.DB) *Service { return &Service{db: db} }
 
-// ByIDs is ByIDs on the service's database.
+// ByIDs returns the partners with ids, in no particular order; unknown ids are left out. It is
+// the batch function behind the Lead.partner loader: one prepared statement for any number of ids.
 func (s *Service) ByIDs(ctx context.Context, ids []string) ([]Partner, error) {
-	return ByIDs(ctx, s.db, ids)
+	var ps []Partner
+	if len(ids) == 0 {
+		return ps, nil
+	}
+	for _, id := range ids {
+		if err := apperr.CheckID(id); err != nil {
+			return nil, err
+		}
+	}
+	ps = make([]Partner, 0, len(ids))
+	err := db.QueryPrepared(ctx, s.db, `SELECT id, name, commission_rate::float8, verification_pass_rate::float8, created_at
+		FROM partners WHERE id = ANY($1::uuid[])`, []any{ids}, func(rows pgx.Rows) error {
+		var p Partner
+		for rows.Next() {
+			if err := rows.Scan(&p.ID, &p.Name, &p.CommissionRate, &p.VerificationPassRate, &p.CreatedAt); err != nil {
+				return err
+			}
+			ps = append(ps, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partners by ids: %w", err)
+	}
+	return ps, nil
 }
 
 // ForUser is ForUser on the service's database.
