@@ -224,6 +224,14 @@ func TestBrowse_BadArguments(t *testing.T) {
 	require.NotEmpty(t, res.Errors)
 	require.NotEqual(t, "INTERNAL", res.code())
 
+	// Prices at and past the ends of a 32-bit Int are answered or refused, never an internal error.
+	for _, price := range []int64{2147483647, -2147483648, 3000000000, -9000000000} {
+		res := api.do(tok, browseQuery, map[string]any{"filter": map[string]any{"minPriceCredits": price}})
+		require.NotEqual(t, "INTERNAL", res.code(), "minPriceCredits %d", price)
+		res = api.do(tok, browseQuery, map[string]any{"filter": map[string]any{"maxPriceCredits": price}})
+		require.NotEqual(t, "INTERNAL", res.code(), "maxPriceCredits %d", price)
+	}
+
 	// first above 100 is capped, not refused, while the cost it announces (first x what each edge
 	// selects) stays under COMPLEXITY_LIMIT; above it the query is refused before it runs.
 	var p browsePage

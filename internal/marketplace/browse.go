@@ -120,12 +120,12 @@ func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, e
 		orderBy = "l.created_at DESC, l.id DESC"
 	case OrderPriceAsc:
 		if after != nil {
-			q.and("(l.price_credits, l.id) > (?::integer, ?::uuid)", int64(after.Price), after.ID)
+			q.and("(l.price_credits, l.id) > (?::bigint, ?::uuid)", int64(after.Price), after.ID)
 		}
 		orderBy = "l.price_credits ASC, l.id ASC"
 	case OrderPriceDesc:
 		if after != nil {
-			q.and("(l.price_credits, l.id) < (?::integer, ?::uuid)", int64(after.Price), after.ID)
+			q.and("(l.price_credits, l.id) < (?::bigint, ?::uuid)", int64(after.Price), after.ID)
 		}
 		orderBy = "l.price_credits DESC, l.id DESC"
 	default:

@@ -111,10 +111,10 @@ func (q *leadQuery) filter(f Filter) error {
 		return apperr.New(apperr.InvalidInput, "minPriceCredits is above maxPriceCredits")
 	}
 	if f.MinPriceCredits != nil {
-		q.and("l.price_credits >= ?::integer", int64(*f.MinPriceCredits))
+		q.and("l.price_credits >= ?::bigint", int64(*f.MinPriceCredits))
 	}
 	if f.MaxPriceCredits != nil {
-		q.and("l.price_credits <= ?::integer", int64(*f.MaxPriceCredits))
+		q.and("l.price_credits <= ?::bigint", int64(*f.MaxPriceCredits))
 	}
 	if f.CreatedAfter != nil {
 		q.and("l.created_at > ?::timestamptz", *f.CreatedAfter)
