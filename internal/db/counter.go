@@ -9,10 +9,9 @@ import (
 
 type counterKey struct{}
 
-// WithStatementCounter returns a context whose SQL statements (through bun or
-// QueryPrepared) are counted in n.
-// The HTTP layer puts one on every request, so tests and benchmarks can read statements per
-// request without counting other requests' work.
+// WithStatementCounter returns a context whose SQL statements (through bun or QueryPrepared) are
+// counted in n. The HTTP layer puts one on every request, so tests and benchmarks can read
+// statements per request without counting other requests' work.
 func WithStatementCounter(ctx context.Context, n *atomic.Int64) context.Context {
 	return context.WithValue(ctx, counterKey{}, n)
 }
