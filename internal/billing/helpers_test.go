@@ -132,11 +132,20 @@ func (e *env) deliver(body []byte, secret string, ts time.Time) int {
 
 func (e *env) post(body []byte, signature string) int {
 	e.t.Helper()
+	return e.postFrom(body, signature, "")
+}
+
+// postFrom posts as a trusted proxy forwarding for client (none when empty).
+func (e *env) postFrom(body []byte, signature, client string) int {
+	e.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, e.url+"/webhooks/stripe", bytes.NewReader(body))
 	require.NoError(e.t, err)
 	req.Header.Set("Content-Type", "application/json")
 	if signature != "" {
 		req.Header.Set("Stripe-Signature", signature)
+	}
+	if client != "" {
+		req.Header.Set("X-Forwarded-For", client)
 	}
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(e.t, err)

@@ -52,14 +52,7 @@ func TestWebhook_RefusalsRecordedPerClientAddress(t *testing.T) {
 	e := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
 	_, body := event("checkout.session.completed", checkoutSession("cs_y", "", "", "pi_y", 100, "paid"))
 	for _, client := range []string{"198.51.100.7", "203.0.113.9", "198.51.100.7", "2001:db8::1"} {
-		req, err := http.NewRequest(http.MethodPost, e.url+"/webhooks/stripe", bytes.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Stripe-Signature", "t=123,v1=deadbeef")
-		req.Header.Set("X-Forwarded-For", client)
-		res, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		_ = res.Body.Close()
-		require.Equal(t, http.StatusBadRequest, res.StatusCode)
+		require.Equal(t, http.StatusBadRequest, e.postFrom(body, "t=123,v1=deadbeef", client))
 	}
 	require.Equal(t, 3, scalar[int](t, e.db, "SELECT count(DISTINCT ip) FROM security_events WHERE kind = 'stripe_webhook_rejected'"))
 	require.Equal(t, 3, scalar[int](t, e.db, "SELECT count(*) FROM security_events WHERE kind = 'stripe_webhook_rejected'"))
