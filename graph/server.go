@@ -61,8 +61,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTT
 // NewHandler returns the GraphQL handler: GET (queries only) and POST over HTTP as the
 // GraphQL-over-HTTP specification says, multipart POSTs, the graphql-ws WebSocket transport,
 // automatic persisted queries, the query guardrails and rate limits, @auth, the error presenter
-// and operation names in audit entries.
-func NewHandler(r *Resolver, o HandlerOptions) *Handler {
+// and operation names in audit entries. r is normally a *Resolver; the executor benchmark passes
+// one whose marketplaceLeads answers from memory.
+func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	cfg := Config{Resolvers: r}
 	cfg.Directives.Auth = authDirective(o.AdminRequireMFA)
 	setComplexity(&cfg.Complexity)

@@ -24,16 +24,20 @@
 // the statements of a 10- and a 100-lead page, which must not differ (dataloaders). Because the
 // client, the server and PostgreSQL share the machine, it also prints the CPU time per request
 // of this process, of the benchmark database's PostgreSQL processes (when they run on this
-// machine) and of the whole machine (which includes anything else running): where the ratio
-// comes from, and whether something else disturbed the run.
+// machine) and of the whole machine (which includes anything else running), and this process's
+// heap allocations per request: where the ratio comes from, and whether something else disturbed
+// the run.
 //
 // Run it with `make bench-browse` or
 //
 //	go run ./bench/browse [-duration 10s] [-concurrency 16] [-leads 100000] [-fresh]
 //
 // To see where the GraphQL side spends its time: -cpuprofile and -memprofile profile its phases
-// (server and client together), and -diagnose adds a third side, graphql-handler, that calls the
-// server's handler in process, without network, HTTP client or response decoding.
+// (server and client together), and -diagnose adds two sides: graphql-handler calls the server's
+// handler in process, without network, HTTP client or response decoding; graphql-executor runs
+// the operation through gqlgen's handler over the first page held in memory (executor.go), which
+// shows what the GraphQL layer alone costs and so the highest ratio any server built on it could
+// reach here.
 //
 // The database is lm_bench_browse on the server of -database-url (default BENCH_DATABASE_URL,
 // else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test?sslmode=disable). It is
@@ -91,7 +95,7 @@ func main() {
 	flag.BoolVar(&o.fresh, "fresh", false, "drop the benchmark database and seed it again")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured GraphQL phase (server and client) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the GraphQL phases (server and client) to this file")
-	flag.BoolVar(&o.diagnose, "diagnose", false, "also measure graphql-handler: the server's handler called in process, without network, HTTP client or response decoding")
+	flag.BoolVar(&o.diagnose, "diagnose", false, "also measure graphql-handler (the server's handler called in process, without network, HTTP client or response decoding) and graphql-executor (gqlgen alone, over a page in memory)")
 	flag.Parse()
 	if o.leads < PageSize || o.concurrency < 1 || o.pool < 2 || o.pages < 1 || o.duration <= 0 || o.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "browse: -leads must be at least 50, -concurrency and -pages at least 1, -pool at least 2, -duration positive")
@@ -152,6 +156,14 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		sides = append(sides, h)
+		if err := env.startExecutor(ctx); err != nil {
+			return err
+		}
+		x, err := env.measure(ctx, "graphql-executor", env.newExecutorWorker, "")
+		if err != nil {
+			return err
+		}
+		sides = append(sides, x)
 	}
 	raw, err := env.measure(ctx, "raw-sql-pgx", env.newRawWorker, "")
 	if err != nil {
@@ -160,15 +172,15 @@ func run(ctx context.Context, o options) error {
 	sides = append(sides, raw)
 
 	fmt.Println()
-	fmt.Printf("%-15s %9s %9s %9s %9s %7s  %s\n", "side", "requests", "req/s", "p50", "p99", "errors", "sql/request")
+	fmt.Printf("%-16s %9s %9s %9s %9s %7s  %s\n", "side", "requests", "req/s", "p50", "p99", "errors", "sql/request")
 	for _, r := range sides {
-		fmt.Printf("%-15s %9d %9.0f %9s %9s %7d  %s\n", r.side, r.requests, r.rate(), fmtLatency(r.percentile(50)),
+		fmt.Printf("%-16s %9d %9.0f %9s %9s %7d  %s\n", r.side, r.requests, r.rate(), fmtLatency(r.percentile(50)),
 			fmtLatency(r.percentile(99)), r.errors, r.statementsSummary())
 	}
-	fmt.Printf("\n%-15s %16s %16s %16s\n", "cpu per request", "this process", "postgres", "whole machine")
+	fmt.Printf("\n%-16s %16s %16s %16s %16s\n", "per request", "process cpu", "postgres cpu", "machine cpu", "process allocs")
 	for _, r := range sides {
-		fmt.Printf("%-15s %16s %16s %16s\n", r.side, r.cpuPerRequest(r.processCPU), r.cpuPerRequest(r.postgresCPU),
-			r.cpuPerRequest(r.machineCPU))
+		fmt.Printf("%-16s %16s %16s %16s %16s\n", r.side, r.cpuPerRequest(r.processCPU), r.cpuPerRequest(r.postgresCPU),
+			r.cpuPerRequest(r.machineCPU), r.allocsPerRequest())
 	}
 	ratio := 0.0
 	if raw.rate() > 0 {
@@ -179,6 +191,13 @@ func run(ctx context.Context, o options) error {
 		verdict = "NOT met"
 	}
 	fmt.Printf("ratio graphql/raw-sql (req/s): %.2f   (target >= 0.5: %s)\n", ratio, verdict)
+	if x := sides[len(sides)-2]; x.side == "graphql-executor" {
+		rawCPU, floor, pg := raw.msPerRequest(raw.machineCPU), x.msPerRequest(x.processCPU), gql.msPerRequest(gql.postgresCPU)
+		if rawCPU > 0 && floor > 0 && pg > 0 {
+			fmt.Printf("ceiling of the ratio with this executor: %.2f = raw-sql's machine CPU per request / (graphql-executor's\n"+
+				"      CPU + graphql-http's PostgreSQL CPU per request), both sides keeping both CPUs busy\n", rawCPU/(floor+pg))
+		}
+	}
 	for _, r := range sides {
 		if r.firstErr != nil {
 			fmt.Printf("first %s error: %v\n", r.side, r.firstErr)

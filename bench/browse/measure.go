@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -34,6 +35,8 @@ type result struct {
 	// they cannot be seen in /proc; machineCPU the whole machine's busy time (anything else that
 	// ran included), or 0 where /proc/stat is not readable.
 	processCPU, postgresCPU, machineCPU time.Duration
+	// allocs are the heap allocations this process (client and server) made in the measured phase.
+	allocs uint64
 }
 
 // rate is successful requests per second.
@@ -145,7 +148,7 @@ func (e *benchEnv) postgresCPU(ctx context.Context) map[int]time.Duration {
 // flight at the deadline finish and count, and the elapsed time includes them.
 func runFor(ctx context.Context, side string, steps []step, d time.Duration) (result, error) {
 	stats := make([]workerStats, len(steps))
-	procBefore, machineBefore := processCPU(), machineBusy()
+	procBefore, machineBefore, allocsBefore := processCPU(), machineBusy(), mallocs()
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -178,7 +181,7 @@ func runFor(ctx context.Context, side string, steps []step, d time.Duration) (re
 	if err := ctx.Err(); err != nil {
 		return result{}, err
 	}
-	r := result{side: side, elapsed: time.Since(start), processCPU: processCPU() - procBefore}
+	r := result{side: side, elapsed: time.Since(start), processCPU: processCPU() - procBefore, allocs: mallocs() - allocsBefore}
 	if machineBefore > 0 {
 		r.machineCPU = machineBusy() - machineBefore
 	}
@@ -197,12 +200,37 @@ func runFor(ctx context.Context, side string, steps []step, d time.Duration) (re
 	return r, nil
 }
 
-// cpuPerRequest formats CPU time d per successful request in milliseconds.
-func (r result) cpuPerRequest(d time.Duration) string {
-	if r.requests == 0 || d <= 0 {
+// mallocs is the number of heap allocations this process has made.
+func mallocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Mallocs
+}
+
+// allocsPerRequest formats the allocations per successful request.
+func (r result) allocsPerRequest() string {
+	if r.requests == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.2fms", float64(d)/float64(r.requests)/float64(time.Millisecond))
+	return strconv.FormatUint(r.allocs/uint64(r.requests), 10)
+}
+
+// cpuPerRequest formats CPU time d per successful request in milliseconds.
+func (r result) cpuPerRequest(d time.Duration) string {
+	ms := r.msPerRequest(d)
+	if ms == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fms", ms)
+}
+
+// msPerRequest is d spread over the successful requests, in milliseconds; 0 when either is
+// unknown.
+func (r result) msPerRequest(d time.Duration) float64 {
+	if r.requests == 0 || d <= 0 {
+		return 0
+	}
+	return float64(d) / float64(r.requests) / float64(time.Millisecond)
 }
 
 // processCPU returns the user and system CPU time this process has used.

@@ -41,7 +41,9 @@ type benchEnv struct {
 	client   *http.Client
 	endpoint string
 	// handler is the server's whole handler, for the in-process diagnostic side.
-	handler   http.Handler
+	handler http.Handler
+	// executor is gqlgen's handler over a page in memory, for the executor side (executor.go).
+	executor  http.Handler
 	stopServe context.CancelFunc
 	served    chan error
 	// token signs in as the workspace owner, userID and workspaceID are theirs.
