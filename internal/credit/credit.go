@@ -61,30 +61,20 @@ func Apply(ctx context.Context, tx bun.IDB, e Entry) (int64, error) {
 	if e.Amount == 0 {
 		return 0, apperr.New(apperr.InvalidInput, "a credit movement cannot be zero")
 	}
-	var exists bool
-	if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM credit_ledger WHERE reference = ?)", e.Reference).Scan(ctx, &exists); err != nil {
-		return 0, fmt.Errorf("apply %s: %w", e.Reference, err)
-	}
-	if exists {
-		return 0, ErrAlreadyApplied
-	}
 	var balance int64
-	// A removal that must be covered checks the balance in the same statement that moves it, so
-	// concurrent spends cannot both pass a check and overdraw.
+	// One statement moves the credits unless the reference was applied before and, for a removal
+	// that must be covered, unless the balance is short: concurrent spends cannot both pass a
+	// check and overdraw. Why nothing moved is asked only when nothing did.
 	floor := "NULL"
 	if e.Amount < 0 && !e.AllowNegative {
 		floor = "0"
 	}
 	err := tx.NewRaw(`UPDATE credit_balances SET credits = credits + ?, updated_at = now()
-		WHERE workspace_id = ? AND (credits + ? >= `+floor+` OR `+floor+` IS NULL) RETURNING credits`,
-		e.Amount, e.WorkspaceID, e.Amount).Scan(ctx, &balance)
+		WHERE workspace_id = ? AND (credits + ? >= `+floor+` OR `+floor+` IS NULL)
+		AND NOT EXISTS (SELECT 1 FROM credit_ledger WHERE reference = ?) RETURNING credits`,
+		e.Amount, e.WorkspaceID, e.Amount, e.Reference).Scan(ctx, &balance)
 	if errors.Is(err, sql.ErrNoRows) {
-		current, berr := Balance(ctx, tx, e.WorkspaceID)
-		if berr != nil {
-			return 0, berr
-		}
-		return 0, apperr.New(apperr.InsufficientCredits, "this needs %d credits; the workspace has %d", -e.Amount, current).
-			With("required", -e.Amount).With("balance", current)
+		return 0, refusal(ctx, tx, e)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("apply %s: %w", e.Reference, err)
@@ -99,6 +89,23 @@ func Apply(ctx context.Context, tx bun.IDB, e Entry) (int64, error) {
 		return 0, fmt.Errorf("apply %s: %w", e.Reference, err)
 	}
 	return balance, nil
+}
+
+// refusal says why Apply moved nothing: ErrAlreadyApplied, NOT_FOUND or INSUFFICIENT_CREDITS.
+func refusal(ctx context.Context, tx bun.IDB, e Entry) error {
+	var applied bool
+	if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM credit_ledger WHERE reference = ?)", e.Reference).Scan(ctx, &applied); err != nil {
+		return fmt.Errorf("apply %s: %w", e.Reference, err)
+	}
+	if applied {
+		return ErrAlreadyApplied
+	}
+	current, err := Balance(ctx, tx, e.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	return apperr.New(apperr.InsufficientCredits, "this needs %d credits; the workspace has %d", -e.Amount, current).
+		With("required", -e.Amount).With("balance", current)
 }
 
 // Balance returns a workspace's credits. Errors: NOT_FOUND when it has no balance row.
