@@ -15,9 +15,9 @@ import (
 )
 
 // The graphql-executor side (-diagnose) is the floor of the GraphQL side: gqlgen's handler with
-// the server's transport, guardrails and @auth, executing the measured operation over the first
-// page, which its marketplaceLeads returns from memory. No SQL, no network, no token: what is
-// left is what the GraphQL layer itself costs per page, so the raw side's CPU per request over
+// the server's transport, query guardrails and @auth (not the rate limits), executing the
+// measured operation over the first page, which its marketplaceLeads returns from memory. No
+// SQL, no network, no token: what is left is what the GraphQL layer itself costs per page, so the raw side's CPU per request over
 // this side's bounds the ratio whatever the rest of the server does.
 
 // memoryRoot is the server's resolver root with marketplaceLeads answered from page.
