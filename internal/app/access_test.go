@@ -225,3 +225,31 @@ func TestWorkspaces_CreateAndMembers(t *testing.T) {
 	require.NoError(t, api.db.NewRaw(`SELECT count(*) FROM audit_logs WHERE workspace_id = ?`, ws).Scan(context.Background(), &entries))
 	require.Equal(t, 3, entries, "workspace.created and two member changes")
 }
+
+// A workspace's audit log is read by its owners and admins only, with the workspaces' own
+// membership check; anyone else gets FORBIDDEN and no data.
+func TestAuditLogs_WorkspaceRoles(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	ws, owner := dbtest.CreateWorkspace(t, api.db, dbtest.WorkspaceOpts{})
+	admin := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
+	member := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
+	stranger := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
+	dbtest.AddMember(t, api.db, ws, admin.ID, "ADMIN")
+	dbtest.AddMember(t, api.db, ws, member.ID, "MEMBER")
+	const q = `query($ws: ID) { auditLogs(filter: {workspaceId: $ws}) { edges { node { id } } } }`
+	vars := map[string]any{"ws": ws}
+
+	for name, u := range map[string]dbtest.User{"owner": owner, "admin": admin} {
+		res := api.do(api.token(u, false), q, vars)
+		require.Empty(t, res.Errors, name)
+	}
+	for name, u := range map[string]dbtest.User{"member": member, "stranger": stranger} {
+		res := api.do(api.token(u, false), q, vars)
+		require.Equal(t, "FORBIDDEN", res.code(), name)
+		require.JSONEq(t, "null", string(res.Data), name)
+	}
+	require.Equal(t, "FORBIDDEN", api.do(api.token(owner, false), q, map[string]any{"ws": nil}).code(),
+		"a non-admin must name the workspace")
+	require.Equal(t, "INVALID_INPUT", api.do(api.token(owner, false), q, map[string]any{"ws": "not-a-uuid"}).code())
+}

@@ -71,7 +71,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}),
 		CreditService:      credit.NewService(bdb, cfg.AdminRequireMFA),
 		PartnerService:     partner.NewService(bdb),
-		AuditService:       audit.NewService(bdb, cfg.AdminRequireMFA),
+		AuditService:       audit.NewService(bdb, cfg.AdminRequireMFA, workspace.RoleCheck(bdb)),
 		BillingService:     billingSvc,
 	}
 	guard, err := buildGuardrails(cfg, bdb)

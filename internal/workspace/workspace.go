@@ -92,6 +92,14 @@ func RequireRole(ctx context.Context, db bun.IDB, workspaceID, userID string, ro
 		With("workspaceId", workspaceID)
 }
 
+// RoleCheck is RequireRole on db as the audit log's access check (audit.RoleCheck).
+func RoleCheck(db bun.IDB) func(ctx context.Context, workspaceID, userID string, roles ...string) error {
+	return func(ctx context.Context, workspaceID, userID string, roles ...string) error {
+		_, err := RequireRole(ctx, db, workspaceID, userID, roles...)
+		return err
+	}
+}
+
 // RequireReader allows workspace members and platform admins (who may look at any workspace's
 // credits for support). Errors: FORBIDDEN, INVALID_INPUT.
 func RequireReader(ctx context.Context, db bun.IDB, workspaceID string, c *auth.Caller) error {
