@@ -253,3 +253,57 @@ func TestAuditLogs_WorkspaceRoles(t *testing.T) {
 		"a non-admin must name the workspace")
 	require.Equal(t, "INVALID_INPUT", api.do(api.token(owner, false), q, map[string]any{"ws": "not-a-uuid"}).code())
 }
+
+// With ADMIN_REQUIRE_MFA on, a platform admin reads what is not its own (another workspace's
+// credits, a partner's earnings, an order, the whole audit log) only with an aal2 session; without
+// one it is refused with reason MFA_REQUIRED, and keeps what its own memberships give it.
+func TestAccess_AdminReadsNeedMFA(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	ctx := context.Background()
+	ws, owner := dbtest.CreateWorkspace(t, api.db, dbtest.WorkspaceOpts{Credits: 77})
+	partnerID := dbtest.CreatePartner(t, api.db, dbtest.PartnerOpts{})
+	admin := dbtest.CreateUser(t, api.db, dbtest.UserOpts{IsPlatformAdmin: true})
+	ownWS, _ := dbtest.CreateWorkspace(t, api.db, dbtest.WorkspaceOpts{Owner: &admin, Credits: 5})
+	var pkg, order string
+	require.NoError(t, api.db.NewRaw("INSERT INTO credit_packages (name, credits, price_cents, currency) VALUES ('p', 10, 1000, 'eur') RETURNING id").
+		Scan(ctx, &pkg))
+	require.NoError(t, api.db.NewRaw(`INSERT INTO credit_orders (workspace_id, package_id, user_id, credits, amount_cents, currency)
+		VALUES (?, ?, ?, 10, 1000, 'eur') RETURNING id`, ws, pkg, owner.ID).Scan(ctx, &order))
+
+	type read struct {
+		query string
+		vars  map[string]any
+	}
+	wsVars, partnerVars := map[string]any{"ws": ws}, map[string]any{"p": partnerID}
+	reads := map[string]read{
+		"creditBalance":      {`query($ws: ID!) { creditBalance(workspaceId: $ws) { credits } }`, wsVars},
+		"creditTransactions": {`query($ws: ID!) { creditTransactions(workspaceId: $ws) { edges { node { amount } } } }`, wsVars},
+		"partnerEarnings":    {`query($p: ID!) { partnerEarnings(partnerId: $p) { edges { node { id } } } }`, partnerVars},
+		"partnerBalance":     {`query($p: ID!) { partnerBalance(partnerId: $p) { balanceCents } }`, partnerVars},
+		"auditLogs":          {`{ auditLogs { edges { node { id } } } }`, nil},
+	}
+	aal1, aal2 := api.token(admin, false), api.token(admin, true)
+	for name, r := range reads {
+		res := api.do(aal1, r.query, r.vars)
+		require.Equal(t, "FORBIDDEN", res.code(), name)
+		require.Equal(t, "MFA_REQUIRED", res.Errors[0].Extensions["reason"], name)
+		require.JSONEq(t, "null", string(res.Data), name)
+		require.Empty(t, api.do(aal2, r.query, r.vars).Errors, name)
+	}
+	// An order is simply not found without MFA, as for anyone who may not see it.
+	const orderQuery = `query($o: ID!) { creditOrder(id: $o) { id credits } }`
+	res := api.do(aal1, orderQuery, map[string]any{"o": order})
+	require.Empty(t, res.Errors)
+	require.JSONEq(t, `{"creditOrder": null}`, string(res.Data))
+	var got struct{ CreditOrder struct{ ID string } }
+	api.do(aal2, orderQuery, map[string]any{"o": order}).decode(t, &got)
+	require.Equal(t, order, got.CreditOrder.ID)
+
+	// Its own workspace needs no MFA: membership is enough.
+	var bal struct{ CreditBalance struct{ Credits int } }
+	api.do(aal1, `query($ws: ID!) { creditBalance(workspaceId: $ws) { credits } }`, map[string]any{"ws": ownWS}).decode(t, &bal)
+	require.Equal(t, 5, bal.CreditBalance.Credits)
+	res = api.do(aal1, `query($ws: ID) { auditLogs(filter: {workspaceId: $ws}) { edges { node { id } } } }`, map[string]any{"ws": ownWS})
+	require.Empty(t, res.Errors)
+}

@@ -70,7 +70,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		WorkspaceService:   workspace.NewService(bdb),
 		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}),
 		CreditService:      credit.NewService(bdb, cfg.AdminRequireMFA),
-		PartnerService:     partner.NewService(bdb),
+		PartnerService:     partner.NewService(bdb, cfg.AdminRequireMFA),
 		AuditService:       audit.NewService(bdb, cfg.AdminRequireMFA, workspace.RoleCheck(bdb)),
 		BillingService:     billingSvc,
 	}

@@ -71,18 +71,21 @@ type logCursor struct {
 }
 
 // Search returns up to first entries (at most 200) matching f after the cursor after, newest
-// first, and whether more follow. Platform admins see every entry; workspace owners and admins
-// only their workspace's, and must name it in f.WorkspaceID. Errors: FORBIDDEN, INVALID_INPUT.
+// first, and whether more follow. Platform admins (with an aal2 session when ADMIN_REQUIRE_MFA) see
+// every entry; workspace owners and admins only their workspace's, and must name it in
+// f.WorkspaceID. Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first int, after string) ([]Log, []string, bool, error) {
-	if c.IsPlatformAdmin {
-		if _, err := auth.RequirePlatformAdmin(ctx, s.requireMFA); err != nil {
-			return nil, nil, false, err
-		}
-	} else {
+	if adminErr := c.AdminAccess(s.requireMFA); adminErr != nil {
 		if f.WorkspaceID == "" {
+			if c.IsPlatformAdmin {
+				return nil, nil, false, adminErr
+			}
 			return nil, nil, false, apperr.New(apperr.Forbidden, "name the workspace whose audit log you want (filter.workspaceId)")
 		}
 		if err := s.requireRole(ctx, f.WorkspaceID, c.UserID, "OWNER", "ADMIN"); err != nil {
+			if c.IsPlatformAdmin && apperr.Is(err, apperr.Forbidden) {
+				return nil, nil, false, adminErr
+			}
 			return nil, nil, false, err
 		}
 	}

@@ -59,12 +59,22 @@ func RequirePlatformAdmin(ctx context.Context, requireMFA bool) (*Caller, error)
 	if err != nil {
 		return nil, err
 	}
-	if !c.IsPlatformAdmin {
-		return nil, apperr.New(apperr.Forbidden, "platform admins only")
-	}
-	if requireMFA && !c.HasMFA() {
-		return nil, apperr.New(apperr.Forbidden, "this needs a session with multi-factor authentication (aal2)").
-			With("reason", string(apperr.MFARequired))
+	if err := c.AdminAccess(requireMFA); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// AdminAccess returns nil when c may use platform-admin access (reading or changing what is not
+// its own): a platform admin, with an aal2 session when requireMFA (ADMIN_REQUIRE_MFA). Errors:
+// FORBIDDEN, with reason MFA_REQUIRED for an admin without aal2.
+func (c *Caller) AdminAccess(requireMFA bool) error {
+	if c == nil || !c.IsPlatformAdmin {
+		return apperr.New(apperr.Forbidden, "platform admins only")
+	}
+	if requireMFA && !c.HasMFA() {
+		return apperr.New(apperr.Forbidden, "this needs a session with multi-factor authentication (aal2)").
+			With("reason", string(apperr.MFARequired))
+	}
+	return nil
 }

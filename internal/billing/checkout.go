@@ -174,15 +174,15 @@ func (s *Service) abandonOrder(ctx context.Context, orderID string, key idempote
 	}
 }
 
-// OrderFor returns an order to the owners and admins of its workspace (and platform admins);
-// nil when there is no such order or the caller may not see it.
+// OrderFor returns an order to the owners and admins of its workspace (and platform admins, with
+// an aal2 session when RequireMFA); nil when there is no such order or the caller may not see it.
 func (s *Service) OrderFor(ctx context.Context, c *auth.Caller, id string) (*Order, error) {
 	if err := apperr.CheckID(id); err != nil {
 		return nil, err
 	}
 	var o Order
 	q := s.db.NewSelect().TableExpr("credit_orders AS o").ColumnExpr(orderColumns).Where("o.id = ?", id)
-	if !c.IsPlatformAdmin {
+	if c.AdminAccess(s.opts.RequireMFA) != nil {
 		q.Where(`EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = o.workspace_id AND m.user_id = ?
 			AND m.role IN ('OWNER', 'ADMIN'))`, c.UserID)
 	}

@@ -31,7 +31,7 @@ func NewService(db *bun.DB, requireMFA bool) *Service {
 // BalanceFor returns a workspace's balance to its members and platform admins.
 // Errors: FORBIDDEN, INVALID_INPUT, NOT_FOUND.
 func (s *Service) BalanceFor(ctx context.Context, c *auth.Caller, workspaceID string) (int64, error) {
-	if err := workspace.RequireReader(ctx, s.db, workspaceID, c); err != nil {
+	if err := workspace.RequireReader(ctx, s.db, workspaceID, c, s.requireMFA); err != nil {
 		return 0, err
 	}
 	return Balance(ctx, s.db, workspaceID)
@@ -41,7 +41,7 @@ func (s *Service) BalanceFor(ctx context.Context, c *auth.Caller, workspaceID st
 // up to first entries after the cursor after, and whether more follow.
 // Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) TransactionsFor(ctx context.Context, c *auth.Caller, workspaceID string, first int, after string) ([]Transaction, bool, error) {
-	if err := workspace.RequireReader(ctx, s.db, workspaceID, c); err != nil {
+	if err := workspace.RequireReader(ctx, s.db, workspaceID, c, s.requireMFA); err != nil {
 		return nil, false, err
 	}
 	var beforeID int64

@@ -29,19 +29,24 @@ type Balance struct {
 	SalesCount   int   `bun:"sales_count"`
 }
 
-// requireReader allows the partner's members and platform admins. Errors: FORBIDDEN,
-// INVALID_INPUT.
+// requireReader allows the partner's members and platform admins (with an aal2 session when
+// ADMIN_REQUIRE_MFA). Errors: FORBIDDEN (reason MFA_REQUIRED for an admin without aal2 reading a
+// partner it is not a member of), INVALID_INPUT.
 func (s *Service) requireReader(ctx context.Context, c *auth.Caller, partnerID string) error {
 	if err := apperr.CheckID(partnerID); err != nil {
 		return err
 	}
-	if c.IsPlatformAdmin {
+	adminErr := c.AdminAccess(s.requireMFA)
+	if adminErr == nil {
 		return nil
 	}
 	var ok bool
 	if err := s.db.NewRaw("SELECT EXISTS (SELECT 1 FROM partner_members WHERE partner_id = ? AND user_id = ?)",
 		partnerID, c.UserID).Scan(ctx, &ok); err != nil {
 		return fmt.Errorf("partner membership: %w", err)
+	}
+	if !ok && c.IsPlatformAdmin {
+		return adminErr
 	}
 	if !ok {
 		return apperr.New(apperr.Forbidden, "only the partner's members see its earnings")

@@ -50,10 +50,15 @@ func ForUser(ctx context.Context, db bun.IDB, userID string) ([]Partner, error) 
 // Service reads partners for the API.
 type Service struct {
 	db *bun.DB
+	// requireMFA is ADMIN_REQUIRE_MFA, for platform admins reading other partners' earnings.
+	requireMFA bool
 }
 
-// NewService returns a Service on db.
-func NewService(db *bun.DB) *Service { return &Service{db: db} }
+// NewService returns a Service on db; requireMFA makes platform admins need an aal2 session to
+// read a partner's earnings they are not a member of.
+func NewService(db *bun.DB, requireMFA bool) *Service {
+	return &Service{db: db, requireMFA: requireMFA}
+}
 
 // ByIDs returns the partners with ids, in no particular order; unknown ids are left out. It is
 // the batch function behind the Lead.partner loader: one prepared statement for any number of ids.

@@ -101,12 +101,17 @@ func RoleCheck(db bun.IDB) func(ctx context.Context, workspaceID, userID string,
 }
 
 // RequireReader allows workspace members and platform admins (who may look at any workspace's
-// credits for support). Errors: FORBIDDEN, INVALID_INPUT.
-func RequireReader(ctx context.Context, db bun.IDB, workspaceID string, c *auth.Caller) error {
-	if c.IsPlatformAdmin {
+// credits for support, with an aal2 session when requireMFA). Errors: FORBIDDEN (reason
+// MFA_REQUIRED for an admin without aal2 reading a workspace it is not in), INVALID_INPUT.
+func RequireReader(ctx context.Context, db bun.IDB, workspaceID string, c *auth.Caller, requireMFA bool) error {
+	adminErr := c.AdminAccess(requireMFA)
+	if adminErr == nil {
 		return apperr.CheckID(workspaceID)
 	}
 	_, err := RoleOf(ctx, db, workspaceID, c.UserID)
+	if c.IsPlatformAdmin && apperr.Is(err, apperr.Forbidden) {
+		return adminErr
+	}
 	return err
 }
 
