@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
 )
@@ -122,4 +123,39 @@ func TestApply_ConcurrentSameReference(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 60, b)
 	require.EqualValues(t, 60, ledgerSum(t, db, ws))
+}
+
+// Concurrent adjustments each record the balance before and after their own movement: new - old
+// is the delta on every audit entry, and the entries chain up to the final balance.
+func TestAdjust_ConcurrentAuditValues(t *testing.T) {
+	t.Parallel()
+	db := dbtest.DB(t)
+	ws, _ := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
+	admin := dbtest.CreateUser(t, db, dbtest.UserOpts{IsPlatformAdmin: true})
+	ctx := auth.WithCaller(context.Background(), &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2})
+	svc := credit.NewService(db, true)
+
+	const n = 10
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = svc.Adjust(ctx, credit.AdjustInput{WorkspaceID: ws, Delta: 10, Reason: "goodwill"})
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	var rows []struct {
+		Old int64 `bun:"old"`
+		New int64 `bun:"new"`
+	}
+	require.NoError(t, db.NewRaw(`SELECT (old_values->>'credits')::bigint AS old, (new_values->>'credits')::bigint AS new
+		FROM audit_logs WHERE workspace_id = ? AND action = 'credits.adjusted' ORDER BY new`, ws).Scan(context.Background(), &rows))
+	require.Len(t, rows, n)
+	for i, r := range rows {
+		require.EqualValues(t, 10*i, r.Old, "entry %d", i)
+		require.EqualValues(t, 10*(i+1), r.New, "entry %d", i)
+	}
 }

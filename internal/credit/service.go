@@ -103,10 +103,7 @@ func (s *Service) Adjust(ctx context.Context, in AdjustInput) (int64, error) {
 			}
 		}
 		ref := "adjustment:" + uuid.NewString()
-		before, err := Balance(ctx, tx, in.WorkspaceID)
-		if err != nil {
-			return err
-		}
+		var err error
 		if balance, err = Apply(ctx, tx, Entry{
 			WorkspaceID: in.WorkspaceID, Kind: KindAdjustment, Amount: in.Delta, Reference: ref,
 			Description: in.Reason, ActorUserID: c.UserID,
@@ -116,7 +113,9 @@ func (s *Service) Adjust(ctx context.Context, in AdjustInput) (int64, error) {
 		if err := audit.Record(ctx, tx, audit.Entry{
 			ActorUserID: c.UserID, ActorType: audit.ActorPlatformAdmin, WorkspaceID: in.WorkspaceID,
 			Action: "credits.adjusted", ResourceType: "credit_balance", ResourceID: in.WorkspaceID,
-			Old: map[string]any{"credits": before}, New: map[string]any{"credits": balance},
+			// The balance before is derived from the update's own result: a separate read could see
+			// another adjustment's state.
+			Old: map[string]any{"credits": balance - in.Delta}, New: map[string]any{"credits": balance},
 			Metadata: map[string]any{"reason": in.Reason, "delta": in.Delta, "reference": ref},
 			Severity: audit.SeverityNotice,
 		}); err != nil {
