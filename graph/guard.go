@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -15,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/leadmarket/leadmarket/graph/model"
+	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 )
 
@@ -254,6 +257,12 @@ func (g operationGuard) MutateOperationContext(ctx context.Context, opCtx *graph
 			Extensions: map[string]any{"code": codeMethodNotAllowed},
 		}
 	}
+	if hasNUL(opCtx.Variables) || argumentsHaveNUL(op.SelectionSet, map[string]bool{}) {
+		return &gqlerror.Error{
+			Message:    "strings cannot contain the NUL character (U+0000)",
+			Extensions: map[string]any{"code": string(apperr.InvalidInput)},
+		}
+	}
 	if !g.introspection && selectsIntrospection(op.SelectionSet, map[string]bool{}) {
 		return &gqlerror.Error{
 			Message:    "introspection is disabled",
@@ -261,6 +270,61 @@ func (g operationGuard) MutateOperationContext(ctx context.Context, opCtx *graph
 		}
 	}
 	return nil
+}
+
+// hasNUL reports whether a variable value (as decoded from JSON) holds a string with a NUL
+// character, which PostgreSQL's text cannot store: refused up front, it is the client's mistake
+// with a code, not an internal error from the first statement that meets it.
+func hasNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.IndexByte(x, 0) >= 0
+	case []any:
+		return slices.ContainsFunc(x, hasNUL)
+	case map[string]any:
+		for k, e := range x {
+			if hasNUL(k) || hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// argumentsHaveNUL reports whether a literal argument in a selection set (fragments included)
+// holds a string with a NUL character.
+func argumentsHaveNUL(set ast.SelectionSet, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch x := sel.(type) {
+		case *ast.Field:
+			if slices.ContainsFunc(x.Arguments, func(a *ast.Argument) bool { return valueHasNUL(a.Value) }) ||
+				argumentsHaveNUL(x.SelectionSet, seen) {
+				return true
+			}
+		case *ast.InlineFragment:
+			if argumentsHaveNUL(x.SelectionSet, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if x.Definition != nil && !seen[x.Name] {
+				seen[x.Name] = true
+				if argumentsHaveNUL(x.Definition.SelectionSet, seen) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func valueHasNUL(v *ast.Value) bool {
+	if v == nil {
+		return false
+	}
+	if (v.Kind == ast.StringValue || v.Kind == ast.BlockValue) && strings.IndexByte(v.Raw, 0) >= 0 {
+		return true
+	}
+	return slices.ContainsFunc(v.Children, func(c *ast.ChildValue) bool { return valueHasNUL(c.Value) })
 }
 
 // selectsIntrospection reports whether a root selection set (fragments included) selects

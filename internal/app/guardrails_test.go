@@ -394,3 +394,38 @@ func TestWebSocketAcceptsOnlyAllowedOrigins(t *testing.T) {
 	require.NoError(t, dial(api.url), "the API's own origin")
 	require.Error(t, dial("https://evil.example.net"), "a page elsewhere cannot open the socket")
 }
+
+// PostgreSQL's text cannot hold U+0000: a string with one, in a variable or in the document,
+// is refused as INVALID_INPUT before anything runs, never an internal error.
+func TestNULCharactersAreRefused(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	ws, owner := dbtest.CreateWorkspace(t, api.db, dbtest.WorkspaceOpts{Credits: 10})
+	admin := dbtest.CreateUser(t, api.db, dbtest.UserOpts{IsPlatformAdmin: true})
+	lead := dbtest.CreateLead(t, api.db, dbtest.LeadOpts{PartnerID: dbtest.CreatePartner(t, api.db, dbtest.PartnerOpts{})})
+	tok, adminTok := api.token(owner, false), api.token(admin, true)
+	for name, tc := range map[string]struct {
+		token, query string
+		vars         map[string]any
+	}{
+		"idempotency key": {tok, `mutation($in: PurchaseLeadsInput!) { purchaseLeads(input: $in) { balance } }`,
+			map[string]any{"in": map[string]any{"workspaceId": ws, "leadIds": []string{lead}, "idempotencyKey": "a\x00b"}}},
+		"adjustment reason": {adminTok, `mutation($ws: ID!, $r: String!) { adjustCredits(workspaceId: $ws, delta: 5, reason: $r) { credits } }`,
+			map[string]any{"ws": ws, "r": "goodwill\x00"}},
+		"workspace name in a variable": {tok, `mutation($n: String!) { createWorkspace(name: $n) { id } }`, map[string]any{"n": "\x00"}},
+		"workspace name in the document": {tok, `mutation { createWorkspace(name: "Umbrella\u0000") { id } }`, nil},
+		"browse filter in a list":        {tok, `query($i: [String!]) { marketplaceLeads(filter: {industries: $i}) { pageInfo { hasNextPage } } }`, map[string]any{"i": []string{"SaaS", "x\x00"}}},
+		"browse filter in the document":  {tok, `{ marketplaceLeads(filter: {industries: ["SaaS", "x\u0000"]}) { pageInfo { hasNextPage } } }`, nil},
+	} {
+		res := api.do(tc.token, tc.query, tc.vars)
+		require.Equal(t, "INVALID_INPUT", res.code(), "%s: %+v", name, res.Errors)
+		require.Contains(t, res.Errors[0].Message, "NUL", name)
+	}
+	var credits, workspaces int
+	require.NoError(t, api.db.NewRaw("SELECT credits FROM credit_balances WHERE workspace_id = ?", ws).Scan(context.Background(), &credits))
+	require.Equal(t, 10, credits)
+	require.NoError(t, api.db.NewRaw("SELECT count(*) FROM workspace_members WHERE user_id = ?", owner.ID).Scan(context.Background(), &workspaces))
+	require.Equal(t, 1, workspaces)
+	// A string without NUL in the same place still works.
+	require.Empty(t, api.do(tok, `mutation($n: String!) { createWorkspace(name: $n) { id } }`, map[string]any{"n": "Umbrella"}).Errors)
+}
