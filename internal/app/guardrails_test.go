@@ -412,7 +412,7 @@ func TestNULCharactersAreRefused(t *testing.T) {
 			map[string]any{"in": map[string]any{"workspaceId": ws, "leadIds": []string{lead}, "idempotencyKey": "a\x00b"}}},
 		"adjustment reason": {adminTok, `mutation($ws: ID!, $r: String!) { adjustCredits(workspaceId: $ws, delta: 5, reason: $r) { credits } }`,
 			map[string]any{"ws": ws, "r": "goodwill\x00"}},
-		"workspace name in a variable": {tok, `mutation($n: String!) { createWorkspace(name: $n) { id } }`, map[string]any{"n": "\x00"}},
+		"workspace name in a variable":   {tok, `mutation($n: String!) { createWorkspace(name: $n) { id } }`, map[string]any{"n": "\x00"}},
 		"workspace name in the document": {tok, `mutation { createWorkspace(name: "Umbrella\u0000") { id } }`, nil},
 		"browse filter in a list":        {tok, `query($i: [String!]) { marketplaceLeads(filter: {industries: $i}) { pageInfo { hasNextPage } } }`, map[string]any{"i": []string{"SaaS", "x\x00"}}},
 		"browse filter in the document":  {tok, `{ marketplaceLeads(filter: {industries: ["SaaS", "x\u0000"]}) { pageInfo { hasNextPage } } }`, nil},
