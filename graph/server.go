@@ -75,6 +75,8 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(transport.Websocket{
 		KeepAlivePingInterval: 10 * time.Second,
+		InitFunc:              closeAtTokenExpiry,
+		CloseFunc:             releaseTokenExpiry,
 		Implementation: transport.CoderWebsocketImplementation{
 			AcceptOptions: websocket.AcceptOptions{OriginPatterns: originPatterns(o.AllowedOrigins)},
 		},
@@ -106,6 +108,30 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 		return errors.New("internal error")
 	})
 	return &Handler{srv: srv}
+}
+
+// wsExpiryKey holds the cancel function of a WebSocket's token deadline.
+type wsExpiryKey struct{}
+
+// closeAtTokenExpiry bounds a WebSocket by its caller's token: the token was checked once, at the
+// upgrade, so the connection (and every operation sent over it) ends when the token expires.
+func closeAtTokenExpiry(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	c := auth.CallerFrom(ctx)
+	if c == nil || c.ExpiresAt.IsZero() {
+		return ctx, nil, nil
+	}
+	if !time.Now().Before(c.ExpiresAt) {
+		return transport.AppendCloseReason(ctx, "the access token expired"), nil, errors.New("the access token expired")
+	}
+	ctx, cancel := context.WithDeadline(transport.AppendCloseReason(ctx, "the access token expired"), c.ExpiresAt)
+	return context.WithValue(ctx, wsExpiryKey{}, cancel), nil, nil
+}
+
+// releaseTokenExpiry frees a closed WebSocket's token deadline.
+func releaseTokenExpiry(ctx context.Context, _ int) {
+	if cancel, ok := ctx.Value(wsExpiryKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
 }
 
 // originPatterns turns CORS origins (https://app.example.com) into the host patterns the

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/stretchr/testify/require"
 
 	"github.com/leadmarket/leadmarket/internal/dbtest"
@@ -428,4 +429,59 @@ func TestNULCharactersAreRefused(t *testing.T) {
 	require.Equal(t, 1, workspaces)
 	// A string without NUL in the same place still works.
 	require.Empty(t, api.do(tok, `mutation($n: String!) { createWorkspace(name: $n) { id } }`, map[string]any{"n": "Umbrella"}).Errors)
+}
+
+// A WebSocket is authenticated once, at the upgrade; it is closed when that token expires, so an
+// expired token cannot keep running operations over an open socket.
+func TestWebSocketClosesWhenTheTokenExpires(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	u := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
+	tok, err := api.tokens.Issue(u.Subject, u.Email, false, 2*time.Second)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(api.url, "http")+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"},
+		HTTPHeader:   http.Header{"Authorization": {"Bearer " + tok}},
+	})
+	require.NoError(t, err)
+	if res != nil && res.Body != nil {
+		_ = res.Body.Close()
+	}
+	defer func() { _ = c.CloseNow() }()
+	type msg struct {
+		ID      string          `json:"id,omitempty"`
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload,omitempty"`
+	}
+	send := func(m msg) error { return wsjson.Write(ctx, c, m) }
+	read := func() (msg, error) {
+		var m msg
+		err := wsjson.Read(ctx, c, &m)
+		return m, err
+	}
+	require.NoError(t, send(msg{Type: "connection_init"}))
+	m, err := read()
+	require.NoError(t, err)
+	require.Equal(t, "connection_ack", m.Type)
+
+	// While the token is valid, operations run as its user.
+	require.NoError(t, send(msg{ID: "1", Type: "subscribe", Payload: json.RawMessage(`{"query":"{ me { id } }"}`)}))
+	m, err = read()
+	require.NoError(t, err)
+	require.Equal(t, "next", m.Type, string(m.Payload))
+	require.Contains(t, string(m.Payload), u.ID)
+
+	// At expiry the server ends the connection with a close frame (the client's own 10 s timeout
+	// is not what ends it); nothing sent afterwards runs.
+	var closeErr websocket.CloseError
+	for {
+		if _, err := read(); err != nil {
+			require.ErrorAs(t, err, &closeErr, "the socket outlived its token: %v", err)
+			break
+		}
+	}
+	require.Equal(t, websocket.StatusNormalClosure, closeErr.Code)
+	require.Error(t, send(msg{ID: "2", Type: "subscribe", Payload: json.RawMessage(`{"query":"{ me { id } }"}`)}))
 }

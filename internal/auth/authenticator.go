@@ -59,7 +59,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (*Calle
 		u, hit := a.cache[key]
 		a.mu.Unlock()
 		if hit && now.Before(u.expires) {
-			return &Caller{UserID: u.id, Email: u.email, IsPlatformAdmin: u.isAdmin, AAL: claims.AAL}, nil
+			return &Caller{UserID: u.id, Email: u.email, IsPlatformAdmin: u.isAdmin, AAL: claims.AAL, ExpiresAt: claims.expiry()}, nil
 		}
 	}
 	id, isAdmin, err := a.users.Provision(ctx, claims.Subject, claims.Email)
@@ -79,5 +79,5 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (*Calle
 		a.cache[key] = cachedUser{id: id, email: claims.Email, isAdmin: isAdmin, expires: now.Add(a.cacheTTL)}
 		a.mu.Unlock()
 	}
-	return &Caller{UserID: id, Email: claims.Email, IsPlatformAdmin: isAdmin, AAL: claims.AAL}, nil
+	return &Caller{UserID: id, Email: claims.Email, IsPlatformAdmin: isAdmin, AAL: claims.AAL, ExpiresAt: claims.expiry()}, nil
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"time"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 )
@@ -13,6 +14,8 @@ type Caller struct {
 	IsPlatformAdmin bool
 	// AAL is the token's authenticator assurance level ("aal1", "aal2").
 	AAL string
+	// ExpiresAt is when the token expires; a WebSocket opened with it is closed then.
+	ExpiresAt time.Time
 }
 
 // HasMFA reports whether the caller's session passed multi-factor authentication.

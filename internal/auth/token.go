@@ -22,6 +22,14 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
+// expiry is the token's exp (zero when it has none, which Verify does not accept).
+func (c *Claims) expiry() time.Time {
+	if c.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return c.ExpiresAt.Time
+}
+
 // Tokens signs and verifies HS256 tokens with one secret.
 type Tokens struct {
 	secret []byte
