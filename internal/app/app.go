@@ -5,7 +5,7 @@ package app
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -127,14 +127,14 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 // Ready reports whether the database answers and every embedded migration is applied.
 func Ready(ctx context.Context, bdb *bun.DB) error {
 	if err := bdb.PingContext(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+		return &httpserver.NotReady{Reason: "database unreachable", Err: err}
 	}
 	pending, err := db.PendingMigrations(ctx, bdb)
 	if err != nil {
-		return err
+		return &httpserver.NotReady{Reason: "migrations unknown", Err: err}
 	}
 	if len(pending) > 0 {
-		return fmt.Errorf("migrations pending: %s", strings.Join(pending, ", "))
+		return &httpserver.NotReady{Reason: "migrations pending", Err: errors.New(strings.Join(pending, ", "))}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -103,3 +104,25 @@ func TestOnlyGraphQLIsBehindTheGraphQLStack(t *testing.T) {
 type noAuth struct{}
 
 func (noAuth) Authenticate(_ context.Context, _ string) (*auth.Caller, error) { return nil, nil }
+
+// /readyz is public: it names why the service is not ready, never the error behind it (which may
+// carry the database's user, host or file names); that goes to the log.
+func TestReadyzShowsOnlyTheReason(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&NotReady{Reason: "database unreachable", Err: errors.New("connect user=lm_app host=10.1.2.3 password=hunter2")}, "database unreachable"},
+		{errors.New("dial tcp 10.1.2.3:5432: user=lm_app"), "not ready"},
+	} {
+		var logs strings.Builder
+		s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), GraphQL: http.NotFoundHandler(),
+			GraphQLMiddleware: func(h http.Handler) http.Handler { return h },
+			ReadyFunc:         func(context.Context) error { return tc.err }})
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		require.JSONEq(t, `{"status":"unavailable","reason":"`+tc.want+`"}`, rec.Body.String())
+		require.Contains(t, logs.String(), "10.1.2.3", "operators still see the cause")
+	}
+}

@@ -18,6 +18,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// NotReady is a ReadyFunc error: Reason ("database unreachable") is what the public /readyz
+// says; Err, with connection details, goes only to the log.
+type NotReady struct {
+	Reason string
+	Err    error
+}
+
+func (e *NotReady) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *NotReady) Unwrap() error { return e.Err }
+
 // Options configure the server.
 type Options struct {
 	// Addr is the listen address (HTTP_ADDR).
@@ -34,7 +44,8 @@ type Options struct {
 	// Authenticator turns the Authorization header into the request's caller.
 	Authenticator Authenticator
 	// ReadyFunc reports whether the service can take traffic (database reachable, migrations
-	// current); nil means always ready.
+	// current); nil means always ready. /readyz shows a NotReady's reason and nothing more of
+	// an error; the whole error is logged.
 	ReadyFunc func(ctx context.Context) error
 	// ShutdownTimeout bounds graceful shutdown. Default 20s.
 	ShutdownTimeout time.Duration
@@ -86,7 +97,12 @@ func New(o Options) *Server {
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()
 			if err := o.ReadyFunc(ctx); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+				o.Logger.WarnContext(r.Context(), "not ready", "err", err)
+				reason := "not ready"
+				if nr := (*NotReady)(nil); errors.As(err, &nr) {
+					reason = nr.Reason
+				}
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 				return
 			}
 		}
