@@ -157,8 +157,10 @@ func (s *Service) AddMember(ctx context.Context, c *auth.Caller, workspaceID, em
 	}
 	var m Member
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		// Lock the workspace so concurrent role changes cannot remove its last owner.
-		if err := apperr.CheckID(workspaceID); err != nil {
+		// Only the workspace's owners and admins get to lock it (a stranger's call must not hold
+		// up its purchases); the lock keeps concurrent role changes from removing the last owner,
+		// and the role is read again under it.
+		if _, err := RequireRole(ctx, tx, workspaceID, c.UserID, RoleOwner, RoleAdmin); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "SELECT 1 FROM workspaces WHERE id = ? FOR UPDATE", workspaceID); err != nil {
