@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -141,13 +140,17 @@ func (s *Service) PurchaseCredits(ctx context.Context, c *auth.Caller, in Checko
 		s.abandonOrder(ctx, order.ID, key)
 		return nil, &apperr.Error{Code: apperr.Unavailable, Message: "the payment provider is unavailable; try again", Err: err}
 	}
-	checkoutURL := sess.URL
-	if checkoutURL == "" {
-		return nil, errors.New("purchase credits: Stripe returned a session without a URL")
+	if sess.URL == "" {
+		s.opts.Logger.ErrorContext(ctx, "stripe checkout session without a URL", "session", sess.ID, "order", order.ID)
+		s.abandonOrder(ctx, order.ID, key)
+		return nil, apperr.New(apperr.Unavailable, "the payment provider is unavailable; try again")
 	}
 	order.CheckoutSessionID = &sess.ID
-	out := &Checkout{CheckoutURL: checkoutURL, SessionID: sess.ID, Order: order}
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	out := &Checkout{CheckoutURL: sess.URL, SessionID: sess.ID, Order: order}
+	// The session exists at Stripe now: it is recorded even if the client has gone away meanwhile.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err = s.db.RunInTx(recordCtx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE credit_orders SET checkout_session_id = ?, updated_at = now() WHERE id = ?`,
 			sess.ID, order.ID); err != nil {
 			return err
@@ -158,6 +161,13 @@ func (s *Service) PurchaseCredits(ctx context.Context, c *auth.Caller, in Checko
 		return nil
 	})
 	if err != nil {
+		// The order stays pending (a payment of its session is still matched by the webhook);
+		// the key is freed so that a retry starts a new checkout instead of waiting for this one.
+		if in.IdempotencyKey != "" {
+			if rerr := idempotency.Release(recordCtx, s.db, key); rerr != nil {
+				s.opts.Logger.ErrorContext(ctx, "release idempotency key", "err", rerr, "order", order.ID)
+			}
+		}
 		return nil, fmt.Errorf("purchase credits: record session: %w", err)
 	}
 	return out, nil
@@ -170,7 +180,9 @@ func (s *Service) abandonOrder(ctx context.Context, orderID string, key idempote
 		s.opts.Logger.ErrorContext(ctx, "abandon order", "err", err, "order", orderID)
 	}
 	if key.Key != "" {
-		_, _ = s.db.ExecContext(ctx, "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?", key.UserID, strings.TrimSpace(key.Key))
+		if err := idempotency.Release(ctx, s.db, key); err != nil {
+			s.opts.Logger.ErrorContext(ctx, "release idempotency key", "err", err, "order", orderID)
+		}
 	}
 }
 

@@ -42,6 +42,11 @@ type Key struct {
 // WaitTimeout bounds how long a request waits for another request holding the same key.
 var WaitTimeout = 10 * time.Second
 
+// StaleAfter is how long a committed claim without a response (a two-step operation such as a
+// checkout, whose process died between its steps) blocks its key; after that the key is taken
+// over as if new, instead of answering IDEMPOTENCY_IN_PROGRESS until it expires.
+const StaleAfter = 5 * time.Minute
+
 // Begin claims k inside tx. It returns (nil, nil) when the caller should do the work (and then
 // call Complete in the same tx), or the stored response of the earlier request with this key.
 // Errors: INVALID_INPUT for an empty or over-long key, IDEMPOTENCY_KEY_REUSED when the key was
@@ -62,13 +67,16 @@ func Begin(ctx context.Context, tx bun.Tx, k Key) (json.RawMessage, error) {
 		fmt.Sprintf("%dms", WaitTimeout.Milliseconds())).Scan(&prevLockTimeout, &set); err != nil {
 		return nil, fmt.Errorf("idempotency: %w", err)
 	}
-	// A key older than Retention is forgotten: the upsert takes it over as if it were new.
+	// A key older than Retention is forgotten, and a claim left without a response for StaleAfter
+	// abandoned: the upsert takes either over as if it were new.
 	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (user_id, key, operation, request_hash)
 		VALUES (?, ?, ?, ?)
 		ON CONFLICT (user_id, key) DO UPDATE SET operation = EXCLUDED.operation, request_hash = EXCLUDED.request_hash,
 			response = NULL, created_at = now(), completed_at = NULL
-		WHERE idempotency_keys.created_at < now() - ?::interval`,
-		k.UserID, k.Key, k.Operation, hash, fmt.Sprintf("%d seconds", int(Retention.Seconds())))
+		WHERE idempotency_keys.created_at < now() - ?::interval
+			OR (idempotency_keys.response IS NULL AND idempotency_keys.created_at < now() - ?::interval)`,
+		k.UserID, k.Key, k.Operation, hash, fmt.Sprintf("%d seconds", int(Retention.Seconds())),
+		fmt.Sprintf("%d seconds", int(StaleAfter.Seconds())))
 	if db.IsLockTimeout(err) {
 		return nil, apperr.New(apperr.IdempotencyInProgress, "a request with this idempotencyKey is still running; retry shortly")
 	}
@@ -110,6 +118,16 @@ func Complete(ctx context.Context, tx bun.Tx, k Key, response any) error {
 		WHERE user_id = ? AND key = ?`, string(b), k.UserID, strings.TrimSpace(k.Key))
 	if err != nil {
 		return fmt.Errorf("idempotency: store response: %w", err)
+	}
+	return nil
+}
+
+// Release forgets k, so the next request with it does the work again: for a two-step operation
+// whose second step failed after the first committed the claim.
+func Release(ctx context.Context, db bun.IDB, k Key) error {
+	if _, err := db.ExecContext(ctx, "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND response IS NULL",
+		k.UserID, strings.TrimSpace(k.Key)); err != nil {
+		return fmt.Errorf("idempotency: release key: %w", err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
 )
@@ -36,4 +37,51 @@ func TestBegin_RestoresTheConnectionsLockTimeout(t *testing.T) {
 	var setting string
 	require.NoError(t, tx.QueryRowContext(ctx, "SHOW lock_timeout").Scan(&setting))
 	require.Equal(t, "7s", setting)
+}
+
+// A claim committed without a response (a two-step operation whose process died between its
+// steps) answers IDEMPOTENCY_IN_PROGRESS while it may still be running, and is taken over once
+// it is StaleAfter old; a completed key still replays however old (within Retention).
+func TestBegin_StaleClaimIsTakenOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := dbtest.TestTx(t)
+	u := dbtest.CreateUser(t, tx, dbtest.UserOpts{})
+	key := func(k string) idempotency.Key {
+		return idempotency.Key{UserID: u.ID, Key: k, Operation: "purchaseCredits", Request: map[string]int{"n": 1}}
+	}
+	// claim makes a key as Begin leaves it, then ages it and sets its response (nil: none yet).
+	claim := func(k, age string, response *string) {
+		_, err := idempotency.Begin(ctx, tx, key(k))
+		require.NoError(t, err)
+		_, err = tx.ExecContext(ctx, "UPDATE idempotency_keys SET created_at = now() - ?::interval, response = ? WHERE user_id = ? AND key = ?",
+			age, response, u.ID, k)
+		require.NoError(t, err)
+	}
+	done := `{"ok":true}`
+
+	claim("running", "1 minute", nil)
+	_, err := idempotency.Begin(ctx, tx, key("running"))
+	require.True(t, apperr.Is(err, apperr.IdempotencyInProgress), "%v", err)
+
+	claim("abandoned", "6 minutes", nil)
+	stored, err := idempotency.Begin(ctx, tx, key("abandoned"))
+	require.NoError(t, err)
+	require.Nil(t, stored, "the abandoned claim is the caller's to redo")
+
+	claim("done", "6 hours", &done)
+	stored, err = idempotency.Begin(ctx, tx, key("done"))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"ok":true}`, string(stored))
+
+	// Release frees a pending claim at once, and never a completed one.
+	claim("failed", "1 second", nil)
+	require.NoError(t, idempotency.Release(ctx, tx, key("failed")))
+	stored, err = idempotency.Begin(ctx, tx, key("failed"))
+	require.NoError(t, err)
+	require.Nil(t, stored)
+	require.NoError(t, idempotency.Release(ctx, tx, key("done")))
+	stored, err = idempotency.Begin(ctx, tx, key("done"))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"ok":true}`, string(stored))
 }
