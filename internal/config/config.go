@@ -37,8 +37,6 @@ type Config struct {
 	AdminRequireMFA bool
 	// CreditValueCents is CREDIT_VALUE_CENTS, what one credit is worth for commissions. Default 40.
 	CreditValueCents int64
-	// DefaultCommissionRate is DEFAULT_COMMISSION_RATE for new partners. Default 0.30.
-	DefaultCommissionRate float64
 	// CommissionBonusTiers is COMMISSION_BONUS_TIERS, "passRate:points" pairs: a partner whose
 	// verification pass rate reaches passRate earns points more percent. Default "0.90:2.5,0.95:5".
 	CommissionBonusTiers []BonusTier
@@ -150,10 +148,6 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.CreditValueCents, err = strconv.ParseInt(get("CREDIT_VALUE_CENTS", "40"), 10, 64); err != nil || c.CreditValueCents <= 0 {
 		errs = append(errs, fmt.Errorf("CREDIT_VALUE_CENTS: %q is not a positive number of cents", get("CREDIT_VALUE_CENTS", "")))
-	}
-	if c.DefaultCommissionRate, err = strconv.ParseFloat(get("DEFAULT_COMMISSION_RATE", "0.30"), 64); err != nil ||
-		c.DefaultCommissionRate < 0 || c.DefaultCommissionRate > 1 {
-		errs = append(errs, fmt.Errorf("DEFAULT_COMMISSION_RATE: %q is not a rate between 0 and 1", get("DEFAULT_COMMISSION_RATE", "")))
 	}
 	if c.CommissionBonusTiers, err = ParseBonusTiers(get("COMMISSION_BONUS_TIERS", "0.90:2.5,0.95:5")); err != nil {
 		errs = append(errs, fmt.Errorf("COMMISSION_BONUS_TIERS: %w", err))

@@ -21,7 +21,6 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, config.DevJWTSecret, c.JWTSecret)
 	require.False(t, c.AdminRequireMFA)
 	require.Equal(t, int64(40), c.CreditValueCents)
-	require.InDelta(t, 0.30, c.DefaultCommissionRate, 1e-9)
 	require.Equal(t, []config.BonusTier{{PassRate: 0.90, Points: 2.5}, {PassRate: 0.95, Points: 5}}, c.CommissionBonusTiers)
 }
 
@@ -41,10 +40,10 @@ func TestProductionNeedsRealSecrets(t *testing.T) {
 func TestErrorsNameTheVariable(t *testing.T) {
 	_, err := config.FromEnv(lookup(map[string]string{
 		"ENV": "staging", "DB_MAX_CONNS": "x", "CREDIT_VALUE_CENTS": "-1", "COMMISSION_BONUS_TIERS": "0.9", "SHUTDOWN_TIMEOUT": "soon",
-		"ADMIN_REQUIRE_MFA": "maybe", "EMBEDDED_PG_PORT": "99999", "DEFAULT_COMMISSION_RATE": "2",
+		"ADMIN_REQUIRE_MFA": "maybe", "EMBEDDED_PG_PORT": "99999",
 	}))
 	for _, name := range []string{"ENV", "DB_MAX_CONNS", "CREDIT_VALUE_CENTS", "COMMISSION_BONUS_TIERS", "SHUTDOWN_TIMEOUT",
-		"ADMIN_REQUIRE_MFA", "EMBEDDED_PG_PORT", "DEFAULT_COMMISSION_RATE"} {
+		"ADMIN_REQUIRE_MFA", "EMBEDDED_PG_PORT"} {
 		require.ErrorContains(t, err, name)
 	}
 }

@@ -24,7 +24,8 @@ type Commission struct {
 }
 
 // RateBasisPoints returns the commission rate in basis points (1/100 of a percent) for a partner
-// with base rate and verification pass rate: base plus the highest bonus tier reached.
+// with base rate and verification pass rate: base plus the highest bonus tier reached, never more
+// than the whole sale (10,000).
 func (c Commission) RateBasisPoints(base, passRate float64) int64 {
 	var bonus float64
 	for _, t := range c.Tiers {
@@ -32,7 +33,7 @@ func (c Commission) RateBasisPoints(base, passRate float64) int64 {
 			bonus = t.Points
 		}
 	}
-	return int64(math.Round(base*10_000 + bonus*100))
+	return min(int64(math.Round(base*10_000+bonus*100)), 10_000)
 }
 
 // EarningCents returns the commission in cents on a sale of credits at rateBP basis points,
