@@ -2,9 +2,9 @@ package graph
 
 import (
 	"context"
-	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/leadmarket/leadmarket/graph/model"
@@ -33,15 +33,12 @@ type loadersKey struct{}
 // list's fields concurrently, so a page's keys arrive within microseconds of each other.
 const loaderWait = 500 * time.Microsecond
 
-// LoadersMiddleware puts fresh Loaders in every request's context; it must run after the caller
-// is known.
-func LoadersMiddleware(r *Resolver) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			ctx := req.Context()
-			l := newLoaders(r, auth.CallerFrom(ctx))
-			next.ServeHTTP(w, req.WithContext(context.WithValue(ctx, loadersKey{}, l)))
-		})
+// withLoaders gives every operation fresh Loaders for its caller: an HTTP request's one
+// operation, and each operation sent over a WebSocket, which must neither see what an earlier one
+// cached nor keep it for the life of the connection.
+func withLoaders(r *Resolver) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		return next(context.WithValue(ctx, loadersKey{}, newLoaders(r, auth.CallerFrom(ctx))))
 	}
 }
 

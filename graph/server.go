@@ -48,6 +48,9 @@ type HandlerOptions struct {
 	AllowedOrigins []string
 	// APQCacheSize is how many automatic persisted queries are remembered. Default 1000.
 	APQCacheSize int
+	// Loaders are the services each operation's dataloaders batch through (loaders.go). Nil: no
+	// dataloaders (relations are then not filled).
+	Loaders *Resolver
 }
 
 // Handler serves GraphQL over HTTP (transport.go) and graphql-ws.
@@ -100,6 +103,9 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.RateLimits != nil {
 		srv.Use(&rateLimiter{policy: o.RateLimits, recordViolationFunc: o.RecordViolationFunc, logger: o.Logger})
+	}
+	if o.Loaders != nil {
+		srv.AroundOperations(withLoaders(o.Loaders))
 	}
 	srv.SetErrorPresenter(errorPresenter(o))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {

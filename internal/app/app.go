@@ -84,18 +84,17 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 			return audit.RecordSecurity(ctx, bdb, ev)
 		},
 		Limits: guard.limits, RateLimits: guard.policy, RecordViolationFunc: guard.recordViolation,
-		AllowedOrigins: cfg.CORSOrigins,
+		AllowedOrigins: cfg.CORSOrigins, Loaders: res,
 	})
 	srv := httpserver.New(httpserver.Options{
 		Addr: cfg.HTTPAddr, Production: cfg.IsProduction(), Logger: logger, GraphQL: gql,
-		GraphQLMiddleware: graph.LoadersMiddleware(res),
-		StripeWebhook:     billingSvc.WebhookHandler(),
-		Authenticator:     auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL),
-		ReadyFunc:         func(ctx context.Context) error { return Ready(ctx, bdb) },
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		TrustedProxies:    guard.trustedProxies,
-		CORSOrigins:       cfg.CORSOrigins,
-		CloseFuncs:        guard.closers,
+		StripeWebhook:   billingSvc.WebhookHandler(),
+		Authenticator:   auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL),
+		ReadyFunc:       func(ctx context.Context) error { return Ready(ctx, bdb) },
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		TrustedProxies:  guard.trustedProxies,
+		CORSOrigins:     cfg.CORSOrigins,
+		CloseFuncs:      guard.closers,
 	})
 	return &App{Server: srv, Billing: billingSvc, Queue: queue, db: bdb, logger: logger}, nil
 }

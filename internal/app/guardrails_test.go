@@ -431,6 +431,66 @@ func TestNULCharactersAreRefused(t *testing.T) {
 	require.Empty(t, api.do(tok, `mutation($n: String!) { createWorkspace(name: $n) { id } }`, map[string]any{"n": "Umbrella"}).Errors)
 }
 
+// wsMessage is a graphql-transport-ws message.
+type wsMessage struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// wsClient is a graphql-transport-ws connection to the API, initialised.
+type wsClient struct {
+	t   *testing.T
+	ctx context.Context
+	c   *websocket.Conn
+}
+
+// openWS connects with token, sends connection_init and expects the ack; everything it does
+// gives up after 10 s.
+func openWS(t *testing.T, api *apiServer, token string) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(api.url, "http")+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"},
+		HTTPHeader:   http.Header{"Authorization": {"Bearer " + token}},
+	})
+	require.NoError(t, err)
+	if res != nil && res.Body != nil {
+		_ = res.Body.Close()
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	ws := &wsClient{t: t, ctx: ctx, c: c}
+	require.NoError(t, ws.send(wsMessage{Type: "connection_init"}))
+	m, err := ws.read()
+	require.NoError(t, err)
+	require.Equal(t, "connection_ack", m.Type)
+	return ws
+}
+
+func (w *wsClient) send(m wsMessage) error { return wsjson.Write(w.ctx, w.c, m) }
+
+func (w *wsClient) read() (wsMessage, error) {
+	var m wsMessage
+	err := wsjson.Read(w.ctx, w.c, &m)
+	return m, err
+}
+
+// query runs one operation (a query: one result, then complete) and returns its result.
+func (w *wsClient) query(id, query string) string {
+	w.t.Helper()
+	body, err := json.Marshal(map[string]string{"query": query})
+	require.NoError(w.t, err)
+	require.NoError(w.t, w.send(wsMessage{ID: id, Type: "subscribe", Payload: body}))
+	m, err := w.read()
+	require.NoError(w.t, err)
+	require.Equal(w.t, "next", m.Type, string(m.Payload))
+	done, err := w.read()
+	require.NoError(w.t, err)
+	require.Equal(w.t, wsMessage{ID: id, Type: "complete"}, done)
+	return string(m.Payload)
+}
+
 // A WebSocket is authenticated once, at the upgrade; it is closed when that token expires, so an
 // expired token cannot keep running operations over an open socket.
 func TestWebSocketClosesWhenTheTokenExpires(t *testing.T) {
@@ -439,49 +499,37 @@ func TestWebSocketClosesWhenTheTokenExpires(t *testing.T) {
 	u := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
 	tok, err := api.tokens.Issue(u.Subject, u.Email, false, 2*time.Second)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(api.url, "http")+"/graphql", &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"},
-		HTTPHeader:   http.Header{"Authorization": {"Bearer " + tok}},
-	})
-	require.NoError(t, err)
-	if res != nil && res.Body != nil {
-		_ = res.Body.Close()
-	}
-	defer func() { _ = c.CloseNow() }()
-	type msg struct {
-		ID      string          `json:"id,omitempty"`
-		Type    string          `json:"type"`
-		Payload json.RawMessage `json:"payload,omitempty"`
-	}
-	send := func(m msg) error { return wsjson.Write(ctx, c, m) }
-	read := func() (msg, error) {
-		var m msg
-		err := wsjson.Read(ctx, c, &m)
-		return m, err
-	}
-	require.NoError(t, send(msg{Type: "connection_init"}))
-	m, err := read()
-	require.NoError(t, err)
-	require.Equal(t, "connection_ack", m.Type)
+	ws := openWS(t, api, tok)
 
 	// While the token is valid, operations run as its user.
-	require.NoError(t, send(msg{ID: "1", Type: "subscribe", Payload: json.RawMessage(`{"query":"{ me { id } }"}`)}))
-	m, err = read()
-	require.NoError(t, err)
-	require.Equal(t, "next", m.Type, string(m.Payload))
-	require.Contains(t, string(m.Payload), u.ID)
+	require.Contains(t, ws.query("1", "{ me { id } }"), u.ID)
 
 	// At expiry the server ends the connection with a close frame (the client's own 10 s timeout
 	// is not what ends it); nothing sent afterwards runs.
 	var closeErr websocket.CloseError
 	for {
-		if _, err := read(); err != nil {
+		if _, err := ws.read(); err != nil {
 			require.ErrorAs(t, err, &closeErr, "the socket outlived its token: %v", err)
 			break
 		}
 	}
 	require.Equal(t, websocket.StatusNormalClosure, closeErr.Code)
-	require.Error(t, send(msg{ID: "2", Type: "subscribe", Payload: json.RawMessage(`{"query":"{ me { id } }"}`)}))
+	require.Error(t, ws.send(wsMessage{ID: "2", Type: "subscribe", Payload: json.RawMessage(`{"query":"{ me { id } }"}`)}))
+}
+
+// Each operation over a WebSocket has its own dataloaders: the second sees a partner renamed
+// after the first, instead of what the first cached for the life of the connection.
+func TestWebSocketOperationsDoNotShareLoaders(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	partnerID := dbtest.CreatePartner(t, api.db, dbtest.PartnerOpts{})
+	lead := dbtest.CreateLead(t, api.db, dbtest.LeadOpts{PartnerID: partnerID})
+	u := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
+	ws := openWS(t, api, api.token(u, false))
+	q := `{ lead(id: "` + lead + `") { partner { name } } }`
+
+	require.NotContains(t, ws.query("1", q), "Renamed Partner")
+	_, err := api.db.ExecContext(context.Background(), "UPDATE partners SET name = 'Renamed Partner' WHERE id = ?", partnerID)
+	require.NoError(t, err)
+	require.Contains(t, ws.query("2", q), "Renamed Partner")
 }

@@ -117,8 +117,7 @@ func TestReadyzShowsOnlyTheReason(t *testing.T) {
 	} {
 		var logs strings.Builder
 		s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), GraphQL: http.NotFoundHandler(),
-			GraphQLMiddleware: func(h http.Handler) http.Handler { return h },
-			ReadyFunc:         func(context.Context) error { return tc.err }})
+			ReadyFunc: func(context.Context) error { return tc.err }})
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		require.Equal(t, http.StatusServiceUnavailable, rec.Code)

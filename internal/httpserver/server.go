@@ -39,8 +39,6 @@ type Options struct {
 	GraphQL http.Handler
 	// StripeWebhook serves POST /webhooks/stripe; it is never rate limited. Nil: not served.
 	StripeWebhook http.Handler
-	// GraphQLMiddleware wraps /graphql after authentication (the per-request dataloaders).
-	GraphQLMiddleware func(http.Handler) http.Handler
 	// Authenticator turns the Authorization header into the request's caller.
 	Authenticator Authenticator
 	// ReadyFunc reports whether the service can take traffic (database reachable, migrations
@@ -76,15 +74,12 @@ func New(o Options) *Server {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 2 << 20
 	}
-	if o.GraphQLMiddleware == nil {
-		o.GraphQLMiddleware = func(h http.Handler) http.Handler { return h }
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 
 	mux := http.NewServeMux()
-	gql := authenticate(o.Authenticator, o.Logger)(o.GraphQLMiddleware(o.GraphQL))
+	gql := authenticate(o.Authenticator, o.Logger)(o.GraphQL)
 	mux.Handle("/graphql", cors(o.CORSOrigins)(http.MaxBytesHandler(gql, o.MaxBodyBytes)))
 	if o.StripeWebhook != nil {
 		mux.Handle("POST /webhooks/stripe", o.StripeWebhook)
