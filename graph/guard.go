@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -257,9 +258,9 @@ func (g operationGuard) MutateOperationContext(ctx context.Context, opCtx *graph
 			Extensions: map[string]any{"code": codeMethodNotAllowed},
 		}
 	}
-	if hasNUL(opCtx.Variables) || argumentsHaveNUL(op.SelectionSet, map[string]bool{}) {
+	if hasBadString(opCtx.Variables) || argumentsHaveBadString(op.SelectionSet, map[string]bool{}) {
 		return &gqlerror.Error{
-			Message:    "strings cannot contain the NUL character (U+0000)",
+			Message:    "strings must be valid UTF-8 and cannot contain the NUL character (U+0000)",
 			Extensions: map[string]any{"code": string(apperr.InvalidInput)},
 		}
 	}
@@ -272,18 +273,22 @@ func (g operationGuard) MutateOperationContext(ctx context.Context, opCtx *graph
 	return nil
 }
 
-// hasNUL reports whether a variable value (as decoded from JSON) holds a string with a NUL
-// character, which PostgreSQL's text cannot store: refused up front, it is the client's mistake
-// with a code, not an internal error from the first statement that meets it.
-func hasNUL(v any) bool {
+// badString reports whether s is a string PostgreSQL's text cannot store: one with a NUL
+// character or that is not valid UTF-8 (possible in a GET request's query). Refused up front, it
+// is the client's mistake with a code, not an internal error from the first statement that meets
+// it.
+func badString(s string) bool { return strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) }
+
+// hasBadString reports whether a variable value (as decoded from JSON) holds a bad string.
+func hasBadString(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return strings.IndexByte(x, 0) >= 0
+		return badString(x)
 	case []any:
-		return slices.ContainsFunc(x, hasNUL)
+		return slices.ContainsFunc(x, hasBadString)
 	case map[string]any:
 		for k, e := range x {
-			if hasNUL(k) || hasNUL(e) {
+			if badString(k) || hasBadString(e) {
 				return true
 			}
 		}
@@ -291,24 +296,24 @@ func hasNUL(v any) bool {
 	return false
 }
 
-// argumentsHaveNUL reports whether a literal argument in a selection set (fragments included)
-// holds a string with a NUL character.
-func argumentsHaveNUL(set ast.SelectionSet, seen map[string]bool) bool {
+// argumentsHaveBadString reports whether a literal argument in a selection set (fragments
+// included) holds a bad string.
+func argumentsHaveBadString(set ast.SelectionSet, seen map[string]bool) bool {
 	for _, sel := range set {
 		switch x := sel.(type) {
 		case *ast.Field:
-			if slices.ContainsFunc(x.Arguments, func(a *ast.Argument) bool { return valueHasNUL(a.Value) }) ||
-				argumentsHaveNUL(x.SelectionSet, seen) {
+			if slices.ContainsFunc(x.Arguments, func(a *ast.Argument) bool { return valueHasBadString(a.Value) }) ||
+				argumentsHaveBadString(x.SelectionSet, seen) {
 				return true
 			}
 		case *ast.InlineFragment:
-			if argumentsHaveNUL(x.SelectionSet, seen) {
+			if argumentsHaveBadString(x.SelectionSet, seen) {
 				return true
 			}
 		case *ast.FragmentSpread:
 			if x.Definition != nil && !seen[x.Name] {
 				seen[x.Name] = true
-				if argumentsHaveNUL(x.Definition.SelectionSet, seen) {
+				if argumentsHaveBadString(x.Definition.SelectionSet, seen) {
 					return true
 				}
 			}
@@ -317,14 +322,14 @@ func argumentsHaveNUL(set ast.SelectionSet, seen map[string]bool) bool {
 	return false
 }
 
-func valueHasNUL(v *ast.Value) bool {
+func valueHasBadString(v *ast.Value) bool {
 	if v == nil {
 		return false
 	}
-	if (v.Kind == ast.StringValue || v.Kind == ast.BlockValue) && strings.IndexByte(v.Raw, 0) >= 0 {
+	if (v.Kind == ast.StringValue || v.Kind == ast.BlockValue) && badString(v.Raw) {
 		return true
 	}
-	return slices.ContainsFunc(v.Children, func(c *ast.ChildValue) bool { return valueHasNUL(c.Value) })
+	return slices.ContainsFunc(v.Children, func(c *ast.ChildValue) bool { return valueHasBadString(c.Value) })
 }
 
 // selectsIntrospection reports whether a root selection set (fragments included) selects

@@ -2,7 +2,10 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -240,4 +243,51 @@ func TestBrowse_BadArguments(t *testing.T) {
 	require.LessOrEqual(t, len(p.MarketplaceLeads.Edges), 100)
 	require.Equal(t, "COMPLEXITY_LIMIT_EXCEEDED", api.do(tok, browseQuery, map[string]any{"first": 5000}).code())
 	_ = fmt.Sprint
+}
+
+// Arguments PostgreSQL would choke on are the client's mistake: INVALID_INPUT, never INTERNAL.
+// Ids in forms the uuid library takes but PostgreSQL does not, times outside PostgreSQL's
+// range, cursors carrying such values, invalid UTF-8 in a GET request, a number cursor with junk.
+func TestBadArguments_AreCodedNotInternal(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	ws, owner := dbtest.CreateWorkspace(t, api.db, dbtest.WorkspaceOpts{})
+	admin := dbtest.CreateUser(t, api.db, dbtest.UserOpts{IsPlatformAdmin: true})
+	lead := dbtest.CreateLead(t, api.db, dbtest.LeadOpts{PartnerID: dbtest.CreatePartner(t, api.db, dbtest.PartnerOpts{})})
+	tok, adminTok := api.token(owner, false), api.token(admin, true)
+	cursor := func(json string) string { return base64.RawURLEncoding.EncodeToString([]byte(json)) }
+	const year0 = "0000-01-01T00:00:00Z"
+	for name, tc := range map[string]struct {
+		token, query string
+		vars         map[string]any
+	}{
+		"urn lead id":        {tok, `query($id: ID!) { lead(id: $id) { id } }`, map[string]any{"id": "urn:uuid:" + lead}},
+		"urn workspace id":   {tok, `query($ws: ID!) { creditBalance(workspaceId: $ws) { credits } }`, map[string]any{"ws": "urn:uuid:" + ws}},
+		"urn partner id":     {tok, browseQuery, map[string]any{"filter": map[string]any{"partnerIds": []string{"urn:uuid:" + lead}}}},
+		"urn in a cursor":    {tok, browseQuery, map[string]any{"after": cursor(`{"o":"NEWEST","t":"2026-01-01T00:00:00Z","i":"urn:uuid:` + lead + `"}`)}},
+		"year 0 in a cursor": {tok, browseQuery, map[string]any{"after": cursor(`{"o":"NEWEST","t":"` + year0 + `","i":"` + lead + `"}`)}},
+		"ledger cursor junk": {tok, `query($ws: ID!, $a: String) { creditTransactions(workspaceId: $ws, after: $a) { edges { node { id } } } }`,
+			map[string]any{"ws": ws, "a": "5abc"}},
+		"audit year 0": {adminTok, `query($t: Time) { auditLogs(filter: {occurredAfter: $t}) { edges { node { id } } } }`,
+			map[string]any{"t": year0}},
+		"audit cursor year 0": {adminTok, `query($a: String) { auditLogs(after: $a) { edges { node { id } } } }`,
+			map[string]any{"a": cursor(`{"t":"` + year0 + `","i":"` + lead + `"}`)}},
+		"events year 0": {adminTok, `query($t: Time) { webhookEvents(filter: {receivedAfter: $t}) { edges { node { id } } } }`,
+			map[string]any{"t": year0}},
+		"event cursor with NUL": {adminTok, `query($a: String) { webhookEvents(after: $a) { edges { node { id } } } }`,
+			map[string]any{"a": cursor(`{"t":"2026-01-01T00:00:00Z","i":"evt_1\u0000"}`)}},
+	} {
+		res := api.do(tc.token, tc.query, tc.vars)
+		require.Equal(t, "INVALID_INPUT", res.code(), "%s: %+v", name, res.Errors)
+	}
+
+	// Invalid UTF-8 can only arrive in a GET request's query string.
+	q := url.Values{"query": {`{ marketplaceLeads(filter: {titleContains: "a` + "\xff" + `b"}) { edges { cursor } } }`}}
+	res := api.send(http.MethodGet, "/graphql?"+q.Encode(),
+		http.Header{"Authorization": {"Bearer " + tok}, "GraphQL-Preflight": {"1"}}, nil)
+	require.Equal(t, "INVALID_INPUT", res.gql.code(), "%s", res.body)
+
+	// A title of 100 characters is taken, however many bytes they are.
+	res2 := api.do(tok, browseQuery, map[string]any{"filter": map[string]any{"titleContains": strings.Repeat("営", 100)}})
+	require.Empty(t, res2.Errors)
 }

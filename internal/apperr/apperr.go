@@ -6,6 +6,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -66,11 +67,21 @@ func (e *Error) With(key string, value any) *Error {
 	return &c
 }
 
-// CheckID refuses an id that is not a UUID with INVALID_INPUT, before it reaches SQL as a type
-// error that would surface as INTERNAL.
+// CheckID refuses an id that is not a UUID in its canonical 36-character form with
+// INVALID_INPUT, before it reaches SQL as a type error that would surface as INTERNAL (uuid
+// accepts forms such as urn:uuid:… that PostgreSQL does not).
 func CheckID(id string) error {
-	if uuid.Validate(id) != nil {
+	if len(id) != 36 || uuid.Validate(id) != nil {
 		return New(InvalidInput, "%q is not a valid id", id)
+	}
+	return nil
+}
+
+// CheckTime refuses a time PostgreSQL cannot store (before year 1 or after 9999) with
+// INVALID_INPUT; name is the argument's name for the message.
+func CheckTime(name string, t time.Time) error {
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return New(InvalidInput, "%s must be between the years 1 and 9999", name)
 	}
 	return nil
 }

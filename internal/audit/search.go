@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
@@ -112,14 +111,20 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first in
 		q.Where("? = ?", bun.Ident(w.col), w.val)
 	}
 	if f.OccurredAfter != nil {
+		if err := apperr.CheckTime("occurredAfter", *f.OccurredAfter); err != nil {
+			return nil, nil, false, err
+		}
 		q.Where("occurred_at > ?", *f.OccurredAfter)
 	}
 	if f.OccurredBefore != nil {
+		if err := apperr.CheckTime("occurredBefore", *f.OccurredBefore); err != nil {
+			return nil, nil, false, err
+		}
 		q.Where("occurred_at < ?", *f.OccurredBefore)
 	}
 	if after != "" {
 		var cur logCursor
-		if !db.DecodeCursor(after, &cur) || uuid.Validate(cur.I) != nil {
+		if !db.DecodeCursor(after, &cur) || apperr.CheckID(cur.I) != nil || apperr.CheckTime("after", cur.T) != nil {
 			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
 		}
 		q.Where("(occurred_at, id) < (?, ?)", cur.T, cur.I)

@@ -71,11 +71,14 @@ func (s *Service) ListEvents(ctx context.Context, f EventFilter, first int, afte
 		q.Where("type = ?", f.Type)
 	}
 	if f.ReceivedAfter != nil {
+		if err := apperr.CheckTime("receivedAfter", *f.ReceivedAfter); err != nil {
+			return nil, nil, false, err
+		}
 		q.Where("received_at > ?", *f.ReceivedAfter)
 	}
 	if after != "" {
 		var c eventCursor
-		if !db.DecodeCursor(after, &c) || c.I == "" {
+		if !db.DecodeCursor(after, &c) || !stripeID(c.I) || apperr.CheckTime("after", c.T) != nil {
 			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
 		}
 		q.Where("(received_at, id) < (?, ?)", c.T, c.I)
@@ -206,4 +209,18 @@ func (s *Service) retry(ctx context.Context, tx bun.Tx, c *auth.Caller, id strin
 		return nil, err
 	}
 	return s.event(ctx, tx, id)
+}
+
+// stripeID reports whether s looks like a Stripe object id ("evt_1Nq…"): letters, digits and
+// underscores, at most 255 of them.
+func stripeID(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

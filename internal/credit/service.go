@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -46,7 +47,8 @@ func (s *Service) TransactionsFor(ctx context.Context, c *auth.Caller, workspace
 	}
 	var beforeID int64
 	if after != "" {
-		if _, err := fmt.Sscanf(after, "%d", &beforeID); err != nil || beforeID <= 0 {
+		var err error
+		if beforeID, err = strconv.ParseInt(after, 10, 64); err != nil || beforeID <= 0 {
 			return nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
 		}
 	}

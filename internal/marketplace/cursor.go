@@ -3,8 +3,6 @@ package marketplace
 import (
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -27,7 +25,7 @@ func decodeCursor(s, order string) (*cursor, error) {
 	if !db.DecodeCursor(s, &c) || c.Order != order {
 		return nil, bad
 	}
-	if _, err := uuid.Parse(c.ID); err != nil {
+	if apperr.CheckID(c.ID) != nil || apperr.CheckTime("after", c.Time) != nil {
 		return nil, bad
 	}
 	return &c, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
@@ -99,7 +100,7 @@ func (q *leadQuery) filter(f Filter) error {
 		q.and("l.company_size = ANY(?::text[])", f.CompanySizes)
 	}
 	if t := strings.TrimSpace(f.TitleContains); t != "" {
-		if len(t) > 100 {
+		if utf8.RuneCountInString(t) > 100 {
 			return apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
 		}
 		q.and("l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
