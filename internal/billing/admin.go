@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
@@ -186,10 +187,15 @@ func (s *Service) retry(ctx context.Context, tx bun.Tx, c *auth.Caller, id strin
 		return nil, apperr.New(apperr.NotFound, "stripe event %s not found", id)
 	}
 	if e.JobID != nil {
-		if err := s.queue.RetryTx(ctx, tx, *e.JobID); err != nil {
+		// River deletes finished jobs after a while (a day for completed, a week for discarded
+		// ones); an event whose job is gone gets a new one.
+		if err := s.queue.RetryTx(ctx, tx, *e.JobID); errors.Is(err, rivertype.ErrNotFound) {
+			e.JobID = nil
+		} else if err != nil {
 			return nil, err
 		}
-	} else {
+	}
+	if e.JobID == nil {
 		job, err := s.queue.InsertTx(ctx, tx, ProcessEventArgs{EventID: id}, nil)
 		if err != nil {
 			return nil, err

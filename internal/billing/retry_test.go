@@ -108,3 +108,31 @@ func TestWebhook_FailsAfterFifthRetryAndAdminRetryRecovers(t *testing.T) {
 	require.Len(t, attempts[refundID], billing.MaxAttempts+1)
 	require.Nil(t, attempts[refundID][billing.MaxAttempts].Error)
 }
+
+// River deletes finished jobs after a while; a FAILED event whose job is gone is still replayed
+// by the admin retry, in bulk too, without holding up the other events.
+func TestWebhook_AdminRetryAfterRiverDeletedTheJob(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ws, _ := dbtest.CreateWorkspace(t, e.db, dbtest.WorkspaceOpts{})
+	orderID, sessionID := e.order(ws, 100, 4900)
+	paid, body := event("checkout.session.completed", checkoutSession(sessionID, orderID, ws, "pi_gone", 4900, "paid"))
+	require.Equal(t, http.StatusOK, e.deliver(body, webhookSecret, time.Now()))
+	jobID := scalar[int64](t, e.db, "SELECT job_id FROM stripe_events WHERE id = ?", paid)
+	// As a week later: the event FAILED, and River's cleaner has deleted its discarded job.
+	_, err := e.db.ExecContext(context.Background(), "UPDATE stripe_events SET status = 'FAILED' WHERE id = ?", paid)
+	require.NoError(t, err)
+	_, err = e.db.ExecContext(context.Background(), "DELETE FROM river_job WHERE id = ?", jobID)
+	require.NoError(t, err)
+
+	admin := dbtest.CreateUser(t, e.db, dbtest.UserOpts{IsPlatformAdmin: true})
+	ctx := auth.WithCaller(context.Background(), &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2})
+	retried, err := e.app.Billing.RetryFailedEvents(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Len(t, retried, 1)
+	require.NotNil(t, retried[0].JobID)
+	require.NotEqual(t, jobID, *retried[0].JobID)
+	e.startRunner()
+	e.waitStatus(paid, billing.StatusProcessed)
+	require.Equal(t, int64(100), e.balance(ws))
+}
