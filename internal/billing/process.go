@@ -224,9 +224,15 @@ func (s *Service) checkoutPaid(ctx context.Context, tx bun.Tx, ev *stripe.Event,
 	if err != nil || !ok {
 		return err
 	}
+	var pi *string
+	if sess.PaymentIntent != nil && sess.PaymentIntent.ID != "" {
+		pi = &sess.PaymentIntent.ID
+	}
 	if sess.AmountTotal != o.AmountCents || string(sess.Currency) != o.Currency {
 		if o.Status == "PENDING" {
-			if _, err := tx.ExecContext(ctx, "UPDATE credit_orders SET status = 'AMOUNT_MISMATCH', updated_at = now() WHERE id = ?", o.ID); err != nil {
+			// The payment intent is kept so that a refund of this payment is recognised.
+			if _, err := tx.ExecContext(ctx, `UPDATE credit_orders SET status = 'AMOUNT_MISMATCH', updated_at = now(),
+				payment_intent_id = coalesce(?, payment_intent_id) WHERE id = ?`, pi, o.ID); err != nil {
 				return err
 			}
 		}
@@ -246,10 +252,6 @@ func (s *Service) checkoutPaid(ctx context.Context, tx bun.Tx, ev *stripe.Event,
 	}
 	if err != nil {
 		return err
-	}
-	var pi *string
-	if sess.PaymentIntent != nil && sess.PaymentIntent.ID != "" {
-		pi = &sess.PaymentIntent.ID
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE credit_orders SET status = 'PAID', paid_at = now(), updated_at = now(),
 		payment_intent_id = coalesce(?, payment_intent_id), checkout_session_id = ? WHERE id = ?`, pi, sess.ID, o.ID); err != nil {
@@ -286,11 +288,19 @@ func (s *Service) chargeRefunded(ctx context.Context, tx bun.Tx, ch *stripe.Char
 	}
 	var o Order
 	err := tx.NewRaw("SELECT "+orderColumns+" FROM credit_orders WHERE payment_intent_id = ? FOR UPDATE", ch.PaymentIntent.ID).Scan(ctx, &o)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && o.Status != "PAID") {
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && o.Status == "PENDING") {
 		return fmt.Errorf("%w: the payment of charge %s is not processed yet", errRetryLater, ch.ID)
 	}
 	if err != nil {
 		return err
+	}
+	if o.Status != "PAID" {
+		// A payment that granted no credits (its amount did not match the order): the refund
+		// returns the money and there is nothing to claw back.
+		return audit.Record(ctx, tx, audit.Entry{
+			ActorType: audit.ActorStripe, WorkspaceID: o.WorkspaceID, Action: "credits.refund_without_credits", ResourceType: "credit_order",
+			ResourceID: o.ID, Old: map[string]any{"status": o.Status}, Metadata: map[string]any{"charge": ch.ID, "amountRefunded": ch.AmountRefunded},
+		})
 	}
 	if ch.Amount <= 0 {
 		return fmt.Errorf("charge %s has no amount", ch.ID)

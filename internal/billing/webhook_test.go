@@ -173,6 +173,13 @@ func TestWebhook_AmountMismatchGrantsNothing(t *testing.T) {
 	require.Equal(t, "AMOUNT_MISMATCH", scalar[string](t, e.db, "SELECT status FROM credit_orders WHERE id = ?", orderID))
 	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM security_events WHERE kind = 'stripe_amount_mismatch' AND risk_level = 'CRITICAL'"))
 
+	// Refunding that payment (the operator's way out) is processed at once: nothing to claw back.
+	refundID, refund := event("charge.refunded", charge("ch_cheap", "pi_cheap", 100, 100))
+	require.Equal(t, http.StatusOK, e.deliver(refund, webhookSecret, time.Now()))
+	e.waitStatus(refundID, billing.StatusProcessed)
+	require.Equal(t, int64(0), e.balance(ws))
+	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM audit_logs WHERE resource_id = ? AND action = 'credits.refund_without_credits'", orderID))
+
 	// A session claiming another order than its own is refused the same way.
 	other, otherSession := e.order(ws, 10, 500)
 	ev2, body2 := event("checkout.session.completed", checkoutSession(otherSession, orderID, ws, "pi_other", 500, "paid"))
