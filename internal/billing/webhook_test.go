@@ -216,6 +216,21 @@ func TestWebhook_AsyncPaymentsDisputesAndOtherTypes(t *testing.T) {
 	e.waitStatus(dispute, billing.StatusProcessed)
 	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM security_events WHERE kind = 'stripe_dispute' AND risk_level = 'HIGH' AND workspace_id = ?", ws))
 	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM audit_logs WHERE action = 'payment.disputed' AND resource_id = 'dp_1'"))
+	// A process that died after committing the dispute's effect, before marking the event
+	// processed, leaves it PROCESSING; processed again, it has its effect once. (River marks the
+	// job completed a moment after the event is PROCESSED; the replay needs it finished.)
+	require.Eventually(t, func() bool {
+		return scalar[string](t, e.db, "SELECT state FROM river_job WHERE args->>'event_id' = ?", dispute) == "completed"
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err := e.db.ExecContext(context.Background(), "UPDATE stripe_events SET status = 'PROCESSING' WHERE id = ?", dispute)
+	require.NoError(t, err)
+	admin := dbtest.CreateUser(t, e.db, dbtest.UserOpts{IsPlatformAdmin: true})
+	_, err = e.app.Billing.RetryEvent(auth.WithCaller(context.Background(),
+		&auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2}), dispute)
+	require.NoError(t, err)
+	e.waitStatus(dispute, billing.StatusProcessed)
+	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM security_events WHERE kind = 'stripe_dispute' AND workspace_id = ?", ws))
+	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM audit_logs WHERE action = 'payment.disputed' AND resource_id = 'dp_1'"))
 
 	e.waitStatus(send("customer.created", map[string]any{"id": "cus_1", "object": "customer"}), billing.StatusIgnored)
 }
