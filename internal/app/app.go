@@ -112,14 +112,16 @@ func (a *App) PeriodicJobs() []*river.PeriodicJob {
 	return jobs.PeriodicCleanups(a.cleanups(), time.Hour)
 }
 
-// cleanups are the expired data the app deletes: idempotency keys past their 24 hours and
-// rate-limit refusals past their retention.
+// cleanups are the hourly clean-ups: idempotency keys past their 24 hours and rate-limit refusals
+// past their retention are deleted; Stripe events whose processing job ended without finishing
+// them are marked FAILED.
 func (a *App) cleanups() map[string]jobs.CleanupFunc {
 	return map[string]jobs.CleanupFunc{
 		"idempotency_keys": func(ctx context.Context) (int64, error) { return idempotency.Purge(ctx, a.db) },
 		"rate_limit_violations": func(ctx context.Context) (int64, error) {
 			return ratelimit.PurgeViolations(ctx, a.db, time.Now().Add(-ratelimit.ViolationRetention))
 		},
+		"abandoned_stripe_events": a.Billing.FailAbandonedEvents,
 	}
 }
 

@@ -217,6 +217,27 @@ func (s *Service) retry(ctx context.Context, tx bun.Tx, c *auth.Caller, id strin
 	return s.event(ctx, tx, id)
 }
 
+// AbandonAfter is how long an unfinished event may go without a live processing job before
+// FailAbandonedEvents marks it FAILED.
+const AbandonAfter = 10 * time.Minute
+
+// FailAbandonedEvents marks FAILED the events that are not finished but have no processing job
+// left to finish them: a process that died during the last attempt leaves its event PROCESSING,
+// and River's rescuer discards the job, attempts used up. FAILED, the event is in front of admins
+// and their bulk retry. It returns how many events it marked; an hourly clean-up runs it.
+func (s *Service) FailAbandonedEvents(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE stripe_events e SET status = 'FAILED', next_attempt_at = NULL,
+			last_error = coalesce(e.last_error || '; ', '') || 'its processing job ended without finishing it'
+		WHERE e.status IN ('RECEIVED', 'PROCESSING', 'RETRYING') AND e.received_at < now() - ?::interval
+			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = e.job_id
+				AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled'))`,
+		fmt.Sprintf("%d seconds", int(AbandonAfter.Seconds())))
+	if err != nil {
+		return 0, fmt.Errorf("fail abandoned stripe events: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // stripeID reports whether s looks like a Stripe object id ("evt_1Nq…"): letters, digits and
 // underscores, at most 255 of them.
 func stripeID(s string) bool {

@@ -136,3 +136,38 @@ func TestWebhook_AdminRetryAfterRiverDeletedTheJob(t *testing.T) {
 	e.waitStatus(paid, billing.StatusProcessed)
 	require.Equal(t, int64(100), e.balance(ws))
 }
+
+// A process that dies during an event's last attempt leaves it PROCESSING, and River discards
+// the job (attempts used up). The hourly clean-up marks such an event FAILED, so admins see and
+// retry it; events with a live job, or too recent to tell, are left alone.
+func TestFailAbandonedEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	ws, _ := dbtest.CreateWorkspace(t, e.db, dbtest.WorkspaceOpts{})
+	deliver := func(pi string) (eventID string, jobID int64) {
+		orderID, sessionID := e.order(ws, 10, 490)
+		id, body := event("checkout.session.completed", checkoutSession(sessionID, orderID, ws, pi, 490, "paid"))
+		require.Equal(t, http.StatusOK, e.deliver(body, webhookSecret, time.Now()))
+		return id, scalar[int64](t, e.db, "SELECT job_id FROM stripe_events WHERE id = ?", id)
+	}
+	exec := func(q string, args ...any) {
+		_, err := e.db.ExecContext(ctx, q, args...)
+		require.NoError(t, err)
+	}
+	abandoned, abandonedJob := deliver("pi_a")
+	exec("UPDATE stripe_events SET status = 'PROCESSING', received_at = now() - interval '1 hour' WHERE id = ?", abandoned)
+	exec("UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = ?", abandonedJob)
+	recent, recentJob := deliver("pi_b")
+	exec("UPDATE stripe_events SET status = 'PROCESSING' WHERE id = ?", recent)
+	exec("UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = ?", recentJob)
+	waiting, _ := deliver("pi_c") // its job is still available
+	exec("UPDATE stripe_events SET received_at = now() - interval '1 hour' WHERE id = ?", waiting)
+
+	n, err := e.app.Billing.FailAbandonedEvents(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.Equal(t, billing.StatusFailed, scalar[string](t, e.db, "SELECT status FROM stripe_events WHERE id = ?", abandoned))
+	require.Equal(t, "PROCESSING", scalar[string](t, e.db, "SELECT status FROM stripe_events WHERE id = ?", recent))
+	require.Equal(t, billing.StatusReceived, scalar[string](t, e.db, "SELECT status FROM stripe_events WHERE id = ?", waiting))
+}
