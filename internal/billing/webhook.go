@@ -1,11 +1,13 @@
 package billing
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -94,7 +96,7 @@ func (s *Service) StoreEvent(ctx context.Context, ev stripe.Event, payload []byt
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO stripe_events (id, type, api_version, livemode, payload, stripe_created)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, string(ev.Type), ev.APIVersion, ev.Livemode, string(payload), created)
+			ev.ID, string(ev.Type), ev.APIVersion, ev.Livemode, string(storable(payload)), created)
 		if err != nil {
 			return err
 		}
@@ -110,6 +112,44 @@ func (s *Service) StoreEvent(ctx context.Context, ev stripe.Event, payload []byt
 		return err
 	})
 	return stored, err
+}
+
+// storable returns payload as jsonb can hold it: jsonb refuses the escape \u0000, which a
+// customer-entered field of a genuine event may carry, so such characters become U+FFFD. Payloads
+// without it (nearly all) are returned as they are.
+func storable(payload []byte) []byte {
+	if !bytes.Contains(payload, []byte(`\u0000`)) {
+		return payload
+	}
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return payload
+	}
+	var clean func(any) any
+	clean = func(v any) any {
+		switch x := v.(type) {
+		case string:
+			return strings.ReplaceAll(x, "\x00", "\uFFFD")
+		case []any:
+			for i := range x {
+				x[i] = clean(x[i])
+			}
+		case map[string]any:
+			m := make(map[string]any, len(x))
+			for k, e := range x {
+				m[strings.ReplaceAll(k, "\x00", "\uFFFD")] = clean(e)
+			}
+			return m
+		}
+		return v
+	}
+	out, err := json.Marshal(clean(v))
+	if err != nil {
+		return payload
+	}
+	return out
 }
 
 // ProcessEventArgs is the River job that processes one stored Stripe event.

@@ -251,3 +251,22 @@ func TestWebhook_StoredEventSurvivesAProcessThatDies(t *testing.T) {
 	e.waitStatus(evID, billing.StatusProcessed)
 	require.Equal(t, int64(100), e.balance(ws))
 }
+
+// jsonb cannot hold \u0000, which a customer-entered field of a genuine event may carry: such an
+// event is stored (the character replaced) and processed, not refused with 503 at every delivery
+// until Stripe gives up.
+func TestWebhook_EventWithNULCharacterIsStored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ws, _ := dbtest.CreateWorkspace(t, e.db, dbtest.WorkspaceOpts{})
+	orderID, sessionID := e.order(ws, 100, 4900)
+	e.startRunner()
+	sess := checkoutSession(sessionID, orderID, ws, "pi_nul", 4900, "paid")
+	sess["customer_details"] = map[string]any{"name": "Jo\x00e", "email": "jo@example.test"}
+	evID, body := event("checkout.session.completed", sess)
+	require.Contains(t, string(body), `\u0000`)
+	require.Equal(t, http.StatusOK, e.deliver(body, webhookSecret, time.Now()))
+	e.waitStatus(evID, billing.StatusProcessed)
+	require.Equal(t, int64(100), e.balance(ws))
+	require.Equal(t, "Jo\uFFFDe", scalar[string](t, e.db, "SELECT payload->'data'->'object'->'customer_details'->>'name' FROM stripe_events WHERE id = ?", evID))
+}
