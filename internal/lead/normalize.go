@@ -72,11 +72,17 @@ func Normalize(c Contact) Normalized {
 	}
 }
 
+// trim removes surrounding white space and invisible format characters (a byte-order mark, a
+// zero-width space pasted along with an address), which would otherwise make one address two.
+func trim(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) })
+}
+
 // NormalizeEmail trims and lower-cases an e-mail address. Gmail ignores dots and "+tags" in the
 // local part and serves googlemail.com as an alias, so for those domains they are removed and the
 // domain becomes gmail.com: otherwise one mailbox could be sold as several leads.
 func NormalizeEmail(email string) string {
-	email = strings.ToLower(strings.TrimSpace(email))
+	email = strings.ToLower(trim(email))
 	at := strings.LastIndexByte(email, '@')
 	if at < 0 {
 		return email
@@ -95,7 +101,7 @@ func NormalizeEmail(email string) string {
 // trailing dot. When nothing is left, the domain of normalizedEmail (already normalised by
 // NormalizeEmail) is used unless it is a free-mail domain, which says nothing about the company.
 func NormalizeDomain(domain, normalizedEmail string) string {
-	d := strings.ToLower(strings.TrimSpace(domain))
+	d := strings.ToLower(trim(domain))
 	if _, rest, ok := strings.Cut(d, "://"); ok {
 		d = rest
 	} else {
@@ -146,7 +152,9 @@ func NormalizePhone(phone, country string) string {
 		region = DefaultPhoneRegion
 	}
 	num, err := phonenumbers.Parse(phone, region)
-	if err != nil || !phonenumbers.IsPossibleNumber(num) {
+	// A number possible only for local dialling (a US number without its area code) has no
+	// E.164 form: "+1" and seven digits would be a different number, or none.
+	if err != nil || phonenumbers.IsPossibleNumberWithReason(num) != phonenumbers.IS_POSSIBLE {
 		return ""
 	}
 	e164 := phonenumbers.Format(num, phonenumbers.E164)

@@ -197,6 +197,9 @@ func TestNormalizeEmail(t *testing.T) {
 		{"a@b@gmail.com", "a@b@gmail.com"}, // two "@": left for ValidEmail to reject
 		{"mailto:Jane@Acme.com", "mailto:jane@acme.com"},
 		{"sales+eu@contoso.io", "sales+eu@contoso.io"},
+		// Invisible characters pasted along with an address (byte-order mark, zero-width space).
+		{"\ufeffJane@Acme.com\u200b", "jane@acme.com"},
+		{"\u2060 jane@acme.com", "jane@acme.com"},
 	} {
 		require.Equal(t, tc.want, lead.NormalizeEmail(tc.in), "NormalizeEmail(%q)", tc.in)
 	}
@@ -219,6 +222,7 @@ func TestNormalizeDomain(t *testing.T) {
 		{"https://", "ops@widgets.co.uk", "widgets.co.uk"},
 		{"?#/", "x@outlook.com", ""},
 		{"gmail.com", "x@gmail.com", "gmail.com"}, // given explicitly: the rule only filters the fallback
+		{"\ufeffacme.com\u200b", "", "acme.com"},
 	} {
 		require.Equal(t, tc.want, lead.NormalizeDomain(tc.domain, tc.email), "NormalizeDomain(%q, %q)", tc.domain, tc.email)
 	}
@@ -239,6 +243,8 @@ func TestNormalizePhone(t *testing.T) {
 		{"mailto:someone@example.com", "US", ""},
 		// libphonenumber calls this German number possible, but it has 17 digits and E.164 15.
 		{"030 1234567890123", "DE", ""},
+		// Possible only for local dialling: without its area code it has no E.164 form.
+		{"555-2671", "US", ""},
 	} {
 		require.Equal(t, tc.want, lead.NormalizePhone(tc.phone, tc.country), "NormalizePhone(%q, %q)", tc.phone, tc.country)
 	}
