@@ -131,9 +131,19 @@ func (g documentShapeGuard) MutateOperationParameters(ctx context.Context, p *gr
 		errcode.Set(gerr, errcode.ParseFailed)
 		return gerr
 	}
+	// Validation walks every definition, used or not: fragments no operation spreads are measured
+	// as well, and the fields written in the whole document are bounded too (many fragments each
+	// under the limit would otherwise add up).
 	m := newMeasurer(doc)
+	shapes := make([]shape, 0, len(doc.Operations)+len(doc.Fragments)+1)
 	for _, op := range doc.Operations {
-		s := m.selectionSet(op.SelectionSet)
+		shapes = append(shapes, m.selectionSet(op.SelectionSet))
+	}
+	for _, f := range doc.Fragments {
+		shapes = append(shapes, m.fragment(f.Name))
+	}
+	shapes = append(shapes, shape{fields: writtenFields(doc)})
+	for _, s := range shapes {
 		switch {
 		case s.depth > g.limits.Depth:
 			return limitError(codeDepthLimitExceeded, "depth", s.depth, g.limits.Depth)
@@ -144,6 +154,32 @@ func (g documentShapeGuard) MutateOperationParameters(ctx context.Context, p *gr
 		}
 	}
 	return nil
+}
+
+// writtenFields counts the fields as written in the document, every operation and fragment
+// once, without expanding spreads.
+func writtenFields(doc *ast.QueryDocument) int {
+	var count func(ast.SelectionSet) int
+	count = func(set ast.SelectionSet) int {
+		n := 0
+		for _, sel := range set {
+			switch x := sel.(type) {
+			case *ast.Field:
+				n += 1 + count(x.SelectionSet)
+			case *ast.InlineFragment:
+				n += count(x.SelectionSet)
+			}
+		}
+		return n
+	}
+	n := 0
+	for _, op := range doc.Operations {
+		n += count(op.SelectionSet)
+	}
+	for _, f := range doc.Fragments {
+		n += count(f.SelectionSet)
+	}
+	return n
 }
 
 // shape is what documentShapeGuard measures of a selection set.

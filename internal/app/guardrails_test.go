@@ -57,7 +57,20 @@ func hostileDocuments() []struct{ name, body, code string } {
 		{"batch of 100 operations", string(batchBody), "BATCHING_NOT_SUPPORTED"},
 		{"fragment bomb (2^30 spreads)", doc(bomb.String()), "FIELD_LIMIT_EXCEEDED"},
 		{"token flood", doc("{ " + strings.Repeat("a ", 30_000) + "}"), "GRAPHQL_PARSE_FAILED"},
+		// Validation checks fragments nobody spreads, quadratically in their fields: they are
+		// measured too, alone and together.
+		{"unused fragment of 9,000 fields", doc("query { __typename } fragment F on Query { " + strings.Repeat("me ", 9000) + "}"), "FIELD_LIMIT_EXCEEDED"},
+		{"25 unused fragments of 300 fields", doc("query { __typename } " + unusedFragments(25, 300)), "FIELD_LIMIT_EXCEEDED"},
 	}
+}
+
+// unusedFragments writes n fragments of fields fields each, none of them spread.
+func unusedFragments(n, fields int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "fragment U%d on User { %s} ", i, strings.Repeat("id ", fields))
+	}
+	return b.String()
 }
 
 func TestGuardrails_HostileDocumentsAreRefusedCheaply(t *testing.T) {
