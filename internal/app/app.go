@@ -114,7 +114,7 @@ func (a *App) PeriodicJobs() []*river.PeriodicJob {
 
 // cleanups are the hourly clean-ups: idempotency keys past their 24 hours and rate-limit refusals
 // past their retention are deleted; Stripe events whose processing job ended without finishing
-// them are marked FAILED.
+// them are marked FAILED; the audit log's partitions for the coming months are created.
 func (a *App) cleanups() map[string]jobs.CleanupFunc {
 	return map[string]jobs.CleanupFunc{
 		"idempotency_keys": func(ctx context.Context) (int64, error) { return idempotency.Purge(ctx, a.db) },
@@ -122,6 +122,7 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 			return ratelimit.PurgeViolations(ctx, a.db, time.Now().Add(-ratelimit.ViolationRetention))
 		},
 		"abandoned_stripe_events": a.Billing.FailAbandonedEvents,
+		"audit_partitions":        func(ctx context.Context) (int64, error) { return 0, db.EnsureAuditPartitions(ctx, a.db) },
 	}
 }
 

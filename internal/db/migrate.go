@@ -59,8 +59,8 @@ func Migrate(ctx context.Context, db *bun.DB) ([]string, error) {
 	if _, err := rm.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return applied, fmt.Errorf("migrate: river: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, "SELECT ensure_audit_partitions(now(), 3)"); err != nil {
-		return applied, fmt.Errorf("migrate: audit partitions: %w", err)
+	if err := EnsureAuditPartitions(ctx, db); err != nil {
+		return applied, fmt.Errorf("migrate: %w", err)
 	}
 	return applied, nil
 }
@@ -81,4 +81,14 @@ func PendingMigrations(ctx context.Context, db *bun.DB) ([]string, error) {
 		pending = append(pending, mig.Name)
 	}
 	return pending, nil
+}
+
+// EnsureAuditPartitions creates the audit log's monthly partitions for this month and the next
+// two if they are missing. Migrate runs it at start-up and an hourly job in running processes,
+// so entries never land in the default partition, which would then block creating their month's.
+func EnsureAuditPartitions(ctx context.Context, db bun.IDB) error {
+	if _, err := db.ExecContext(ctx, "SELECT ensure_audit_partitions(now(), 3)"); err != nil {
+		return fmt.Errorf("audit partitions: %w", err)
+	}
+	return nil
 }
