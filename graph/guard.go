@@ -281,12 +281,13 @@ func (operationGuard) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (g operationGuard) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	op := opCtx.Operation
-	name := op.Name
-	if name == "" {
-		name = string(op.Operation)
+	ex := exchangeFrom(ctx)
+	if ex != nil {
+		// An HTTP request carries one operation: its access log line names it. (Over a WebSocket
+		// the connection's request info is shared; withOperationInfo gives each operation its own.)
+		audit.RequestInfoFrom(ctx).Operation = operationName(op)
 	}
-	audit.RequestInfoFrom(ctx).Operation = name
-	if ex := exchangeFrom(ctx); ex != nil && ex.method == http.MethodGet && op.Operation != ast.Query {
+	if ex != nil && ex.method == http.MethodGet && op.Operation != ast.Query {
 		ex.refuse(http.StatusMethodNotAllowed)
 		ex.header.Set("Allow", "POST")
 		return &gqlerror.Error{
@@ -366,6 +367,25 @@ func valueHasBadString(v *ast.Value) bool {
 		return true
 	}
 	return slices.ContainsFunc(v.Children, func(c *ast.ChildValue) bool { return valueHasBadString(c.Value) })
+}
+
+// operationName is how audit entries, logs and refusals name an operation: its name, else its
+// type ("query", "mutation").
+func operationName(op *ast.OperationDefinition) string {
+	if op.Name != "" {
+		return op.Name
+	}
+	return string(op.Operation)
+}
+
+// withOperationInfo gives each operation its own copy of the request info, naming it: operations
+// over one WebSocket run concurrently and must neither race on nor borrow each other's name.
+func withOperationInfo(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	ri := *audit.RequestInfoFrom(ctx)
+	if oc := graphql.GetOperationContext(ctx); oc != nil && oc.Operation != nil {
+		ri.Operation = operationName(oc.Operation)
+	}
+	return next(audit.WithRequestInfo(ctx, &ri))
 }
 
 // selectsIntrospection reports whether a root selection set (fragments included) selects

@@ -111,7 +111,7 @@ func (rl *rateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphq
 	d, err := rl.policy.Charge(ctx, caller, rl.tiersOf(opCtx))
 	if err != nil {
 		rl.logger.ErrorContext(ctx, "rate limiter unavailable: operation let through", "err", err,
-			"request_id", ri.RequestID, "operation", ri.Operation)
+			"request_id", ri.RequestID, "operation", operationName(opCtx.Operation))
 		return nil
 	}
 	now := time.Now()
@@ -134,9 +134,9 @@ func (rl *rateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphq
 		ex.header.Set("Retry-After", strconv.Itoa(retryAfter))
 	}
 	rl.logger.WarnContext(ctx, "rate limited", "request_id", ri.RequestID, "caller", caller, "tier", string(d.Tier),
-		"operation", ri.Operation, "limit", d.Result.Limit, "retry_after_s", retryAfter)
+		"operation", operationName(opCtx.Operation), "limit", d.Result.Limit, "retry_after_s", retryAfter)
 	if rl.recordViolationFunc != nil {
-		v := ratelimit.Violation{CallerKey: caller, UserID: userID, IP: ri.IP, Tier: d.Tier, Operation: ri.Operation, Limit: d.Result.Limit}
+		v := ratelimit.Violation{CallerKey: caller, UserID: userID, IP: ri.IP, Tier: d.Tier, Operation: operationName(opCtx.Operation), Limit: d.Result.Limit}
 		if err := rl.recordViolationFunc(context.WithoutCancel(ctx), v); errors.Is(err, ratelimit.ErrRecorderBusy) {
 			rl.logger.WarnContext(ctx, "rate-limit violation not recorded: recorder busy", "request_id", ri.RequestID)
 		} else if err != nil {

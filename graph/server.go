@@ -104,6 +104,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	if o.RateLimits != nil {
 		srv.Use(&rateLimiter{policy: o.RateLimits, recordViolationFunc: o.RecordViolationFunc, logger: o.Logger})
 	}
+	srv.AroundOperations(withOperationInfo)
 	if o.Loaders != nil {
 		srv.AroundOperations(withLoaders(o.Loaders))
 	}

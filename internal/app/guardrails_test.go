@@ -546,3 +546,33 @@ func TestWebSocketOperationsDoNotShareLoaders(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, ws.query("2", q), "Renamed Partner")
 }
+
+// Operations sent over one WebSocket run side by side; each audit entry names its own operation.
+func TestWebSocketOperationsKeepTheirOwnNames(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	u := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
+	ws := openWS(t, api, api.token(u, false))
+	const n = 10
+	for i := range n {
+		for j, q := range []string{
+			fmt.Sprintf(`mutation Create%d { createWorkspace(name: "ws %d") { id } }`, i, i),
+			fmt.Sprintf(`query Other%d { me { id } }`, i),
+		} {
+			body, err := json.Marshal(map[string]string{"query": q})
+			require.NoError(t, err)
+			require.NoError(t, ws.send(wsMessage{ID: fmt.Sprintf("%d-%d", i, j), Type: "subscribe", Payload: body}))
+		}
+	}
+	for range 4 * n { // a result and a complete for each
+		_, err := ws.read()
+		require.NoError(t, err)
+	}
+	var ops []string
+	require.NoError(t, api.db.NewRaw(`SELECT operation FROM audit_logs WHERE actor_user_id = ? AND action = 'workspace.created'
+		ORDER BY operation`, u.ID).Scan(context.Background(), &ops))
+	require.Len(t, ops, n)
+	for _, op := range ops {
+		require.True(t, strings.HasPrefix(op, "Create"), "a workspace.created entry names %q", op)
+	}
+}
