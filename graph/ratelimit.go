@@ -21,10 +21,11 @@ import (
 )
 
 // rateLimiter enforces the schema's @rateLimit directive per operation, after validation and
-// cost checks and before any resolver: each root field counts against its tier (STANDARD without
-// the directive), and the operation is charged one unit in each tier it touches, whatever the
-// number of root fields of that tier. If a tier is exhausted the operation is refused whole with
-// 429, Retry-After and RATE_LIMITED, and the refusal is recorded. Responses carry RateLimit-Limit,
+// cost checks and before any resolver: each root field (each alias of one too) costs one unit of
+// its tier (STANDARD without the directive), so aliases cannot multiply a limit. An operation
+// asking for more fields of a tier than the tier allows at all is refused with
+// TIER_LIMIT_EXCEEDED; if a tier is exhausted the operation is refused whole with 429,
+// Retry-After and RATE_LIMITED, and the refusal is recorded. Responses carry RateLimit-Limit,
 // RateLimit-Remaining, RateLimit-Reset (seconds) and RateLimit-Policy for the tier closest to
 // refusing. Callers are the signed-in user, else the client IP (httpserver resolves it, trusting
 // X-Forwarded-For only from TRUSTED_PROXIES).
@@ -76,7 +77,8 @@ func (rl *rateLimiter) Validate(es graphql.ExecutableSchema) error {
 	return nil
 }
 
-// tiersOf returns the tiers the operation's root fields touch (skipped fields excluded).
+// tiersOf returns the tier of each of the operation's root fields, aliases counted one by one
+// (skipped fields excluded).
 func (rl *rateLimiter) tiersOf(opCtx *graphql.OperationContext) []ratelimit.Tier {
 	root := rl.roots[opCtx.Operation.Operation]
 	var tiers []ratelimit.Tier
@@ -85,20 +87,28 @@ func (rl *rateLimiter) tiersOf(opCtx *graphql.OperationContext) []ratelimit.Tier
 		if !ok {
 			t = ratelimit.TierStandard
 		}
-		if !containsTier(tiers, t) {
-			tiers = append(tiers, t)
-		}
+		tiers = append(tiers, t)
 	}
 	return tiers
 }
 
-func containsTier(ts []ratelimit.Tier, t ratelimit.Tier) bool {
-	for _, x := range ts {
-		if x == t {
-			return true
+// overTier returns a refusal when the operation asks for more fields of one tier than that tier
+// allows in a whole period: waiting would never let it through.
+func (rl *rateLimiter) overTier(tiers []ratelimit.Tier) *gqlerror.Error {
+	counts := map[ratelimit.Tier]int{}
+	for _, t := range tiers {
+		counts[t]++
+	}
+	for t, n := range counts {
+		if l := rl.policy.Limit(t); n > l.Rate {
+			return &gqlerror.Error{
+				Message: fmt.Sprintf("the operation asks for %d %s fields; at most %d are allowed per %s",
+					n, t, l.Rate, window(l.Period)),
+				Extensions: map[string]any{"code": codeTierLimitExceeded, "tier": string(t), "fields": n, "limit": l.Rate},
+			}
 		}
 	}
-	return false
+	return nil
 }
 
 func (rl *rateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
@@ -108,7 +118,11 @@ func (rl *rateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphq
 		userID = c.UserID
 	}
 	caller := ratelimit.CallerKey(userID, ri.IP)
-	d, err := rl.policy.Charge(ctx, caller, rl.tiersOf(opCtx))
+	tiers := rl.tiersOf(opCtx)
+	if gerr := rl.overTier(tiers); gerr != nil {
+		return gerr
+	}
+	d, err := rl.policy.Charge(ctx, caller, tiers)
 	if err != nil {
 		rl.logger.ErrorContext(ctx, "rate limiter unavailable: operation let through", "err", err,
 			"request_id", ri.RequestID, "operation", operationName(opCtx.Operation))

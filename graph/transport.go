@@ -62,6 +62,7 @@ const (
 	codeAliasLimitExceeded    = "ALIAS_LIMIT_EXCEEDED"
 	codeFieldLimitExceeded    = "FIELD_LIMIT_EXCEEDED"
 	codeComplexityLimit       = "COMPLEXITY_LIMIT_EXCEEDED"
+	codeTierLimitExceeded     = "TIER_LIMIT_EXCEEDED"
 )
 
 // preflightHeaders are the headers that make a GET or multipart request safe from CSRF: a

@@ -212,32 +212,64 @@ func TestRateLimits_EachTierRefusesTheCallOverItsLimitUntilItRefills(t *testing.
 	}
 }
 
-func TestRateLimits_OneUnitPerTierTouchedAndHeadersForTheTightest(t *testing.T) {
+func TestRateLimits_OneUnitPerRootFieldAndHeadersForTheTightest(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, tierEnv)
 	u := dbtest.CreateUser(t, api.db, dbtest.UserOpts{})
 	tok := api.token(u, false)
-	// Two STANDARD root fields and one BROWSE field: one unit of each tier. The headers show
-	// BROWSE (2 of 3 left) rather than STANDARD (3 of 4 left).
+	// Two STANDARD root fields and one BROWSE field: two units of STANDARD, one of BROWSE. Both
+	// have 2 left; the headers show the tighter, BROWSE.
 	res := api.postJSON(tok, nil, `{ me { id } creditPackages { id } marketplaceLeads(first: 1) { edges { node { id } } } }`, nil)
 	require.Empty(t, res.gql.Errors)
 	require.Equal(t, "3", res.header.Get("RateLimit-Limit"))
 	require.Equal(t, "2", res.header.Get("RateLimit-Remaining"))
 	res = api.postJSON(tok, nil, `{ me { id } }`, nil)
 	require.Equal(t, "4", res.header.Get("RateLimit-Limit"))
-	require.Equal(t, "2", res.header.Get("RateLimit-Remaining"), "two operations so far touched STANDARD")
+	require.Equal(t, "1", res.header.Get("RateLimit-Remaining"), "three STANDARD fields so far")
 
 	// A skipped root field does not count.
 	res = api.postJSON(tok, nil, `query($no: Boolean!) { me { id } marketplaceLeads(first: 1) @include(if: $no) { edges { node { id } } } }`,
 		map[string]any{"no": false})
 	require.Empty(t, res.gql.Errors)
 	require.Equal(t, "4", res.header.Get("RateLimit-Limit"))
-	require.Equal(t, "1", res.header.Get("RateLimit-Remaining"))
+	require.Equal(t, "0", res.header.Get("RateLimit-Remaining"))
 
 	// Requests refused before they are valid operations are not charged and carry no headers.
 	res = api.postJSON(tok, nil, `{ me { nope } }`, nil)
 	require.Equal(t, "GRAPHQL_VALIDATION_FAILED", res.gql.code())
 	require.Empty(t, res.header.Get("RateLimit-Remaining"))
+}
+
+// Aliases do not multiply a limit: each aliased root field costs a unit, and an operation asking
+// for more fields of a tier than the tier allows at all is refused before anything runs.
+func TestRateLimits_AliasesCountOneByOne(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, tierEnv)
+	ws, owner := dbtest.CreateWorkspace(t, api.db, dbtest.WorkspaceOpts{Credits: 100})
+	partner := dbtest.CreatePartner(t, api.db, dbtest.PartnerOpts{})
+	tok := api.token(owner, false)
+	cart := func(key string) map[string]any {
+		return map[string]any{"workspaceId": ws, "idempotencyKey": key,
+			"leadIds": []string{dbtest.CreateLead(t, api.db, dbtest.LeadOpts{PartnerID: partner, PriceCredits: 1})}}
+	}
+	const buy3 = `mutation($a: PurchaseLeadsInput!, $b: PurchaseLeadsInput!, $c: PurchaseLeadsInput!) {
+		a: purchaseLeads(input: $a) { balance } b: purchaseLeads(input: $b) { balance } c: purchaseLeads(input: $c) { balance } }`
+	res := api.postJSON(tok, nil, buy3, map[string]any{"a": cart("a1"), "b": cart("b1"), "c": cart("c1")})
+	require.Equal(t, "TIER_LIMIT_EXCEEDED", res.gql.code(), "%s", res.body)
+	require.False(t, res.hasData)
+	var bought int
+	require.NoError(t, api.db.NewRaw("SELECT count(*) FROM lead_purchases WHERE workspace_id = ?", ws).Scan(context.Background(), &bought))
+	require.Zero(t, bought)
+
+	// Two aliased purchases use up the PURCHASE limit of 2; the next purchase is refused.
+	const buy2 = `mutation($a: PurchaseLeadsInput!, $b: PurchaseLeadsInput!) {
+		a: purchaseLeads(input: $a) { balance } b: purchaseLeads(input: $b) { balance } }`
+	res = api.postJSON(tok, nil, buy2, map[string]any{"a": cart("a2"), "b": cart("b2")})
+	require.Empty(t, res.gql.Errors, "%s", res.body)
+	require.Equal(t, "0", res.header.Get("RateLimit-Remaining"))
+	res = api.postJSON(tok, nil, `mutation($a: PurchaseLeadsInput!) { purchaseLeads(input: $a) { balance } }`,
+		map[string]any{"a": cart("a3")})
+	requireRateLimited(t, res, "PURCHASE", 2)
 }
 
 func TestRateLimits_AnonymousCallersAreKeyedByClientIP(t *testing.T) {

@@ -50,8 +50,8 @@ func NewMemory(o MemoryOptions) *Memory {
 }
 
 // Allow implements Limiter; it never fails.
-func (m *Memory) Allow(_ context.Context, key string, limit Limit) (Result, error) {
-	if !limit.valid() {
+func (m *Memory) Allow(_ context.Context, key string, limit Limit, n int) (Result, error) {
+	if !limit.valid() || n < 1 {
 		return Result{}, errInvalidLimit(limit)
 	}
 	wall := m.now()
@@ -74,7 +74,7 @@ func (m *Memory) Allow(_ context.Context, key string, limit Limit) (Result, erro
 	if !ok || tat < now {
 		tat = now
 	}
-	newTat := tat + emission
+	newTat := tat + int64(n)*emission
 	diff := now - (newTat - burstOffset)
 	if diff < 0 {
 		return Result{Limit: limit.Rate, RetryAfter: time.Duration(-diff), ResetAt: wall.Add(time.Duration(tat - now))}, nil

@@ -62,9 +62,9 @@ type Result struct {
 // Limiter keeps the buckets. Memory and Redis are the two implementations; both follow the same
 // GCRA arithmetic, so a Limit behaves the same in either.
 type Limiter interface {
-	// Allow charges one operation to key under limit, unless the bucket is empty. Errors: the
-	// store's own (Redis unreachable or timed out, ctx done); Memory never fails.
-	Allow(ctx context.Context, key string, limit Limit) (Result, error)
+	// Allow charges n units to key under limit, all of them or (when the bucket holds fewer) none.
+	// Errors: the store's own (Redis unreachable or timed out, ctx done); Memory never fails.
+	Allow(ctx context.Context, key string, limit Limit, n int) (Result, error)
 }
 
 // CallerKey is what limits are keyed by: the signed-in user, else the client's IP address. An
@@ -133,20 +133,22 @@ type Decision struct {
 	Result Result
 }
 
-// Charge charges one operation of caller to each of tiers (a tier listed twice counts once; an
-// empty list means TierStandard), the tightest limit first, and stops at the first tier that
-// refuses: the operation is then refused whole, and the looser tiers are not charged (the
-// tighter ones already charged keep their unit, which GCRA returns within Period/Rate).
-// Errors: the Limiter's.
+// Charge charges an operation of caller one unit per entry of tiers (one per root field: a tier
+// listed three times costs three units; an empty list means one unit of TierStandard), the
+// tightest limit first, and stops at the first tier that refuses: the operation is then refused
+// whole, and the looser tiers are not charged (the tighter ones already charged keep their
+// units, which GCRA returns within Period/Rate). Errors: the Limiter's.
 func (p *Policy) Charge(ctx context.Context, caller string, tiers []Tier) (Decision, error) {
 	var d Decision
 	charged := false
 	for _, t := range p.order {
-		if !slices.Contains(tiers, t) && (len(tiers) > 0 || t != TierStandard) {
+		n := countOf(tiers, t)
+		if n == 0 && (len(tiers) > 0 || t != TierStandard) {
 			continue
 		}
+		n = max(n, 1)
 		l := p.limits[t]
-		res, err := p.limiter.Allow(ctx, string(t)+":"+caller, l)
+		res, err := p.limiter.Allow(ctx, string(t)+":"+caller, l, n)
 		if err != nil {
 			return Decision{}, fmt.Errorf("rate limit %s: %w", t, err)
 		}
@@ -168,4 +170,15 @@ func (p *Policy) Charge(ctx context.Context, caller string, tiers []Tier) (Decis
 
 func errInvalidLimit(l Limit) error {
 	return fmt.Errorf("ratelimit: invalid limit %d per %s", l.Rate, l.Period)
+}
+
+// countOf is how many times t is listed in tiers.
+func countOf(tiers []Tier, t Tier) int {
+	n := 0
+	for _, x := range tiers {
+		if x == t {
+			n++
+		}
+	}
+	return n
 }

@@ -36,7 +36,7 @@ func TestLimiter_BurstRefusalAndRefill(t *testing.T) {
 		limit := ratelimit.Limit{Rate: 5, Period: 2 * time.Second} // one more every 400 ms
 		start := time.Now()
 		for i := range 5 {
-			res, err := l.Allow(ctx, "k", limit)
+			res, err := l.Allow(ctx, "k", limit, 1)
 			require.NoError(t, err)
 			require.True(t, res.Allowed, "call %d is within the burst", i+1)
 			require.Equal(t, 5, res.Limit)
@@ -44,7 +44,7 @@ func TestLimiter_BurstRefusalAndRefill(t *testing.T) {
 			require.Zero(t, res.RetryAfter)
 			require.WithinDuration(t, start.Add(time.Duration(i+1)*400*time.Millisecond), res.ResetAt, 150*time.Millisecond)
 		}
-		res, err := l.Allow(ctx, "k", limit)
+		res, err := l.Allow(ctx, "k", limit, 1)
 		require.NoError(t, err)
 		require.False(t, res.Allowed, "the 6th call in the window is refused")
 		require.Zero(t, res.Remaining)
@@ -54,16 +54,16 @@ func TestLimiter_BurstRefusalAndRefill(t *testing.T) {
 
 		// A refused call costs nothing: after RetryAfter exactly one more is allowed.
 		time.Sleep(res.RetryAfter + 30*time.Millisecond)
-		res, err = l.Allow(ctx, "k", limit)
+		res, err = l.Allow(ctx, "k", limit, 1)
 		require.NoError(t, err)
 		require.True(t, res.Allowed, "allowed again after the refill")
 		require.Zero(t, res.Remaining)
-		res, err = l.Allow(ctx, "k", limit)
+		res, err = l.Allow(ctx, "k", limit, 1)
 		require.NoError(t, err)
 		require.False(t, res.Allowed)
 
 		// Another key has a bucket of its own.
-		res, err = l.Allow(ctx, "other", limit)
+		res, err = l.Allow(ctx, "other", limit, 1)
 		require.NoError(t, err)
 		require.True(t, res.Allowed)
 		require.Equal(t, 4, res.Remaining)
@@ -77,7 +77,7 @@ func TestLimiter_ConcurrentCallersGetExactlyTheLimit(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 40 {
 			wg.Go(func() {
-				res, err := l.Allow(context.Background(), "shared", ratelimit.PerMinute(10))
+				res, err := l.Allow(context.Background(), "shared", ratelimit.PerMinute(10), 1)
 				if err == nil && res.Allowed {
 					allowed.Add(1)
 				}
@@ -91,7 +91,7 @@ func TestLimiter_ConcurrentCallersGetExactlyTheLimit(t *testing.T) {
 func TestLimiter_RefusesInvalidLimits(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, l ratelimit.Limiter) {
-		_, err := l.Allow(context.Background(), "k", ratelimit.Limit{Rate: 0, Period: time.Minute})
+		_, err := l.Allow(context.Background(), "k", ratelimit.Limit{Rate: 0, Period: time.Minute}, 1)
 		require.Error(t, err)
 	})
 }
@@ -113,26 +113,26 @@ func TestMemory_GCRAArithmetic(t *testing.T) {
 	ctx := context.Background()
 	limit := ratelimit.PerMinute(10)
 	for i := range 10 {
-		res, err := m.Allow(ctx, "k", limit)
+		res, err := m.Allow(ctx, "k", limit, 1)
 		require.NoError(t, err)
 		require.True(t, res.Allowed)
 		require.Equal(t, 9-i, res.Remaining)
 		require.Equal(t, clock.Now().Add(time.Duration(i+1)*6*time.Second), res.ResetAt)
 	}
 	clock.Advance(2 * time.Second)
-	res, _ := m.Allow(ctx, "k", limit)
+	res, _ := m.Allow(ctx, "k", limit, 1)
 	require.False(t, res.Allowed)
 	require.Equal(t, 4*time.Second, res.RetryAfter, "one unit comes back 6 s after the burst")
 	require.Equal(t, clock.Now().Add(58*time.Second), res.ResetAt)
 
 	clock.Advance(4 * time.Second)
-	res, _ = m.Allow(ctx, "k", limit)
+	res, _ = m.Allow(ctx, "k", limit, 1)
 	require.True(t, res.Allowed)
 	require.Zero(t, res.Remaining)
 
 	// Idle for a whole period, the bucket is full again (and the sweep may forget it).
 	clock.Advance(2 * time.Minute)
-	res, _ = m.Allow(ctx, "k", limit)
+	res, _ = m.Allow(ctx, "k", limit, 1)
 	require.True(t, res.Allowed)
 	require.Equal(t, 9, res.Remaining)
 }
@@ -148,7 +148,7 @@ func testPolicy(t *testing.T, l ratelimit.Limiter) *ratelimit.Policy {
 	return p
 }
 
-func TestPolicy_ChargesEachTierOnceAndStopsAtTheFirstRefusal(t *testing.T) {
+func TestPolicy_ChargesEachFieldAndStopsAtTheFirstRefusal(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, l ratelimit.Limiter) {
 		ctx := context.Background()
@@ -156,13 +156,13 @@ func TestPolicy_ChargesEachTierOnceAndStopsAtTheFirstRefusal(t *testing.T) {
 		caller := ratelimit.CallerKey("u1", "10.0.0.1")
 		require.Equal(t, "user:u1", caller)
 
-		// One operation touching browse and standard (browse listed twice): one unit of each; the
-		// headers show browse, the tier with fewer left.
+		// One operation with a standard field and two browse fields (aliases, say): one unit of
+		// standard, two of browse; the headers show browse, the tier with fewer left.
 		d, err := p.Charge(ctx, caller, []ratelimit.Tier{ratelimit.TierStandard, ratelimit.TierBrowse, ratelimit.TierBrowse})
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
 		require.Equal(t, ratelimit.TierBrowse, d.Tier)
-		require.Equal(t, 2, d.Result.Remaining)
+		require.Equal(t, 1, d.Result.Remaining)
 		require.Equal(t, 3, d.Result.Limit)
 
 		// No tier at all counts as standard.
@@ -171,11 +171,15 @@ func TestPolicy_ChargesEachTierOnceAndStopsAtTheFirstRefusal(t *testing.T) {
 		require.Equal(t, ratelimit.TierStandard, d.Tier)
 		require.Equal(t, 2, d.Result.Remaining)
 
-		for range 2 {
-			d, err = p.Charge(ctx, caller, []ratelimit.Tier{ratelimit.TierBrowse})
-			require.NoError(t, err)
-			require.True(t, d.Allowed)
-		}
+		// Two more browse fields than are left: refused whole, nothing taken.
+		d, err = p.Charge(ctx, caller, []ratelimit.Tier{ratelimit.TierBrowse, ratelimit.TierBrowse})
+		require.NoError(t, err)
+		require.False(t, d.Allowed)
+		d, err = p.Charge(ctx, caller, []ratelimit.Tier{ratelimit.TierBrowse})
+		require.NoError(t, err)
+		require.True(t, d.Allowed, "the refused operation took nothing")
+		require.Zero(t, d.Result.Remaining)
+
 		// Browse is exhausted: an operation touching browse and standard is refused by browse, and
 		// standard is not charged for it.
 		d, err = p.Charge(ctx, caller, []ratelimit.Tier{ratelimit.TierStandard, ratelimit.TierBrowse})

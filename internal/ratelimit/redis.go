@@ -79,14 +79,14 @@ func DialRedis(rawURL string) (*redis.Client, error) {
 
 // Allow implements Limiter. After a failure it returns ErrUnavailable for redisBackoff without
 // asking Redis.
-func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Result, error) {
-	if !limit.valid() {
+func (r *Redis) Allow(ctx context.Context, key string, limit Limit, n int) (Result, error) {
+	if !limit.valid() || n < 1 {
 		return Result{}, errInvalidLimit(limit)
 	}
 	if time.Now().UnixNano() < r.downUntil.Load() {
 		return Result{}, ErrUnavailable
 	}
-	res, err := r.limiter.Allow(ctx, r.prefix+key, redis_rate.Limit{Rate: limit.Rate, Burst: limit.Rate, Period: limit.Period})
+	res, err := r.limiter.AllowN(ctx, r.prefix+key, redis_rate.Limit{Rate: limit.Rate, Burst: limit.Rate, Period: limit.Period}, n)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.downUntil.Store(time.Now().Add(redisBackoff).UnixNano())
