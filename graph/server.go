@@ -80,6 +80,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 		KeepAlivePingInterval: 10 * time.Second,
 		InitFunc:              closeAtTokenExpiry,
 		CloseFunc:             releaseTokenExpiry,
+		InitTimeout:           10 * time.Second,
 		Implementation: transport.CoderWebsocketImplementation{
 			AcceptOptions: websocket.AcceptOptions{OriginPatterns: originPatterns(o.AllowedOrigins)},
 		},
@@ -120,11 +121,15 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 // wsExpiryKey holds the cancel function of a WebSocket's token deadline.
 type wsExpiryKey struct{}
 
-// closeAtTokenExpiry bounds a WebSocket by its caller's token: the token was checked once, at the
-// upgrade, so the connection (and every operation sent over it) ends when the token expires.
+// closeAtTokenExpiry admits a WebSocket only for a signed-in caller (every root field needs one)
+// and bounds it by the caller's token: the token was checked once, at the upgrade, so the
+// connection (and every operation sent over it) ends when the token expires.
 func closeAtTokenExpiry(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	c := auth.CallerFrom(ctx)
-	if c == nil || c.ExpiresAt.IsZero() {
+	if c == nil {
+		return transport.AppendCloseReason(ctx, "sign in first"), nil, errors.New("sign in first")
+	}
+	if c.ExpiresAt.IsZero() {
 		return ctx, nil, nil
 	}
 	if !time.Now().Before(c.ExpiresAt) {

@@ -576,3 +576,30 @@ func TestWebSocketOperationsKeepTheirOwnNames(t *testing.T) {
 		require.True(t, strings.HasPrefix(op, "Create"), "a workspace.created entry names %q", op)
 	}
 }
+
+// A WebSocket without a valid token is closed at its connection_init: every root field needs a
+// caller, so an anonymous socket could only hold a connection open.
+func TestWebSocketNeedsASignedInCaller(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, nil)
+	for name, header := range map[string]http.Header{
+		"no token":  {},
+		"bad token": {"Authorization": {"Bearer not-a-token"}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(api.url, "http")+"/graphql", &websocket.DialOptions{
+			Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: header,
+		})
+		require.NoError(t, err, name)
+		if res != nil && res.Body != nil {
+			_ = res.Body.Close()
+		}
+		require.NoError(t, wsjson.Write(ctx, c, wsMessage{Type: "connection_init"}), name)
+		var m wsMessage
+		err = wsjson.Read(ctx, c, &m)
+		var closeErr websocket.CloseError
+		require.ErrorAs(t, err, &closeErr, "%s: got %+v", name, m)
+		_ = c.CloseNow()
+		cancel()
+	}
+}
