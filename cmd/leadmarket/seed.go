@@ -19,12 +19,14 @@ import (
 // demoTokenTTL is how long the tokens printed by seed stay valid.
 const demoTokenTTL = 30 * 24 * time.Hour
 
+// seededUser is one line of `seed --json`: every key is always there, workspaceId and partnerId
+// null for users without one.
 type seededUser struct {
-	Email       string `json:"email"`
-	Role        string `json:"role"`
-	WorkspaceID string `json:"workspaceId,omitempty"`
-	PartnerID   string `json:"partnerId,omitempty"`
-	Token       string `json:"token"`
+	Email       string  `json:"email"`
+	Role        string  `json:"role"`
+	WorkspaceID *string `json:"workspaceId"`
+	PartnerID   *string `json:"partnerId"`
+	Token       string  `json:"token"`
 }
 
 func seedCmd(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string, stdout io.Writer) error {
@@ -60,7 +62,7 @@ func seedCmd(ctx context.Context, cfg config.Config, logger *slog.Logger, args [
 		if err != nil {
 			return err
 		}
-		users = append(users, seededUser{Email: u.Email, Role: u.Role, WorkspaceID: u.WorkspaceID, PartnerID: u.PartnerID, Token: tok})
+		users = append(users, seededUser{Email: u.Email, Role: u.Role, WorkspaceID: orNil(u.WorkspaceID), PartnerID: orNil(u.PartnerID), Token: tok})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -70,7 +72,7 @@ func seedCmd(ctx context.Context, cfg config.Config, logger *slog.Logger, args [
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "EMAIL\tROLE\tWORKSPACE\tPARTNER")
 	for _, u := range users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Email, u.Role, u.WorkspaceID, u.PartnerID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Email, u.Role, deref(u.WorkspaceID), deref(u.PartnerID))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -80,4 +82,18 @@ func seedCmd(ctx context.Context, cfg config.Config, logger *slog.Logger, args [
 		fmt.Fprintf(stdout, "%s\n  %s\n", u.Email, u.Token)
 	}
 	return nil
+}
+
+func orNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

@@ -124,6 +124,14 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		LogLevel:    get("LOG_LEVEL", "info"),
 		LogFormat:   get("LOG_FORMAT", "text"),
 	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: %q is not text or json", c.LogFormat))
+	}
 	if c.Env != "development" && c.Env != "production" && c.Env != "test" {
 		errs = append(errs, fmt.Errorf("ENV: %q is not development, test or production", c.Env))
 	}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/leadmarket/leadmarket/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"help", "-h", "--help"} {
+		var out, errs bytes.Buffer
+		require.NoError(t, run(context.Background(), []string{arg}, &out, &errs), arg)
+		require.Contains(t, out.String(), "usage: leadmarket", arg)
+	}
+}
+
+// `seed --demo --json` prints the shape the README promises: every user with all five keys,
+// workspaceId and partnerId null where the user has none.
+func TestSeedJSONShape(t *testing.T) {
+	ctx := context.Background()
+	bdb := dbtest.FreshDB(t)
+	t.Setenv("DATABASE_URL", dbtest.URL(dbtest.NameOf(ctx, bdb)))
+	t.Setenv("LOG_LEVEL", "error")
+	var out, errs bytes.Buffer
+	require.NoError(t, run(ctx, []string{"seed", "--demo", "--leads", "60", "--json"}, &out, &errs), errs.String())
+	var got struct {
+		Users []map[string]any `json:"users"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got), out.String())
+	require.NotEmpty(t, got.Users)
+	var admins, partners int
+	for _, u := range got.Users {
+		for _, k := range []string{"email", "role", "workspaceId", "partnerId", "token"} {
+			require.Contains(t, u, k, "%v", u)
+		}
+		require.NotEmpty(t, u["token"])
+		if u["workspaceId"] == nil && u["partnerId"] == nil {
+			admins++
+		}
+		if u["partnerId"] != nil {
+			partners++
+		}
+	}
+	require.Equal(t, 1, admins, "the platform admin has neither")
+	require.Equal(t, 5, partners)
+}
