@@ -28,19 +28,22 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	if err != nil {
 		return err
 	}
+	// Listen first: an address that cannot be had stops start-up before any job is taken.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: listen on %s: %w", *addr, err)
+	}
 	runner, err := jobs.NewRunner(ctx, url, a.Workers(), jobs.RunnerOptions{
 		Concurrency: cfg.WorkerConcurrency, PeriodicJobs: a.PeriodicJobs(), Logger: logger,
 	})
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	// The runner outlives ctx: on a signal the HTTP server drains first, then running jobs finish.
 	if err := runner.Start(context.WithoutCancel(ctx)); err != nil {
+		_ = ln.Close()
 		return fmt.Errorf("start background jobs: %w", err)
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	serveErr := a.Server.Run(ctx, ln)
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
