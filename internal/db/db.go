@@ -21,6 +21,7 @@ func Open(ctx context.Context, url string, maxConns int) (*bun.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
+	SetApplicationName(cfg)
 	// bun interpolates every argument into the SQL text itself, so each statement is unique text:
 	// the simple protocol runs it in one round trip instead of pgx preparing (and caching) a
 	// statement that is never reused.
@@ -38,6 +39,18 @@ func Open(ctx context.Context, url string, maxConns int) (*bun.DB, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return bdb, nil
+}
+
+// ApplicationName is the application_name of Leadmarket's connections (unless the URL sets
+// another): pg_stat_activity tells them apart, and the embedded server counts them to know
+// whether another leadmarket process still uses it.
+const ApplicationName = "leadmarket"
+
+// SetApplicationName gives cfg's connections ApplicationName unless the URL named one.
+func SetApplicationName(cfg *pgx.ConnConfig) {
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = ApplicationName
+	}
 }
 
 // InTx runs fn in a transaction on db (a *bun.DB, or a bun.Tx whose work fn then joins through a

@@ -53,8 +53,10 @@ type Embedded struct {
 	pg   *embeddedpostgres.EmbeddedPostgres
 	port uint32
 	// joined is true when another process (a running `serve`, say) had already started the
-	// server on this data directory: it is used as is and left running at Stop.
-	joined bool
+	// server on this data directory: it is used as is.
+	joined     bool
+	clusterDir string
+	logger     *slog.Logger
 }
 
 // EmbeddedURL returns the URL of the leadmarket database of an embedded server on port.
@@ -109,7 +111,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	if port, ok := runningServerPort(clusterDir); ok {
 		// Another leadmarket process runs this data directory's server: share it, so `seed` or
 		// `token --admin` work while `serve` runs.
-		e := &Embedded{port: port, joined: true}
+		e := &Embedded{port: port, joined: true, clusterDir: clusterDir, logger: opts.Logger}
 		if err := e.createDatabase(ctx); err != nil {
 			return nil, err
 		}
@@ -158,7 +160,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	if err := pg.Start(); err != nil {
 		return nil, fmt.Errorf("embedded postgres: start: %w", err)
 	}
-	e := &Embedded{pg: pg, port: opts.Port}
+	e := &Embedded{pg: pg, port: opts.Port, clusterDir: clusterDir, logger: opts.Logger}
 	if err := e.createDatabase(ctx); err != nil {
 		_ = pg.Stop()
 		return nil, err
@@ -169,16 +171,67 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 // URL returns the connection URL of the server's leadmarket database.
 func (e *Embedded) URL() string { return EmbeddedURL(e.port) }
 
-// Stop shuts the server down, waiting for it to finish; the data stays for the next start. A
-// server this process joined rather than started is left running for its owner.
+// Stop shuts the server down, waiting for it to finish, unless other processes are still
+// connected to it (a `serve` while a `seed` ends, whichever started it): the last one to leave
+// stops it. The data stays for the next start. Close this process's own connections first.
 func (e *Embedded) Stop() error {
-	if e.joined {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, err := e.otherClients(ctx); err == nil && n > 0 {
+		e.logger.Info("embedded postgres left running for the other processes using it", "connections", n)
 		return nil
+	}
+	if e.joined {
+		return stopPostmaster(e.clusterDir)
 	}
 	if err := e.pg.Stop(); err != nil {
 		return fmt.Errorf("embedded postgres: stop: %w", err)
 	}
 	return nil
+}
+
+// otherClients counts the connections of leadmarket processes to the server (by their
+// application_name; the embedded-postgres library's own health check connection, say, does not
+// count). A backend whose client has just closed its connection lingers a moment: the count is
+// given up to a second to reach zero.
+func (e *Embedded) otherClients(ctx context.Context) (int, error) {
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres:postgres@127.0.0.1:%d/postgres?sslmode=disable", e.port))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND application_name = $1`, ApplicationName).Scan(&n); err != nil {
+			return 0, err
+		}
+		if n == 0 || time.Now().After(deadline) {
+			return n, nil
+		}
+	}
+}
+
+// stopPostmaster asks the server running clusterDir, which another process started, for a fast
+// shutdown and waits until it is gone.
+func stopPostmaster(clusterDir string) error {
+	b, err := os.ReadFile(filepath.Join(clusterDir, "postmaster.pid"))
+	if err != nil {
+		return nil // already stopped
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || !postmasterRunning(pid, clusterDir) {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		return fmt.Errorf("embedded postgres: stop pid %d: %w", pid, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !postmasterRunning(pid, clusterDir) {
+			return nil
+		}
+	}
+	return fmt.Errorf("embedded postgres: pid %d did not stop within 30 s", pid)
 }
 
 func (e *Embedded) createDatabase(ctx context.Context) error {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -47,17 +48,33 @@ func TestEmbeddedKeepsDataAcrossRestarts(t *testing.T) {
 	require.NoError(t, bdb.Close())
 
 	// A second process on the same data directory (seed while serve runs) joins the running
-	// server, and its Stop leaves it running for the first.
+	// server; whichever leaves first leaves it running for the other, and the last one stops it.
+	connect := func() *bun.DB {
+		c, err := db.Open(ctx, pg.URL(), 2)
+		require.NoError(t, err)
+		require.NoError(t, c.PingContext(ctx))
+		return c
+	}
+	first := connect()
 	joined, err := db.StartEmbedded(ctx, opts)
 	require.NoError(t, err)
 	require.Equal(t, pg.URL(), joined.URL())
-	require.NoError(t, joined.Stop())
-	bdb, err = db.Open(ctx, pg.URL(), 2)
-	require.NoError(t, err, "the first server still runs")
-	require.NoError(t, bdb.Close())
+	joinedDB := connect()
+	require.NoError(t, joinedDB.Close())
+	require.NoError(t, joined.Stop()) // the joiner leaves first
+	require.NoError(t, first.PingContext(ctx), "the server still runs for the first")
 
-	require.NoError(t, pg.Stop())
+	second, err := db.StartEmbedded(ctx, opts)
+	require.NoError(t, err)
+	secondDB := connect()
+	require.NoError(t, first.Close())
+	require.NoError(t, pg.Stop()) // the starter leaves first now
+	require.NoError(t, secondDB.PingContext(ctx), "the server still runs for the one that joined")
+	require.NoError(t, secondDB.Close())
+	require.NoError(t, second.Stop()) // the last one out stops it
 	stopped = true
+	_, err = os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid"))
+	require.ErrorIs(t, err, os.ErrNotExist, "the server stopped")
 
 	// A server killed earlier leaves postmaster.pid behind, its pid maybe reused by another
 	// process (here: this one), which PostgreSQL alone would take for a running server.

@@ -17,6 +17,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/db"
 )
 
 // Queue inserts jobs. It only inserts: working them is the Runner's job.
@@ -86,6 +88,7 @@ func NewRunner(ctx context.Context, databaseURL string, workers *river.Workers, 
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	cfg.MaxConns = int32(o.Concurrency + 4)
+	db.SetApplicationName(cfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
