@@ -157,7 +157,12 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.CreditValueCents, err = strconv.ParseInt(get("CREDIT_VALUE_CENTS", "40"), 10, 64); err != nil || c.CreditValueCents <= 0 {
 		errs = append(errs, fmt.Errorf("CREDIT_VALUE_CENTS: %q is not a positive number of cents", get("CREDIT_VALUE_CENTS", "")))
 	}
-	if c.CommissionBonusTiers, err = ParseBonusTiers(get("COMMISSION_BONUS_TIERS", "0.90:2.5,0.95:5")); err != nil {
+	// Set but empty means no bonus at all, so this one is not read with get (blank = default).
+	tiers, set := lookup("COMMISSION_BONUS_TIERS")
+	if !set {
+		tiers = "0.90:2.5,0.95:5"
+	}
+	if c.CommissionBonusTiers, err = ParseBonusTiers(tiers); err != nil {
 		errs = append(errs, fmt.Errorf("COMMISSION_BONUS_TIERS: %w", err))
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(get("SHUTDOWN_TIMEOUT", "20s")); err != nil || c.ShutdownTimeout <= 0 {

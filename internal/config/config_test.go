@@ -22,6 +22,11 @@ func TestDefaults(t *testing.T) {
 	require.False(t, c.AdminRequireMFA)
 	require.Equal(t, int64(40), c.CreditValueCents)
 	require.Equal(t, []config.BonusTier{{PassRate: 0.90, Points: 2.5}, {PassRate: 0.95, Points: 5}}, c.CommissionBonusTiers)
+
+	// COMMISSION_BONUS_TIERS set but empty turns the bonus off.
+	c, err = config.FromEnv(lookup(map[string]string{"COMMISSION_BONUS_TIERS": ""}))
+	require.NoError(t, err)
+	require.Empty(t, c.CommissionBonusTiers)
 }
 
 func TestProductionNeedsRealSecrets(t *testing.T) {
