@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
 )
 
@@ -51,4 +54,24 @@ func TestSeedJSONShape(t *testing.T) {
 	}
 	require.Equal(t, 1, admins, "the platform admin has neither")
 	require.Equal(t, 5, partners)
+}
+
+// `token --admin` for a user who already signed in (under their identity provider's subject)
+// prints a token for that account, which the server accepts, not one for a new subject.
+func TestTokenAdminKeepsTheUsersSubject(t *testing.T) {
+	ctx := context.Background()
+	bdb := dbtest.FreshDB(t)
+	t.Setenv("DATABASE_URL", dbtest.URL(dbtest.NameOf(ctx, bdb)))
+	t.Setenv("LOG_LEVEL", "error")
+	_, err := bdb.ExecContext(ctx, "INSERT INTO users (auth_subject, email) VALUES ('supabase-jane', 'jane@example.test')")
+	require.NoError(t, err)
+	var out, errs bytes.Buffer
+	require.NoError(t, run(ctx, []string{"token", "--email", "Jane@Example.test", "--admin", "--mfa"}, &out, &errs), errs.String())
+	claims, err := auth.NewTokens(config.DevJWTSecret).Verify(strings.TrimSpace(out.String()))
+	require.NoError(t, err)
+	require.Equal(t, "supabase-jane", claims.Subject)
+	require.Equal(t, auth.AAL2, claims.AAL)
+	var admin bool
+	require.NoError(t, bdb.NewRaw("SELECT is_platform_admin FROM users WHERE email = 'jane@example.test'").Scan(ctx, &admin))
+	require.True(t, admin)
 }

@@ -32,19 +32,28 @@ func tokenCmd(ctx context.Context, cfg config.Config, logger *slog.Logger, args 
 	if *ttl <= 0 {
 		return errors.New("token: --ttl must be positive")
 	}
+	subject := seed.SubjectForEmail(e)
 	if *admin {
 		// Platform admin is a flag on the user, not a claim: set it where the server will read it.
+		// A user who signed in before keeps their own subject, or the token would not be theirs.
 		bdb, _, closeDB, err := openDatabase(ctx, cfg, logger)
 		if err != nil {
 			return err
 		}
 		err = user.SetPlatformAdmin(ctx, bdb, e, true)
+		var existing string
+		if err == nil {
+			existing, err = user.SubjectOf(ctx, bdb, e)
+		}
 		closeDB()
 		if err != nil {
 			return err
 		}
+		if existing != "" {
+			subject = existing
+		}
 	}
-	tok, err := auth.NewTokens(cfg.JWTSecret).Issue(seed.SubjectForEmail(e), e, *mfa, *ttl)
+	tok, err := auth.NewTokens(cfg.JWTSecret).Issue(subject, e, *mfa, *ttl)
 	if err != nil {
 		return err
 	}

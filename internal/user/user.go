@@ -69,6 +69,20 @@ func EnsureByEmail(ctx context.Context, db bun.IDB, email string) (string, error
 	return id, nil
 }
 
+// SubjectOf returns the auth subject (the tokens' sub) of the user with email; "" when there is
+// no such user or it has not signed in yet.
+func SubjectOf(ctx context.Context, db bun.IDB, email string) (string, error) {
+	var subject *string
+	err := db.NewRaw("SELECT auth_subject FROM users WHERE email = ?", strings.ToLower(strings.TrimSpace(email))).Scan(ctx, &subject)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && subject == nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("subject of %s: %w", email, err)
+	}
+	return *subject, nil
+}
+
 // SetPlatformAdmin sets or clears the platform-admin flag of the user with email, creating it.
 func SetPlatformAdmin(ctx context.Context, db bun.IDB, email string, isAdmin bool) error {
 	_, err := db.NewRaw(`INSERT INTO users (email, is_platform_admin) VALUES (?, ?)
