@@ -213,6 +213,9 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.StripeSecretKey = get("STRIPE_SECRET_KEY", "")
 	c.StripeAPIURL = strings.TrimRight(get("STRIPE_API_URL", "https://api.stripe.com"), "/")
+	if u, err := url.Parse(c.StripeAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("STRIPE_API_URL: %q is not an http(s) URL such as https://api.stripe.com", c.StripeAPIURL))
+	}
 	c.StripeWebhookSecret = get("STRIPE_WEBHOOK_SECRET", "")
 	if c.IsProduction() && (c.StripeSecretKey == "" || c.StripeWebhookSecret == "") {
 		errs = append(errs, errors.New("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: required when ENV=production"))

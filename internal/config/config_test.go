@@ -46,9 +46,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	_, err := config.FromEnv(lookup(map[string]string{
 		"ENV": "staging", "DB_MAX_CONNS": "x", "CREDIT_VALUE_CENTS": "-1", "COMMISSION_BONUS_TIERS": "0.9", "SHUTDOWN_TIMEOUT": "soon",
 		"ADMIN_REQUIRE_MFA": "maybe", "EMBEDDED_PG_PORT": "99999", "LOG_LEVEL": "verbose", "LOG_FORMAT": "xml",
+		"STRIPE_API_URL": "notaurl",
 	}))
 	for _, name := range []string{"ENV", "DB_MAX_CONNS", "CREDIT_VALUE_CENTS", "COMMISSION_BONUS_TIERS", "SHUTDOWN_TIMEOUT",
-		"ADMIN_REQUIRE_MFA", "EMBEDDED_PG_PORT", "LOG_LEVEL", "LOG_FORMAT"} {
+		"ADMIN_REQUIRE_MFA", "EMBEDDED_PG_PORT", "LOG_LEVEL", "LOG_FORMAT", "STRIPE_API_URL"} {
 		require.ErrorContains(t, err, name)
 	}
 }
