@@ -132,6 +132,12 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.srv.ServeHTTP(w, r) // the WebSocket transport checks the Origin itself
 		return
 	}
+	if r.Header.Get("Upgrade") != "" {
+		// Another protocol offered (h2c, say) is declined, as HTTP/1.1 allows: the request is
+		// served as it is, not handed to the WebSocket transport, which takes any Upgrade.
+		r = r.Clone(r.Context())
+		r.Header.Del("Upgrade")
+	}
 	mediaType, ok := negotiateMediaType(r.Header.Values("Accept"))
 	if !ok {
 		writeHTTPError(w, mediaJSON, http.StatusNotAcceptable, codeNotAcceptable,
@@ -193,8 +199,23 @@ func writeCSRFRefusal(w http.ResponseWriter, mediaType string) {
 
 // negotiateMediaType picks the response media type from the Accept header values: the supported
 // type with the highest q, the first listed on a tie; application/json for a missing header or a
-// wildcard. It reports false when nothing acceptable is supported.
+// wildcard, unless the header refuses it by name (q=0), when a wildcard means the other one. It
+// reports false when nothing acceptable is supported.
 func negotiateMediaType(accepts []string) (string, bool) {
+	refused := map[string]bool{}
+	for _, accept := range accepts {
+		for part := range strings.SplitSeq(accept, ",") {
+			if mt, params, err := mime.ParseMediaType(part); err == nil {
+				if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q == 0 {
+					refused[mt] = true
+				}
+			}
+		}
+	}
+	wildcard := mediaJSON
+	if refused[mediaJSON] {
+		wildcard = mediaGraphQLResponse
+	}
 	best, bestQ := "", 0.0
 	seen := false
 	for _, accept := range accepts {
@@ -217,10 +238,12 @@ func negotiateMediaType(accepts []string) (string, bool) {
 			switch mt {
 			case mediaGraphQLResponse:
 				candidate = mediaGraphQLResponse
-			case mediaJSON, "application/*", "*/*":
+			case mediaJSON:
 				candidate = mediaJSON
+			case "application/*", "*/*":
+				candidate = wildcard
 			}
-			if candidate != "" && q > 0 && q > bestQ {
+			if candidate != "" && !refused[candidate] && q > 0 && q > bestQ {
 				best, bestQ = candidate, q
 			}
 		}
@@ -243,8 +266,9 @@ func (httpTransport) Supports(r *http.Request) bool {
 	if r.Method == http.MethodGet {
 		return true
 	}
+	// As serveHTTP: a malformed parameter (charset without a value) does not hide the type.
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && r.Method == http.MethodPost && mt == mediaJSON
+	return (err == nil || errors.Is(err, mime.ErrInvalidMediaParameter)) && r.Method == http.MethodPost && mt == mediaJSON
 }
 
 // requestError is a request refused before GraphQL looks at it.

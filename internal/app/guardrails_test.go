@@ -160,6 +160,8 @@ func TestGraphQLOverHTTP_StatusCodesFollowTheSpec(t *testing.T) {
 		{"variables not an object", acceptJSON, `{"query":"{ me { id } }","variables":[1]}`, 400, acceptJSON, "BAD_REQUEST", false},
 		{"no query", acceptJSON, `{"operationName":"x"}`, 400, acceptJSON, "BAD_REQUEST", false},
 		{"unsupported Accept", "text/html", `{"query":"{ me { id } }"}`, 406, acceptJSON, "NOT_ACCEPTABLE", false},
+		{"JSON refused by name, wildcard", "application/json;q=0, */*", `{"query":"{ me { id } }"}`, 200, acceptGraphQLResponse, "", true},
+		{"both refused by name", "application/json;q=0, application/graphql-response+json;q=0, */*", `{"query":"{ me { id } }"}`, 406, acceptJSON, "NOT_ACCEPTABLE", false},
 	}
 	for _, tc := range cases {
 		res := post(tc.accept, tc.body)
@@ -167,6 +169,18 @@ func TestGraphQLOverHTTP_StatusCodesFollowTheSpec(t *testing.T) {
 		require.True(t, strings.HasPrefix(res.header.Get("Content-Type"), tc.contentType), "%s: %s", tc.name, res.header.Get("Content-Type"))
 		require.Equal(t, tc.code, res.gql.code(), "%s: %s", tc.name, res.body)
 		require.Equal(t, tc.hasData, res.hasData, "%s: %s", tc.name, res.body)
+	}
+
+	// A malformed Content-Type parameter does not hide application/json, and an Upgrade to another
+	// protocol than WebSocket is declined, not handed to the WebSocket transport.
+	for name, h := range map[string]http.Header{
+		"malformed charset": {"Content-Type": {"application/json; charset"}},
+		"upgrade to h2c":    {"Content-Type": {"application/json"}, "Upgrade": {"h2c"}, "Connection": {"Upgrade"}},
+	} {
+		h.Set("Authorization", bearer)
+		res := api.send(http.MethodPost, "/graphql", h, []byte(`{"query":"{ me { id } }"}`))
+		require.Equal(t, http.StatusOK, res.status, "%s: %s", name, res.body)
+		require.True(t, res.hasData, "%s: %s", name, res.body)
 	}
 
 	// Request shapes the server does not take.
