@@ -74,19 +74,13 @@ type logCursor struct {
 // every entry; workspace owners and admins only their workspace's, and must name it in
 // f.WorkspaceID. Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first int, after string) ([]Log, []string, bool, error) {
-	if adminErr := c.AdminAccess(s.requireMFA); adminErr != nil {
+	if err := c.MemberOrAdmin(s.requireMFA, func() error {
 		if f.WorkspaceID == "" {
-			if c.IsPlatformAdmin {
-				return nil, nil, false, adminErr
-			}
-			return nil, nil, false, apperr.New(apperr.Forbidden, "name the workspace whose audit log you want (filter.workspaceId)")
+			return apperr.New(apperr.Forbidden, "name the workspace whose audit log you want (filter.workspaceId)")
 		}
-		if err := s.requireRole(ctx, f.WorkspaceID, c.UserID, "OWNER", "ADMIN"); err != nil {
-			if c.IsPlatformAdmin && apperr.Is(err, apperr.Forbidden) {
-				return nil, nil, false, adminErr
-			}
-			return nil, nil, false, err
-		}
+		return s.requireRole(ctx, f.WorkspaceID, c.UserID, "OWNER", "ADMIN")
+	}); err != nil {
+		return nil, nil, false, err
 	}
 	if first < 1 {
 		return nil, nil, false, apperr.New(apperr.InvalidInput, "first must be at least 1")

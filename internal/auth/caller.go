@@ -68,6 +68,21 @@ func RequirePlatformAdmin(ctx context.Context, requireMFA bool) (*Caller, error)
 	return c, nil
 }
 
+// MemberOrAdmin allows c when member (its membership check, run only when needed) passes, or when
+// c may use platform-admin access. An admin refused by both gets the admin refusal (MFA_REQUIRED,
+// say), which says what would let it in.
+func (c *Caller) MemberOrAdmin(requireMFA bool, member func() error) error {
+	adminErr := c.AdminAccess(requireMFA)
+	if adminErr == nil {
+		return nil
+	}
+	err := member()
+	if c.IsPlatformAdmin && apperr.Is(err, apperr.Forbidden) {
+		return adminErr
+	}
+	return err
+}
+
 // AdminAccess returns nil when c may use platform-admin access (reading or changing what is not
 // its own): a platform admin, with an aal2 session when requireMFA (ADMIN_REQUIRE_MFA). Errors:
 // FORBIDDEN, with reason MFA_REQUIRED for an admin without aal2.

@@ -36,22 +36,17 @@ func (s *Service) requireReader(ctx context.Context, c *auth.Caller, partnerID s
 	if err := apperr.CheckID(partnerID); err != nil {
 		return err
 	}
-	adminErr := c.AdminAccess(s.requireMFA)
-	if adminErr == nil {
+	return c.MemberOrAdmin(s.requireMFA, func() error {
+		var ok bool
+		if err := s.db.NewRaw("SELECT EXISTS (SELECT 1 FROM partner_members WHERE partner_id = ? AND user_id = ?)",
+			partnerID, c.UserID).Scan(ctx, &ok); err != nil {
+			return fmt.Errorf("partner membership: %w", err)
+		}
+		if !ok {
+			return apperr.New(apperr.Forbidden, "only the partner's members see its earnings")
+		}
 		return nil
-	}
-	var ok bool
-	if err := s.db.NewRaw("SELECT EXISTS (SELECT 1 FROM partner_members WHERE partner_id = ? AND user_id = ?)",
-		partnerID, c.UserID).Scan(ctx, &ok); err != nil {
-		return fmt.Errorf("partner membership: %w", err)
-	}
-	if !ok && c.IsPlatformAdmin {
-		return adminErr
-	}
-	if !ok {
-		return apperr.New(apperr.Forbidden, "only the partner's members see its earnings")
-	}
-	return nil
+	})
 }
 
 // Earnings returns up to first entries (at most 100) of a partner's earnings older than the

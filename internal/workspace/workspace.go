@@ -104,15 +104,13 @@ func RoleCheck(db bun.IDB) func(ctx context.Context, workspaceID, userID string,
 // credits for support, with an aal2 session when requireMFA). Errors: FORBIDDEN (reason
 // MFA_REQUIRED for an admin without aal2 reading a workspace it is not in), INVALID_INPUT.
 func RequireReader(ctx context.Context, db bun.IDB, workspaceID string, c *auth.Caller, requireMFA bool) error {
-	adminErr := c.AdminAccess(requireMFA)
-	if adminErr == nil {
-		return apperr.CheckID(workspaceID)
+	if err := apperr.CheckID(workspaceID); err != nil {
+		return err
 	}
-	_, err := RoleOf(ctx, db, workspaceID, c.UserID)
-	if c.IsPlatformAdmin && apperr.Is(err, apperr.Forbidden) {
-		return adminErr
-	}
-	return err
+	return c.MemberOrAdmin(requireMFA, func() error {
+		_, err := RoleOf(ctx, db, workspaceID, c.UserID)
+		return err
+	})
 }
 
 // Create makes a workspace with the caller as OWNER and an empty credit balance.
