@@ -13,6 +13,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
+	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/partner"
 )
 
@@ -105,15 +106,26 @@ func toFilter(f *model.LeadFilter) marketplace.Filter {
 	return out
 }
 
+// connection maps a domain page to a GraphQL connection's edges and page info: every list's
+// connection is built by it. node maps a row; edge makes the connection's edge type.
+func connection[T, N, E any](p page.Page[T], node func(T) N, edge func(cursor string, node N) E) ([]E, *model.PageInfo) {
+	edges := make([]E, len(p.Items))
+	for i, item := range p.Items {
+		edges[i] = edge(p.Cursors[i], node(item))
+	}
+	info := &model.PageInfo{HasNextPage: p.HasNextPage}
+	if n := len(p.Cursors); n > 0 {
+		info.EndCursor = &p.Cursors[n-1]
+	}
+	return edges, info
+}
+
 func toCreditTransaction(t credit.Transaction) *model.CreditTransaction {
 	return &model.CreditTransaction{
-		ID: creditCursor(t), Kind: model.CreditTransactionKind(t.Kind), Amount: int(t.Amount),
+		ID: strconv.FormatInt(t.ID, 10), Kind: model.CreditTransactionKind(t.Kind), Amount: int(t.Amount),
 		BalanceAfter: int(t.BalanceAfter), Reference: t.Reference, Description: t.Description, CreatedAt: t.CreatedAt,
 	}
 }
-
-// creditCursor is a ledger entry's id, which orders the ledger.
-func creditCursor(t credit.Transaction) string { return strconv.FormatInt(t.ID, 10) }
 
 func toAuditLog(l audit.Log) *model.AuditLog {
 	return &model.AuditLog{

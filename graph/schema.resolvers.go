@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/leadmarket/leadmarket/graph/model"
@@ -16,6 +15,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
+	"github.com/leadmarket/leadmarket/internal/page"
 )
 
 // Lead is the resolver for the lead field.
@@ -54,7 +54,7 @@ func (r *mutationResolver) PurchaseCredits(ctx context.Context, input model.Purc
 
 // RetryWebhookEvent is the resolver for the retryWebhookEvent field.
 func (r *mutationResolver) RetryWebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error) {
-	e, err := r.BillingService.RetryEvent(ctx, id)
+	e, err := r.BillingService.RetryEvent(ctx, auth.CallerFrom(ctx), id)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (r *mutationResolver) RetryWebhookEvent(ctx context.Context, id string) (*m
 
 // RetryFailedWebhookEvents is the resolver for the retryFailedWebhookEvents field.
 func (r *mutationResolver) RetryFailedWebhookEvents(ctx context.Context, since time.Time) (*model.RetryWebhookEventsPayload, error) {
-	evs, err := r.BillingService.RetryFailedEvents(ctx, since)
+	evs, err := r.BillingService.RetryFailedEvents(ctx, auth.CallerFrom(ctx), since)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func (r *mutationResolver) AddWorkspaceMember(ctx context.Context, workspaceID s
 
 // AdjustCredits is the resolver for the adjustCredits field.
 func (r *mutationResolver) AdjustCredits(ctx context.Context, workspaceID string, delta int, reason string, idempotencyKey *string) (*model.CreditBalance, error) {
-	balance, err := r.CreditService.Adjust(ctx, credit.AdjustInput{
+	balance, err := r.CreditService.Adjust(ctx, auth.CallerFrom(ctx), credit.AdjustInput{
 		WorkspaceID: workspaceID, Delta: int64(delta), Reason: reason, IdempotencyKey: deref(idempotencyKey),
 	})
 	if err != nil {
@@ -158,22 +158,14 @@ func (r *queryResolver) CreditBalance(ctx context.Context, workspaceID string) (
 
 // CreditTransactions is the resolver for the creditTransactions field.
 func (r *queryResolver) CreditTransactions(ctx context.Context, workspaceID string, first *int, after *string) (*model.CreditTransactionConnection, error) {
-	n := 25
-	if first != nil {
-		n = *first
-	}
-	txs, more, err := r.CreditService.TransactionsFor(ctx, auth.CallerFrom(ctx), workspaceID, n, deref(after))
+	p, err := r.CreditService.TransactionsFor(ctx, auth.CallerFrom(ctx), workspaceID, page.Of(first, after))
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.CreditTransactionConnection{PageInfo: &model.PageInfo{HasNextPage: more}}
-	for _, t := range txs {
-		conn.Edges = append(conn.Edges, &model.CreditTransactionEdge{Cursor: creditCursor(t), Node: toCreditTransaction(t)})
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := connection(p, toCreditTransaction, func(c string, n *model.CreditTransaction) *model.CreditTransactionEdge {
+		return &model.CreditTransactionEdge{Cursor: c, Node: n}
+	})
+	return &model.CreditTransactionConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // AuditLogs is the resolver for the auditLogs field.
@@ -189,22 +181,14 @@ func (r *queryResolver) AuditLogs(ctx context.Context, filter *model.AuditLogFil
 			f.Severity = string(*filter.Severity)
 		}
 	}
-	n := 50
-	if first != nil {
-		n = *first
-	}
-	logs, cursors, more, err := r.AuditService.Search(ctx, auth.CallerFrom(ctx), f, n, deref(after))
+	p, err := r.AuditService.Search(ctx, auth.CallerFrom(ctx), f, page.Of(first, after))
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.AuditLogConnection{Edges: make([]*model.AuditLogEdge, len(logs)), PageInfo: &model.PageInfo{HasNextPage: more}}
-	for i, l := range logs {
-		conn.Edges[i] = &model.AuditLogEdge{Cursor: cursors[i], Node: toAuditLog(l)}
-	}
-	if len(cursors) > 0 {
-		conn.PageInfo.EndCursor = &cursors[len(cursors)-1]
-	}
-	return conn, nil
+	edges, info := connection(p, toAuditLog, func(c string, n *model.AuditLog) *model.AuditLogEdge {
+		return &model.AuditLogEdge{Cursor: c, Node: n}
+	})
+	return &model.AuditLogConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // CreditPackages is the resolver for the creditPackages field.
@@ -238,27 +222,19 @@ func (r *queryResolver) WebhookEvents(ctx context.Context, filter *model.Webhook
 			f.Status = string(*filter.Status)
 		}
 	}
-	n := 50
-	if first != nil {
-		n = *first
-	}
-	evs, cursors, more, err := r.BillingService.ListEvents(ctx, f, n, deref(after))
+	p, err := r.BillingService.ListEvents(ctx, auth.CallerFrom(ctx), f, page.Of(first, after))
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.WebhookEventConnection{Edges: make([]*model.WebhookEventEdge, len(evs)), PageInfo: &model.PageInfo{HasNextPage: more}}
-	for i, e := range evs {
-		conn.Edges[i] = &model.WebhookEventEdge{Cursor: cursors[i], Node: toWebhookEvent(e)}
-	}
-	if len(cursors) > 0 {
-		conn.PageInfo.EndCursor = &cursors[len(cursors)-1]
-	}
-	return conn, nil
+	edges, info := connection(p, toWebhookEvent, func(c string, n *model.WebhookEvent) *model.WebhookEventEdge {
+		return &model.WebhookEventEdge{Cursor: c, Node: n}
+	})
+	return &model.WebhookEventConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // WebhookEvent is the resolver for the webhookEvent field.
 func (r *queryResolver) WebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error) {
-	e, err := r.BillingService.GetEvent(ctx, id)
+	e, err := r.BillingService.GetEvent(ctx, auth.CallerFrom(ctx), id)
 	if err != nil || e == nil {
 		return nil, err
 	}
@@ -267,22 +243,14 @@ func (r *queryResolver) WebhookEvent(ctx context.Context, id string) (*model.Web
 
 // PartnerEarnings is the resolver for the partnerEarnings field.
 func (r *queryResolver) PartnerEarnings(ctx context.Context, partnerID string, first *int, after *string) (*model.PartnerEarningConnection, error) {
-	n := 25
-	if first != nil {
-		n = *first
-	}
-	es, more, err := r.PartnerService.Earnings(ctx, auth.CallerFrom(ctx), partnerID, n, deref(after))
+	p, err := r.PartnerService.Earnings(ctx, auth.CallerFrom(ctx), partnerID, page.Of(first, after))
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.PartnerEarningConnection{Edges: make([]*model.PartnerEarningEdge, len(es)), PageInfo: &model.PageInfo{HasNextPage: more}}
-	for i, e := range es {
-		conn.Edges[i] = &model.PartnerEarningEdge{Cursor: strconv.FormatInt(e.ID, 10), Node: toPartnerEarning(e)}
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo.EndCursor = &conn.Edges[n-1].Cursor
-	}
-	return conn, nil
+	edges, info := connection(p, toPartnerEarning, func(c string, n *model.PartnerEarning) *model.PartnerEarningEdge {
+		return &model.PartnerEarningEdge{Cursor: c, Node: n}
+	})
+	return &model.PartnerEarningConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // PartnerBalance is the resolver for the partnerBalance field.

@@ -30,9 +30,7 @@ import (
 type HandlerOptions struct {
 	// Production turns introspection and "Did you mean" suggestions off.
 	Production bool
-	// AdminRequireMFA makes @auth(requires: PLATFORM_ADMIN) need an aal2 session.
-	AdminRequireMFA bool
-	Logger          *slog.Logger
+	Logger     *slog.Logger
 	// RecordSecurityEventFunc records denials (UNAUTHENTICATED, FORBIDDEN) as security events.
 	RecordSecurityEventFunc func(ctx context.Context, ev audit.SecurityEvent) error
 	// Limits bound what one document may ask for (guard.go). Zero fields take their defaults.
@@ -68,7 +66,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTT
 // one whose marketplaceLeads answers from memory.
 func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	cfg := Config{Resolvers: r}
-	cfg.Directives.Auth = authDirective(o.AdminRequireMFA)
+	cfg.Directives.Auth = authDirective
 	setComplexity(&cfg.Complexity)
 	limits := o.Limits.withDefaults()
 	if o.APQCacheSize <= 0 {
@@ -162,21 +160,22 @@ func originPatterns(origins []string) []string {
 	return patterns
 }
 
-func authDirective(requireMFA bool) func(ctx context.Context, obj any, next graphql.Resolver, requires *model.Role) (any, error) {
-	return func(ctx context.Context, obj any, next graphql.Resolver, requires *model.Role) (any, error) {
-		if err := auth.AuthErrorFrom(ctx); err != nil {
-			return nil, &apperr.Error{Code: apperr.Unauthenticated, Message: "the access token is invalid or expired", Err: err}
-		}
-		if _, err := auth.Require(ctx); err != nil {
+// authDirective is @auth: a signed-in caller, and for requires: PLATFORM_ADMIN one whose
+// platform-admin access counts (the MFA policy travels with the caller).
+func authDirective(ctx context.Context, obj any, next graphql.Resolver, requires *model.Role) (any, error) {
+	if err := auth.AuthErrorFrom(ctx); err != nil {
+		return nil, &apperr.Error{Code: apperr.Unauthenticated, Message: "the access token is invalid or expired", Err: err}
+	}
+	c, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if requires != nil && *requires == model.RolePlatformAdmin {
+		if err := c.AdminAccess(); err != nil {
 			return nil, err
 		}
-		if requires != nil && *requires == model.RolePlatformAdmin {
-			if _, err := auth.RequirePlatformAdmin(ctx, requireMFA); err != nil {
-				return nil, err
-			}
-		}
-		return next(ctx)
 	}
+	return next(ctx)
 }
 
 // errorPresenter maps errors to the client once: coded errors keep their message and code (and

@@ -60,7 +60,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	}
 	billingSvc := billing.NewService(bdb, queue, billing.Options{
 		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
-		RequireMFA: cfg.AdminRequireMFA, Logger: logger,
+		Logger: logger,
 	})
 	tiers := make([]partner.BonusTier, len(cfg.CommissionBonusTiers))
 	for i, t := range cfg.CommissionBonusTiers {
@@ -69,9 +69,9 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	res := &graph.Resolver{
 		WorkspaceService:   workspace.NewService(bdb),
 		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}),
-		CreditService:      credit.NewService(bdb, cfg.AdminRequireMFA),
-		PartnerService:     partner.NewService(bdb, cfg.AdminRequireMFA),
-		AuditService:       audit.NewService(bdb, cfg.AdminRequireMFA, workspace.RoleCheck(bdb)),
+		CreditService:      credit.NewService(bdb),
+		PartnerService:     partner.NewService(bdb),
+		AuditService:       audit.NewService(bdb, workspace.RoleCheck(bdb)),
 		BillingService:     billingSvc,
 	}
 	guard, err := buildGuardrails(cfg, bdb)
@@ -79,7 +79,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	gql := graph.NewHandler(res, graph.HandlerOptions{
-		Production: cfg.IsProduction(), AdminRequireMFA: cfg.AdminRequireMFA, Logger: logger,
+		Production: cfg.IsProduction(), Logger: logger,
 		RecordSecurityEventFunc: func(ctx context.Context, ev audit.SecurityEvent) error {
 			return audit.RecordSecurity(ctx, bdb, ev)
 		},
@@ -89,7 +89,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	srv := httpserver.New(httpserver.Options{
 		Addr: cfg.HTTPAddr, Production: cfg.IsProduction(), Logger: logger, GraphQL: gql,
 		StripeWebhook:   billingSvc.WebhookHandler(),
-		Authenticator:   auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL),
+		Authenticator:   auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA),
 		ReadyFunc:       func(ctx context.Context) error { return Ready(ctx, bdb) },
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		TrustedProxies:  guard.trustedProxies,

@@ -10,7 +10,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
-	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/page"
 )
 
 // Log is an audit entry as read back.
@@ -48,8 +48,6 @@ type Filter struct {
 // Service searches the audit log with access checks.
 type Service struct {
 	db *bun.DB
-	// requireMFA is ADMIN_REQUIRE_MFA, for platform admins' unrestricted searches.
-	requireMFA bool
 	// requireRole is the workspaces' own membership check.
 	requireRole RoleCheck
 }
@@ -60,36 +58,37 @@ type Service struct {
 type RoleCheck func(ctx context.Context, workspaceID, userID string, roles ...string) error
 
 // NewService returns a Service on db whose workspace-scoped searches ask requireRole.
-func NewService(db *bun.DB, requireMFA bool, requireRole RoleCheck) *Service {
-	return &Service{db: db, requireMFA: requireMFA, requireRole: requireRole}
+func NewService(db *bun.DB, requireRole RoleCheck) *Service {
+	return &Service{db: db, requireRole: requireRole}
 }
 
-type logCursor struct {
-	T time.Time `json:"t"`
-	I string    `json:"i"`
-}
+// LogPages are the page sizes of an audit log search.
+var LogPages = page.Bounds{Default: 50, Max: 200}
 
-// Search returns up to first entries (at most 200) matching f after the cursor after, newest
-// first, and whether more follow. Platform admins (with an aal2 session when ADMIN_REQUIRE_MFA) see
-// every entry; workspace owners and admins only their workspace's, and must name it in
-// f.WorkspaceID. Errors: FORBIDDEN, INVALID_INPUT.
-func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first int, after string) ([]Log, []string, bool, error) {
-	if err := c.MemberOrAdmin(s.requireMFA, func() error {
+// Search returns a page of the entries matching f, newest first. Platform admins (with an aal2
+// session unless MFA is optional) see every entry; workspace owners and admins only their
+// workspace's, and must name it in f.WorkspaceID. Errors: FORBIDDEN, INVALID_INPUT.
+func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, args page.Args) (page.Page[Log], error) {
+	if err := c.MemberOrAdmin(func() error {
 		if f.WorkspaceID == "" {
 			return apperr.New(apperr.Forbidden, "name the workspace whose audit log you want (filter.workspaceId)")
 		}
 		return s.requireRole(ctx, f.WorkspaceID, c.UserID, "OWNER", "ADMIN")
 	}); err != nil {
-		return nil, nil, false, err
+		return page.Page[Log]{}, err
 	}
-	if first < 1 {
-		return nil, nil, false, apperr.New(apperr.InvalidInput, "first must be at least 1")
+	limit, err := args.Limit(LogPages)
+	if err != nil {
+		return page.Page[Log]{}, err
 	}
-	first = min(first, 200)
+	after, err := page.Cursor(args, func(p page.TimeID) bool { return apperr.CheckID(p.I) == nil && p.ValidTime() })
+	if err != nil {
+		return page.Page[Log]{}, err
+	}
 	q := s.db.NewSelect().TableExpr("audit_logs").
 		Column("id", "occurred_at", "actor_user_id", "actor_type", "workspace_id", "action", "resource_type",
 			"resource_id", "old_values", "new_values", "metadata", "severity", "ip", "user_agent", "request_id", "operation").
-		OrderExpr("occurred_at DESC, id DESC").Limit(int64(first + 1))
+		OrderExpr("occurred_at DESC, id DESC").Limit(int64(limit + 1))
 	for _, w := range []struct {
 		col, val string
 	}{{"workspace_id", f.WorkspaceID}, {"actor_user_id", f.ActorUserID}, {"action", f.Action},
@@ -99,34 +98,29 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, first in
 		}
 		if w.col == "workspace_id" || w.col == "actor_user_id" {
 			if err := apperr.CheckID(w.val); err != nil {
-				return nil, nil, false, err
+				return page.Page[Log]{}, err
 			}
 		}
 		q.Where("? = ?", bun.Ident(w.col), w.val)
 	}
-	if f.OccurredAfter != nil {
-		if err := apperr.CheckTime("occurredAfter", *f.OccurredAfter); err != nil {
-			return nil, nil, false, err
+	for _, t := range []struct {
+		name, cond string
+		at         *time.Time
+	}{{"occurredAfter", "occurred_at > ?", f.OccurredAfter}, {"occurredBefore", "occurred_at < ?", f.OccurredBefore}} {
+		if t.at == nil {
+			continue
 		}
-		q.Where("occurred_at > ?", *f.OccurredAfter)
+		if err := apperr.CheckTime(t.name, *t.at); err != nil {
+			return page.Page[Log]{}, err
+		}
+		q.Where(t.cond, *t.at)
 	}
-	if f.OccurredBefore != nil {
-		if err := apperr.CheckTime("occurredBefore", *f.OccurredBefore); err != nil {
-			return nil, nil, false, err
-		}
-		q.Where("occurred_at < ?", *f.OccurredBefore)
-	}
-	if after != "" {
-		var cur logCursor
-		if !db.DecodeCursor(after, &cur) || apperr.CheckID(cur.I) != nil || apperr.CheckTime("after", cur.T) != nil {
-			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
-		}
-		q.Where("(occurred_at, id) < (?, ?)", cur.T, cur.I)
+	if after != nil {
+		q.Where("(occurred_at, id) < (?, ?)", after.T, after.I)
 	}
 	var logs []Log
 	if err := q.Scan(ctx, &logs); err != nil {
-		return nil, nil, false, fmt.Errorf("search audit log: %w", err)
+		return page.Page[Log]{}, fmt.Errorf("search audit log: %w", err)
 	}
-	logs, cursors, more := db.Paginate(logs, first, func(l Log) any { return logCursor{T: l.OccurredAt, I: l.ID} })
-	return logs, cursors, more, nil
+	return page.New(logs, limit, func(l Log) any { return page.TimeID{T: l.OccurredAt, I: l.ID} }), nil
 }

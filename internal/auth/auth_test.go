@@ -49,7 +49,7 @@ func (f *fakeUsers) Provision(_ context.Context, subject, email string) (string,
 func TestAuthenticatorCachesProvisioning(t *testing.T) {
 	tokens := auth.NewTokens("secret-secret-secret-secret-secret")
 	users := &fakeUsers{}
-	a := auth.NewAuthenticator(tokens, users, time.Minute)
+	a := auth.NewAuthenticator(tokens, users, time.Minute, true)
 	tok, _ := tokens.Issue("s1", "a@example.com", false, time.Minute)
 	for range 3 {
 		c, err := a.Authenticate(context.Background(), "Bearer "+tok)

@@ -15,12 +15,14 @@ type Provisioner interface {
 
 // Authenticator turns an Authorization header into a Caller.
 type Authenticator struct {
-	tokens    *Tokens
-	users     Provisioner
-	cacheTTL  time.Duration
-	mu        sync.Mutex
-	cache     map[string]cachedUser
-	lastPurge time.Time
+	tokens   *Tokens
+	users    Provisioner
+	cacheTTL time.Duration
+	// mfaOptional is !ADMIN_REQUIRE_MFA, stamped on every caller.
+	mfaOptional bool
+	mu          sync.Mutex
+	cache       map[string]cachedUser
+	lastPurge   time.Time
 }
 
 type cachedUser struct {
@@ -32,9 +34,10 @@ type cachedUser struct {
 
 // NewAuthenticator returns an Authenticator. Provisioned users are cached for cacheTTL (0: no
 // cache) so a request does not cost a users lookup; a changed admin flag shows after at most
-// that long.
-func NewAuthenticator(tokens *Tokens, users Provisioner, cacheTTL time.Duration) *Authenticator {
-	return &Authenticator{tokens: tokens, users: users, cacheTTL: cacheTTL, cache: map[string]cachedUser{}}
+// that long. requireMFA (ADMIN_REQUIRE_MFA) is the MFA policy every caller it returns carries
+// (Caller.MFAOptional), so access checks need no policy of their own.
+func NewAuthenticator(tokens *Tokens, users Provisioner, cacheTTL time.Duration, requireMFA bool) *Authenticator {
+	return &Authenticator{tokens: tokens, users: users, cacheTTL: cacheTTL, mfaOptional: !requireMFA, cache: map[string]cachedUser{}}
 }
 
 // Authenticate returns the caller for header ("Bearer <jwt>"); (nil, nil) when header is empty.
@@ -59,7 +62,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (*Calle
 		u, hit := a.cache[key]
 		a.mu.Unlock()
 		if hit && now.Before(u.expires) {
-			return &Caller{UserID: u.id, Email: u.email, IsPlatformAdmin: u.isAdmin, AAL: claims.AAL, ExpiresAt: claims.expiry()}, nil
+			return &Caller{UserID: u.id, Email: u.email, IsPlatformAdmin: u.isAdmin, AAL: claims.AAL, ExpiresAt: claims.expiry(),
+				MFAOptional: a.mfaOptional}, nil
 		}
 	}
 	id, isAdmin, err := a.users.Provision(ctx, claims.Subject, claims.Email)
@@ -79,5 +83,6 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (*Calle
 		a.cache[key] = cachedUser{id: id, email: claims.Email, isAdmin: isAdmin, expires: now.Add(a.cacheTTL)}
 		a.mu.Unlock()
 	}
-	return &Caller{UserID: id, Email: claims.Email, IsPlatformAdmin: isAdmin, AAL: claims.AAL, ExpiresAt: claims.expiry()}, nil
+	return &Caller{UserID: id, Email: claims.Email, IsPlatformAdmin: isAdmin, AAL: claims.AAL, ExpiresAt: claims.expiry(),
+		MFAOptional: a.mfaOptional}, nil
 }

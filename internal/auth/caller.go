@@ -16,6 +16,10 @@ type Caller struct {
 	AAL string
 	// ExpiresAt is when the token expires; a WebSocket opened with it is closed then.
 	ExpiresAt time.Time
+	// MFAOptional is the MFA policy, settled when the caller is authenticated: true when
+	// ADMIN_REQUIRE_MFA is off, so platform-admin access counts without an aal2 session. Zero
+	// (the default of a caller built by hand): platform-admin access needs aal2.
+	MFAOptional bool
 }
 
 // HasMFA reports whether the caller's session passed multi-factor authentication.
@@ -56,23 +60,11 @@ func Require(ctx context.Context) (*Caller, error) {
 	return nil, apperr.New(apperr.Unauthenticated, "sign in to do this")
 }
 
-// RequirePlatformAdmin returns the caller if it is a platform admin, with aal2 when requireMFA.
-func RequirePlatformAdmin(ctx context.Context, requireMFA bool) (*Caller, error) {
-	c, err := Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.AdminAccess(requireMFA); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
 // MemberOrAdmin allows c when member (its membership check, run only when needed) passes, or when
 // c may use platform-admin access. An admin refused by both gets the admin refusal (MFA_REQUIRED,
 // say), which says what would let it in.
-func (c *Caller) MemberOrAdmin(requireMFA bool, member func() error) error {
-	adminErr := c.AdminAccess(requireMFA)
+func (c *Caller) MemberOrAdmin(member func() error) error {
+	adminErr := c.AdminAccess()
 	if adminErr == nil {
 		return nil
 	}
@@ -84,13 +76,13 @@ func (c *Caller) MemberOrAdmin(requireMFA bool, member func() error) error {
 }
 
 // AdminAccess returns nil when c may use platform-admin access (reading or changing what is not
-// its own): a platform admin, with an aal2 session when requireMFA (ADMIN_REQUIRE_MFA). Errors:
-// FORBIDDEN, with reason MFA_REQUIRED for an admin without aal2.
-func (c *Caller) AdminAccess(requireMFA bool) error {
+// its own): a platform admin, with an aal2 session unless MFAOptional. Errors: FORBIDDEN, with
+// reason MFA_REQUIRED for an admin without aal2.
+func (c *Caller) AdminAccess() error {
 	if c == nil || !c.IsPlatformAdmin {
 		return apperr.New(apperr.Forbidden, "platform admins only")
 	}
-	if requireMFA && !c.HasMFA() {
+	if !c.MFAOptional && !c.HasMFA() {
 		return apperr.New(apperr.Forbidden, "this needs a session with multi-factor authentication (aal2)").
 			With("reason", string(apperr.MFARequired))
 	}

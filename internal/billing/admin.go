@@ -13,7 +13,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
-	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/page"
 )
 
 // Event is a stored Stripe event as admins see it.
@@ -47,24 +47,25 @@ type EventFilter struct {
 	ReceivedAfter *time.Time
 }
 
-type eventCursor struct {
-	T time.Time `json:"t"`
-	I string    `json:"i"`
-}
+// EventPages are the page sizes of ListEvents.
+var EventPages = page.Bounds{Default: 50, Max: 200}
 
-// ListEvents returns up to first events (at most 200) matching f after the cursor after, newest
-// first, their cursors and whether more follow. Platform admins only.
+// ListEvents returns a page of the events matching f, newest first. Platform admins only.
 // Errors: FORBIDDEN, INVALID_INPUT.
-func (s *Service) ListEvents(ctx context.Context, f EventFilter, first int, after string) ([]Event, []string, bool, error) {
-	if _, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA); err != nil {
-		return nil, nil, false, err
+func (s *Service) ListEvents(ctx context.Context, c *auth.Caller, f EventFilter, args page.Args) (page.Page[Event], error) {
+	if err := c.AdminAccess(); err != nil {
+		return page.Page[Event]{}, err
 	}
-	if first < 1 {
-		return nil, nil, false, apperr.New(apperr.InvalidInput, "first must be at least 1")
+	limit, err := args.Limit(EventPages)
+	if err != nil {
+		return page.Page[Event]{}, err
 	}
-	first = min(first, 200)
+	after, err := page.Cursor(args, func(p page.TimeID) bool { return stripeID(p.I) && p.ValidTime() })
+	if err != nil {
+		return page.Page[Event]{}, err
+	}
 	q := s.db.NewSelect().TableExpr("stripe_events").ColumnExpr(eventColumns).
-		OrderExpr("received_at DESC, id DESC").Limit(int64(first + 1))
+		OrderExpr("received_at DESC, id DESC").Limit(int64(limit + 1))
 	if f.Status != "" {
 		q.Where("status = ?", f.Status)
 	}
@@ -73,28 +74,23 @@ func (s *Service) ListEvents(ctx context.Context, f EventFilter, first int, afte
 	}
 	if f.ReceivedAfter != nil {
 		if err := apperr.CheckTime("receivedAfter", *f.ReceivedAfter); err != nil {
-			return nil, nil, false, err
+			return page.Page[Event]{}, err
 		}
 		q.Where("received_at > ?", *f.ReceivedAfter)
 	}
-	if after != "" {
-		var c eventCursor
-		if !db.DecodeCursor(after, &c) || !stripeID(c.I) || apperr.CheckTime("after", c.T) != nil {
-			return nil, nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
-		}
-		q.Where("(received_at, id) < (?, ?)", c.T, c.I)
+	if after != nil {
+		q.Where("(received_at, id) < (?, ?)", after.T, after.I)
 	}
 	var evs []Event
 	if err := q.Scan(ctx, &evs); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, false, fmt.Errorf("list stripe events: %w", err)
+		return page.Page[Event]{}, fmt.Errorf("list stripe events: %w", err)
 	}
-	evs, cursors, more := db.Paginate(evs, first, func(e Event) any { return eventCursor{T: e.ReceivedAt, I: e.ID} })
-	return evs, cursors, more, nil
+	return page.New(evs, limit, func(e Event) any { return page.TimeID{T: e.ReceivedAt, I: e.ID} }), nil
 }
 
 // GetEvent returns one event, or nil. Platform admins only. Errors: FORBIDDEN.
-func (s *Service) GetEvent(ctx context.Context, id string) (*Event, error) {
-	if _, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA); err != nil {
+func (s *Service) GetEvent(ctx context.Context, c *auth.Caller, id string) (*Event, error) {
+	if err := c.AdminAccess(); err != nil {
 		return nil, err
 	}
 	return s.event(ctx, s.db, id)
@@ -122,7 +118,7 @@ func (s *Service) Attempts(ctx context.Context, eventIDs []string) (map[string][
 	var as []Attempt
 	if err := s.db.NewSelect().TableExpr("stripe_event_attempts").
 		Column("event_id", "attempt", "started_at", "finished_at", "error").
-		Where("event_id IN (?)", bun.In(eventIDs)).OrderExpr("event_id, attempt").Scan(ctx, &as); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		Where("event_id IN (?)", bun.List(eventIDs)).OrderExpr("event_id, attempt").Scan(ctx, &as); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("stripe event attempts: %w", err)
 	}
 	for _, a := range as {
@@ -133,13 +129,13 @@ func (s *Service) Attempts(ctx context.Context, eventIDs []string) (map[string][
 
 // RetryEvent queues an event's processing again now, whatever its status; processing a processed
 // event changes nothing. Platform admins only. Errors: FORBIDDEN, NOT_FOUND.
-func (s *Service) RetryEvent(ctx context.Context, id string) (*Event, error) {
-	c, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA)
-	if err != nil {
+func (s *Service) RetryEvent(ctx context.Context, c *auth.Caller, id string) (*Event, error) {
+	if err := c.AdminAccess(); err != nil {
 		return nil, err
 	}
 	var out *Event
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
 		out, err = s.retry(ctx, tx, c, id)
 		return err
 	})
@@ -151,13 +147,12 @@ func (s *Service) RetryEvent(ctx context.Context, id string) (*Event, error) {
 
 // RetryFailedEvents queues again every FAILED event received since since. Platform admins only.
 // Errors: FORBIDDEN.
-func (s *Service) RetryFailedEvents(ctx context.Context, since time.Time) ([]Event, error) {
-	c, err := auth.RequirePlatformAdmin(ctx, s.opts.RequireMFA)
-	if err != nil {
+func (s *Service) RetryFailedEvents(ctx context.Context, c *auth.Caller, since time.Time) ([]Event, error) {
+	if err := c.AdminAccess(); err != nil {
 		return nil, err
 	}
 	var out []Event
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var ids []string
 		if err := tx.NewRaw(`SELECT id FROM stripe_events WHERE status = 'FAILED' AND received_at >= ?
 			ORDER BY received_at LIMIT 1000 FOR UPDATE`, since).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -24,9 +24,7 @@ type Options struct {
 	StripeAPIURL string
 	// WebhookSecret is STRIPE_WEBHOOK_SECRET; empty refuses every webhook.
 	WebhookSecret string
-	// RequireMFA is ADMIN_REQUIRE_MFA, for the admin operations.
-	RequireMFA bool
-	Logger     *slog.Logger
+	Logger        *slog.Logger
 }
 
 // Service is billing's entry point.

@@ -3,7 +3,6 @@ package billing
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -71,44 +70,49 @@ func (s *Service) PurchaseCredits(ctx context.Context, c *auth.Caller, in Checko
 		return nil, err
 	}
 	key := idempotency.Key{UserID: c.UserID, Key: in.IdempotencyKey, Operation: "purchaseCredits", Request: in}
-	var order Order
-	var replay *Checkout
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := workspace.RequireRole(ctx, tx, in.WorkspaceID, c.UserID, workspace.RoleOwner, workspace.RoleAdmin); err != nil {
+	out, _, err := idempotency.DoTwoStep(ctx, s.db, key,
+		func(ctx context.Context, tx bun.Tx) (Order, error) { return s.startOrder(ctx, tx, c, in) },
+		func(ctx context.Context, order Order) (*Checkout, error) { return s.createSession(ctx, c, in, order) },
+		func(ctx context.Context, tx bun.Tx, co *Checkout) error {
+			// The session exists at Stripe now: it is recorded even if the client has gone away.
+			_, err := tx.ExecContext(ctx, `UPDATE credit_orders SET checkout_session_id = ?, updated_at = now() WHERE id = ?`,
+				co.SessionID, co.Order.ID)
 			return err
-		}
-		if in.IdempotencyKey != "" {
-			stored, err := idempotency.Begin(ctx, tx, key)
-			if err != nil {
-				return err
-			}
-			if stored != nil {
-				replay = &Checkout{}
-				return json.Unmarshal(stored, replay)
-			}
-		}
-		err := tx.NewRaw(`INSERT INTO credit_orders (workspace_id, package_id, user_id, credits, amount_cents, currency)
-			SELECT ?, p.id, ?, p.credits, p.price_cents, p.currency FROM credit_packages p WHERE p.id = ? AND p.active
-			RETURNING `+orderColumns, in.WorkspaceID, c.UserID, in.PackageID).Scan(ctx, &order)
-		if errors.Is(err, sql.ErrNoRows) {
-			return apperr.New(apperr.NotFound, "credit package %s is not on sale", in.PackageID)
-		}
-		if err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, audit.Entry{
-			ActorUserID: c.UserID, WorkspaceID: in.WorkspaceID, Action: "credits.checkout_started", ResourceType: "credit_order",
-			ResourceID: order.ID, New: map[string]any{"packageId": in.PackageID, "credits": order.Credits,
-				"amountCents": order.AmountCents, "currency": order.Currency},
 		})
-	})
 	if err != nil {
+		// An order whose session could not be recorded stays pending: a payment of its session is
+		// still matched by the webhook.
 		return nil, fmt.Errorf("purchase credits: %w", err)
 	}
-	if replay != nil {
-		return replay, nil
-	}
+	return out, nil
+}
 
+// startOrder records a pending order for the package, in the transaction that claims the
+// idempotency key. Workspace owners and admins only.
+func (s *Service) startOrder(ctx context.Context, tx bun.Tx, c *auth.Caller, in CheckoutInput) (Order, error) {
+	if _, err := workspace.RequireRole(ctx, tx, in.WorkspaceID, c.UserID, workspace.RoleOwner, workspace.RoleAdmin); err != nil {
+		return Order{}, err
+	}
+	var order Order
+	err := tx.NewRaw(`INSERT INTO credit_orders (workspace_id, package_id, user_id, credits, amount_cents, currency)
+		SELECT ?, p.id, ?, p.credits, p.price_cents, p.currency FROM credit_packages p WHERE p.id = ? AND p.active
+		RETURNING `+orderColumns, in.WorkspaceID, c.UserID, in.PackageID).Scan(ctx, &order)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, apperr.New(apperr.NotFound, "credit package %s is not on sale", in.PackageID)
+	}
+	if err != nil {
+		return Order{}, err
+	}
+	return order, audit.Record(ctx, tx, audit.Entry{
+		ActorUserID: c.UserID, WorkspaceID: in.WorkspaceID, Action: "credits.checkout_started", ResourceType: "credit_order",
+		ResourceID: order.ID, New: map[string]any{"packageId": in.PackageID, "credits": order.Credits,
+			"amountCents": order.AmountCents, "currency": order.Currency},
+	})
+}
+
+// createSession creates the order's Stripe Checkout Session for the package's server-side price.
+// An order whose session could not be created is marked FAILED. Errors: UNAVAILABLE.
+func (s *Service) createSession(ctx context.Context, c *auth.Caller, in CheckoutInput, order Order) (*Checkout, error) {
 	params := &stripe.CheckoutSessionParams{
 		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
 		SuccessURL:        stripe.String(in.SuccessURL),
@@ -137,71 +141,46 @@ func (s *Service) PurchaseCredits(ctx context.Context, c *auth.Caller, in Checko
 	sess, err := s.stripe.CheckoutSessions.New(params)
 	if err != nil {
 		s.opts.Logger.ErrorContext(ctx, "stripe checkout session", "err", err, "order", order.ID)
-		s.abandonOrder(ctx, order.ID, key)
+		s.abandonOrder(ctx, order.ID)
 		return nil, &apperr.Error{Code: apperr.Unavailable, Message: "the payment provider is unavailable; try again", Err: err}
 	}
 	if sess.URL == "" {
 		s.opts.Logger.ErrorContext(ctx, "stripe checkout session without a URL", "session", sess.ID, "order", order.ID)
-		s.abandonOrder(ctx, order.ID, key)
+		s.abandonOrder(ctx, order.ID)
 		return nil, apperr.New(apperr.Unavailable, "the payment provider is unavailable; try again")
 	}
 	order.CheckoutSessionID = &sess.ID
-	out := &Checkout{CheckoutURL: sess.URL, SessionID: sess.ID, Order: order}
-	// The session exists at Stripe now: it is recorded even if the client has gone away meanwhile.
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	err = s.db.RunInTx(recordCtx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE credit_orders SET checkout_session_id = ?, updated_at = now() WHERE id = ?`,
-			sess.ID, order.ID); err != nil {
-			return err
-		}
-		if in.IdempotencyKey != "" {
-			return idempotency.Complete(ctx, tx, key, out)
-		}
-		return nil
-	})
-	if err != nil {
-		// The order stays pending (a payment of its session is still matched by the webhook);
-		// the key is freed so that a retry starts a new checkout instead of waiting for this one.
-		if in.IdempotencyKey != "" {
-			if rerr := idempotency.Release(recordCtx, s.db, key); rerr != nil {
-				s.opts.Logger.ErrorContext(ctx, "release idempotency key", "err", rerr, "order", order.ID)
-			}
-		}
-		return nil, fmt.Errorf("purchase credits: record session: %w", err)
-	}
-	return out, nil
+	return &Checkout{CheckoutURL: sess.URL, SessionID: sess.ID, Order: order}, nil
 }
 
-// abandonOrder marks an order whose session could not be created as failed and frees its key.
-func (s *Service) abandonOrder(ctx context.Context, orderID string, key idempotency.Key) {
+// abandonOrder marks an order whose session could not be created as failed.
+func (s *Service) abandonOrder(ctx context.Context, orderID string) {
 	ctx = context.WithoutCancel(ctx)
 	if _, err := s.db.ExecContext(ctx, "UPDATE credit_orders SET status = 'FAILED', updated_at = now() WHERE id = ?", orderID); err != nil {
 		s.opts.Logger.ErrorContext(ctx, "abandon order", "err", err, "order", orderID)
 	}
-	if key.Key != "" {
-		if err := idempotency.Release(ctx, s.db, key); err != nil {
-			s.opts.Logger.ErrorContext(ctx, "release idempotency key", "err", err, "order", orderID)
-		}
-	}
 }
 
 // OrderFor returns an order to the owners and admins of its workspace (and platform admins, with
-// an aal2 session when RequireMFA); nil when there is no such order or the caller may not see it.
+// an aal2 session unless MFA is optional); nil when there is no such order or the caller may not
+// see it, so a caller cannot tell the two apart. Errors: INVALID_INPUT.
 func (s *Service) OrderFor(ctx context.Context, c *auth.Caller, id string) (*Order, error) {
 	if err := apperr.CheckID(id); err != nil {
 		return nil, err
 	}
 	var o Order
-	q := s.db.NewSelect().TableExpr("credit_orders AS o").ColumnExpr(orderColumns).Where("o.id = ?", id)
-	if c.AdminAccess(s.opts.RequireMFA) != nil {
-		q.Where(`EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = o.workspace_id AND m.user_id = ?
-			AND m.role IN ('OWNER', 'ADMIN'))`, c.UserID)
-	}
-	if err := q.Scan(ctx, &o); errors.Is(err, sql.ErrNoRows) {
+	err := s.db.NewSelect().TableExpr("credit_orders AS o").ColumnExpr(orderColumns).Where("o.id = ?", id).Scan(ctx, &o)
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("order %s: %w", id, err)
+	}
+	err = workspace.RequireMemberOrAdmin(ctx, s.db, o.WorkspaceID, c, workspace.RoleOwner, workspace.RoleAdmin)
+	if apperr.Is(err, apperr.Forbidden) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &o, nil
 }

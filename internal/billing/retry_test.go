@@ -11,6 +11,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
+	"github.com/leadmarket/leadmarket/internal/page"
 )
 
 func TestNextAttemptAt_FollowsTheSchedule(t *testing.T) {
@@ -76,8 +77,9 @@ func TestWebhook_FailsAfterFifthRetryAndAdminRetryRecovers(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.deliver(body, webhookSecret, time.Now()))
 	e.waitStatus(paid, billing.StatusProcessed)
 	admin := dbtest.CreateUser(t, e.db, dbtest.UserOpts{IsPlatformAdmin: true})
-	ctx := auth.WithCaller(context.Background(), &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2})
-	retried, err := e.app.Billing.RetryFailedEvents(ctx, time.Now().Add(-time.Hour))
+	ctx := context.Background()
+	adminCaller := &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2}
+	retried, err := e.app.Billing.RetryFailedEvents(ctx, adminCaller, time.Now().Add(-time.Hour))
 	require.NoError(t, err)
 	require.Len(t, retried, 1)
 	require.Equal(t, refundID, retried[0].ID)
@@ -85,9 +87,9 @@ func TestWebhook_FailsAfterFifthRetryAndAdminRetryRecovers(t *testing.T) {
 	require.Equal(t, int64(0), e.balance(ws))
 
 	// Retrying a processed event changes nothing.
-	_, err = e.app.Billing.RetryEvent(ctx, refundID)
+	_, err = e.app.Billing.RetryEvent(ctx, adminCaller, refundID)
 	require.NoError(t, err)
-	_, err = e.app.Billing.RetryEvent(ctx, paid)
+	_, err = e.app.Billing.RetryEvent(ctx, adminCaller, paid)
 	require.NoError(t, err)
 	time.Sleep(500 * time.Millisecond)
 	require.Equal(t, int64(0), e.balance(ws))
@@ -95,14 +97,16 @@ func TestWebhook_FailsAfterFifthRetryAndAdminRetryRecovers(t *testing.T) {
 	require.Equal(t, 2, scalar[int](t, e.db, "SELECT count(*) FROM credit_ledger WHERE workspace_id = ?", ws))
 
 	// Non-admins may not look or retry.
-	_, err = e.app.Billing.RetryEvent(auth.WithCaller(context.Background(), &auth.Caller{UserID: admin.ID}), refundID)
+	_, err = e.app.Billing.RetryEvent(ctx, &auth.Caller{UserID: admin.ID}, refundID)
 	require.Error(t, err)
-	_, _, _, err = e.app.Billing.ListEvents(auth.WithCaller(context.Background(), &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true}),
-		billing.EventFilter{}, 10, "")
+	ten := 10
+	_, err = e.app.Billing.ListEvents(ctx, &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true},
+		billing.EventFilter{}, page.Args{First: &ten})
 	require.Error(t, err, "admins need aal2")
-	evs, _, _, err := e.app.Billing.ListEvents(ctx, billing.EventFilter{Status: billing.StatusProcessed, Type: "charge.refunded"}, 10, "")
+	evs, err := e.app.Billing.ListEvents(ctx, adminCaller, billing.EventFilter{Status: billing.StatusProcessed, Type: "charge.refunded"},
+		page.Args{First: &ten})
 	require.NoError(t, err)
-	require.Len(t, evs, 1)
+	require.Len(t, evs.Items, 1)
 	attempts, err := e.app.Billing.Attempts(ctx, []string{refundID})
 	require.NoError(t, err)
 	require.Len(t, attempts[refundID], billing.MaxAttempts+1)
@@ -126,8 +130,8 @@ func TestWebhook_AdminRetryAfterRiverDeletedTheJob(t *testing.T) {
 	require.NoError(t, err)
 
 	admin := dbtest.CreateUser(t, e.db, dbtest.UserOpts{IsPlatformAdmin: true})
-	ctx := auth.WithCaller(context.Background(), &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2})
-	retried, err := e.app.Billing.RetryFailedEvents(ctx, time.Now().Add(-time.Hour))
+	retried, err := e.app.Billing.RetryFailedEvents(context.Background(),
+		&auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2}, time.Now().Add(-time.Hour))
 	require.NoError(t, err)
 	require.Len(t, retried, 1)
 	require.NotNil(t, retried[0].JobID)

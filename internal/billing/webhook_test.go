@@ -225,8 +225,8 @@ func TestWebhook_AsyncPaymentsDisputesAndOtherTypes(t *testing.T) {
 	_, err := e.db.ExecContext(context.Background(), "UPDATE stripe_events SET status = 'PROCESSING' WHERE id = ?", dispute)
 	require.NoError(t, err)
 	admin := dbtest.CreateUser(t, e.db, dbtest.UserOpts{IsPlatformAdmin: true})
-	_, err = e.app.Billing.RetryEvent(auth.WithCaller(context.Background(),
-		&auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2}), dispute)
+	_, err = e.app.Billing.RetryEvent(context.Background(),
+		&auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2}, dispute)
 	require.NoError(t, err)
 	e.waitStatus(dispute, billing.StatusProcessed)
 	require.Equal(t, 1, scalar[int](t, e.db, "SELECT count(*) FROM security_events WHERE kind = 'stripe_dispute' AND workspace_id = ?", ws))

@@ -132,15 +132,16 @@ func TestAdjust_ConcurrentAuditValues(t *testing.T) {
 	db := dbtest.DB(t)
 	ws, _ := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	admin := dbtest.CreateUser(t, db, dbtest.UserOpts{IsPlatformAdmin: true})
-	ctx := auth.WithCaller(context.Background(), &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2})
-	svc := credit.NewService(db, true)
+	ctx := context.Background()
+	adminCaller := &auth.Caller{UserID: admin.ID, IsPlatformAdmin: true, AAL: auth.AAL2}
+	svc := credit.NewService(db)
 
 	const n = 10
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = svc.Adjust(ctx, credit.AdjustInput{WorkspaceID: ws, Delta: 10, Reason: "goodwill"})
+			_, errs[i] = svc.Adjust(ctx, adminCaller, credit.AdjustInput{WorkspaceID: ws, Delta: 10, Reason: "goodwill"})
 		})
 	}
 	wg.Wait()

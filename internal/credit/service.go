@@ -2,9 +2,7 @@ package credit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -14,56 +12,60 @@ import (
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
+	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
 
 // Service answers credit questions with access checks and makes admin adjustments.
 type Service struct {
 	db *bun.DB
-	// requireMFA is ADMIN_REQUIRE_MFA.
-	requireMFA bool
 }
 
-// NewService returns a Service on db; requireMFA makes adjustments need an aal2 session.
-func NewService(db *bun.DB, requireMFA bool) *Service {
-	return &Service{db: db, requireMFA: requireMFA}
+// NewService returns a Service on db.
+func NewService(db *bun.DB) *Service {
+	return &Service{db: db}
 }
 
 // BalanceFor returns a workspace's balance to its members and platform admins.
 // Errors: FORBIDDEN, INVALID_INPUT, NOT_FOUND.
 func (s *Service) BalanceFor(ctx context.Context, c *auth.Caller, workspaceID string) (int64, error) {
-	if err := workspace.RequireReader(ctx, s.db, workspaceID, c, s.requireMFA); err != nil {
+	if err := workspace.RequireMemberOrAdmin(ctx, s.db, workspaceID, c); err != nil {
 		return 0, err
 	}
 	return Balance(ctx, s.db, workspaceID)
 }
 
-// TransactionsFor returns a page of a workspace's ledger to its members and platform admins:
-// up to first entries after the cursor after, and whether more follow.
-// Errors: FORBIDDEN, INVALID_INPUT.
-func (s *Service) TransactionsFor(ctx context.Context, c *auth.Caller, workspaceID string, first int, after string) ([]Transaction, bool, error) {
-	if err := workspace.RequireReader(ctx, s.db, workspaceID, c, s.requireMFA); err != nil {
-		return nil, false, err
+// TransactionPages are the page sizes of a workspace's ledger.
+var TransactionPages = page.Bounds{Default: 25, Max: 100}
+
+// ledgerCursor is the keyset position of a ledger entry: its id, which orders the ledger.
+type ledgerCursor struct {
+	ID int64 `json:"i"`
+}
+
+// TransactionsFor returns a page of a workspace's ledger, newest first, to its members and
+// platform admins. Errors: FORBIDDEN, INVALID_INPUT.
+func (s *Service) TransactionsFor(ctx context.Context, c *auth.Caller, workspaceID string, args page.Args) (page.Page[Transaction], error) {
+	if err := workspace.RequireMemberOrAdmin(ctx, s.db, workspaceID, c); err != nil {
+		return page.Page[Transaction]{}, err
+	}
+	limit, err := args.Limit(TransactionPages)
+	if err != nil {
+		return page.Page[Transaction]{}, err
+	}
+	after, err := page.Cursor(args, func(p ledgerCursor) bool { return p.ID > 0 })
+	if err != nil {
+		return page.Page[Transaction]{}, err
 	}
 	var beforeID int64
-	if after != "" {
-		var err error
-		if beforeID, err = strconv.ParseInt(after, 10, 64); err != nil || beforeID <= 0 {
-			return nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
-		}
+	if after != nil {
+		beforeID = after.ID
 	}
-	if first < 1 {
-		return nil, false, apperr.New(apperr.InvalidInput, "first must be at least 1")
-	}
-	first = min(first, 100)
-	txs, err := Transactions(ctx, s.db, workspaceID, beforeID, first+1)
+	txs, err := Transactions(ctx, s.db, workspaceID, beforeID, limit+1)
 	if err != nil {
-		return nil, false, err
+		return page.Page[Transaction]{}, err
 	}
-	if len(txs) > first {
-		return txs[:first], true, nil
-	}
-	return txs, false, nil
+	return page.New(txs, limit, func(t Transaction) any { return ledgerCursor{ID: t.ID} }), nil
 }
 
 // AdjustInput is a platform admin's manual credit change.
@@ -77,9 +79,8 @@ type AdjustInput struct {
 // Adjust adds or removes credits as a platform admin, with an audit entry in the same
 // transaction. Errors: FORBIDDEN (not a platform admin, or no aal2 when MFA is required),
 // INVALID_INPUT, NOT_FOUND, INSUFFICIENT_CREDITS, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_IN_PROGRESS.
-func (s *Service) Adjust(ctx context.Context, in AdjustInput) (int64, error) {
-	c, err := auth.RequirePlatformAdmin(ctx, s.requireMFA)
-	if err != nil {
+func (s *Service) Adjust(ctx context.Context, c *auth.Caller, in AdjustInput) (int64, error) {
+	if err := c.AdminAccess(); err != nil {
 		return 0, err
 	}
 	in.Reason = strings.TrimSpace(in.Reason)
@@ -93,43 +94,35 @@ func (s *Service) Adjust(ctx context.Context, in AdjustInput) (int64, error) {
 		return 0, err
 	}
 	var balance int64
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		key := idempotency.Key{UserID: c.UserID, Key: in.IdempotencyKey, Operation: "adjustCredits", Request: in}
-		if in.IdempotencyKey != "" {
-			stored, err := idempotency.Begin(ctx, tx, key)
-			if err != nil {
-				return err
-			}
-			if stored != nil {
-				return json.Unmarshal(stored, &balance)
-			}
-		}
-		ref := "adjustment:" + uuid.NewString()
 		var err error
-		if balance, err = Apply(ctx, tx, Entry{
-			WorkspaceID: in.WorkspaceID, Kind: KindAdjustment, Amount: in.Delta, Reference: ref,
-			Description: in.Reason, ActorUserID: c.UserID,
-		}); err != nil {
-			return err
-		}
-		if err := audit.Record(ctx, tx, audit.Entry{
-			ActorUserID: c.UserID, ActorType: audit.ActorPlatformAdmin, WorkspaceID: in.WorkspaceID,
-			Action: "credits.adjusted", ResourceType: "credit_balance", ResourceID: in.WorkspaceID,
-			// The balance before is derived from the update's own result: a separate read could see
-			// another adjustment's state.
-			Old: map[string]any{"credits": balance - in.Delta}, New: map[string]any{"credits": balance},
-			Metadata: map[string]any{"reason": in.Reason, "delta": in.Delta, "reference": ref},
-			Severity: audit.SeverityNotice,
-		}); err != nil {
-			return err
-		}
-		if in.IdempotencyKey != "" {
-			return idempotency.Complete(ctx, tx, key, balance)
-		}
-		return nil
+		balance, _, err = idempotency.Do(ctx, tx, key, func() (int64, error) { return s.adjust(ctx, tx, c, in) })
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("adjust credits of %s: %w", in.WorkspaceID, err)
 	}
 	return balance, nil
+}
+
+// adjust makes an admin's adjustment and its audit entry in tx, returning the balance after it.
+func (s *Service) adjust(ctx context.Context, tx bun.Tx, c *auth.Caller, in AdjustInput) (int64, error) {
+	ref := "adjustment:" + uuid.NewString()
+	balance, err := Apply(ctx, tx, Entry{
+		WorkspaceID: in.WorkspaceID, Kind: KindAdjustment, Amount: in.Delta, Reference: ref,
+		Description: in.Reason, ActorUserID: c.UserID,
+	})
+	if err != nil {
+		return 0, err
+	}
+	return balance, audit.Record(ctx, tx, audit.Entry{
+		ActorUserID: c.UserID, ActorType: audit.ActorPlatformAdmin, WorkspaceID: in.WorkspaceID,
+		Action: "credits.adjusted", ResourceType: "credit_balance", ResourceID: in.WorkspaceID,
+		// The balance before is derived from the update's own result: a separate read could see
+		// another adjustment's state.
+		Old: map[string]any{"credits": balance - in.Delta}, New: map[string]any{"credits": balance},
+		Metadata: map[string]any{"reason": in.Reason, "delta": in.Delta, "reference": ref},
+		Severity: audit.SeverityNotice,
+	})
 }

@@ -37,6 +37,9 @@ type Key struct {
 	Operation string
 	// Request is the operation's input; its canonical JSON is fingerprinted.
 	Request any
+	// Required refuses an empty Key with INVALID_INPUT; otherwise an empty Key runs the work
+	// unguarded (operations whose key is optional).
+	Required bool
 }
 
 // WaitTimeout bounds how long a request waits for another request holding the same key.
@@ -46,6 +49,92 @@ var WaitTimeout = 10 * time.Second
 // checkout, whose process died between its steps) blocks its key; after that the key is taken
 // over as if new, instead of answering IDEMPOTENCY_IN_PROGRESS until it expires.
 const StaleAfter = 5 * time.Minute
+
+// Do runs fn once for k, in tx: it claims k, then replays the stored result of an earlier
+// request with k (replayed true) or runs fn and stores its result, all in tx. The key is taken
+// exactly when the work commits: a request refused by fn, or failing, rolls tx back and leaves the
+// key free for a corrected retry. Errors: fn's, and those of Begin.
+func Do[T any](ctx context.Context, tx bun.Tx, k Key, fn func() (T, error)) (res T, replayed bool, err error) {
+	if k.Key == "" && !k.Required {
+		res, err = fn()
+		return res, false, err
+	}
+	stored, err := Begin(ctx, tx, k)
+	if err != nil {
+		return res, false, err
+	}
+	if stored != nil {
+		if err := json.Unmarshal(stored, &res); err != nil {
+			return res, false, fmt.Errorf("idempotency: decode stored response: %w", err)
+		}
+		return res, true, nil
+	}
+	if res, err = fn(); err != nil {
+		return res, false, err
+	}
+	return res, false, Complete(ctx, tx, k, res)
+}
+
+// RecordTimeout bounds DoTwoStep's last transaction, which runs even if the client has gone away.
+const RecordTimeout = 10 * time.Second
+
+// DoTwoStep is Do for an operation whose work ends outside the transaction that claims its key (a
+// checkout, whose last step calls Stripe): in one transaction it claims k (or replays its stored
+// result) and runs prepare; after that commits, it runs finish outside any transaction; then, in
+// a second transaction that runs even if ctx is cancelled (what finish did outside cannot be
+// undone), record and the stored result. If finish or the second transaction fails, the key is
+// released, so that a retry does the work again instead of waiting for this one. A claim whose
+// process died between the steps is taken over after StaleAfter (Begin).
+func DoTwoStep[P, T any](ctx context.Context, db bun.IDB, k Key, prepare func(ctx context.Context, tx bun.Tx) (P, error),
+	finish func(ctx context.Context, p P) (T, error), record func(ctx context.Context, tx bun.Tx, res T) error,
+) (res T, replayed bool, err error) {
+	guarded := k.Key != "" || k.Required
+	var prepared P
+	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if guarded {
+			stored, err := Begin(ctx, tx, k)
+			if err != nil {
+				return err
+			}
+			if stored != nil {
+				replayed = true
+				return json.Unmarshal(stored, &res)
+			}
+		}
+		var err error
+		prepared, err = prepare(ctx, tx)
+		return err
+	})
+	if err != nil || replayed {
+		return res, replayed, err
+	}
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RecordTimeout)
+	defer cancel()
+	release := func(cause error) error {
+		if guarded {
+			if err := Release(recordCtx, db, k); err != nil {
+				return fmt.Errorf("%w (and releasing its idempotency key: %v)", cause, err)
+			}
+		}
+		return cause
+	}
+	if res, err = finish(ctx, prepared); err != nil {
+		return res, false, release(err)
+	}
+	err = db.RunInTx(recordCtx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := record(ctx, tx, res); err != nil {
+			return err
+		}
+		if guarded {
+			return Complete(ctx, tx, k, res)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, false, release(err)
+	}
+	return res, false, nil
+}
 
 // Begin claims k inside tx. It returns (nil, nil) when the caller should do the work (and then
 // call Complete in the same tx), or the stored response of the earlier request with this key.

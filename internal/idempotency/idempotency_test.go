@@ -2,10 +2,13 @@ package idempotency_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
@@ -84,4 +87,112 @@ func TestBegin_StaleClaimIsTakenOver(t *testing.T) {
 	stored, err = idempotency.Begin(ctx, tx, key("done"))
 	require.NoError(t, err)
 	require.JSONEq(t, `{"ok":true}`, string(stored))
+}
+
+// Do claims, replays, runs and stores in the transaction it is given: a repeat replays the first
+// result without running again, other input is refused, and a failed run leaves the key free.
+func TestDo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bdb := dbtest.DB(t)
+	u := dbtest.CreateUser(t, bdb, dbtest.UserOpts{})
+	runs := 0
+	do := func(key string, n int, fail error) (int, bool, error) {
+		var res int
+		var replayed bool
+		err := bdb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			res, replayed, err = idempotency.Do(ctx, tx, idempotency.Key{UserID: u.ID, Key: key, Operation: "test", Request: n},
+				func() (int, error) {
+					runs++
+					return n * 10, fail
+				})
+			return err
+		})
+		return res, replayed, err
+	}
+
+	res, replayed, err := do("k-do", 1, nil)
+	require.NoError(t, err)
+	require.Equal(t, 10, res)
+	require.False(t, replayed)
+	res, replayed, err = do("k-do", 1, nil)
+	require.NoError(t, err)
+	require.Equal(t, 10, res)
+	require.True(t, replayed)
+	require.Equal(t, 1, runs, "a replay does not run the work again")
+	_, _, err = do("k-do", 2, nil)
+	require.Equal(t, apperr.IdempotencyKeyReused, apperr.CodeOf(err))
+
+	refused := apperr.New(apperr.InsufficientCredits, "no")
+	_, _, err = do("k-fail", 3, refused)
+	require.ErrorIs(t, err, refused)
+	res, replayed, err = do("k-fail", 3, nil)
+	require.NoError(t, err, "a refused request leaves its key free")
+	require.Equal(t, 30, res)
+	require.False(t, replayed)
+
+	// An empty key runs unguarded, every time; a required one refuses it.
+	runs = 0
+	for range 2 {
+		_, replayed, err = do("", 4, nil)
+		require.NoError(t, err)
+		require.False(t, replayed)
+	}
+	require.Equal(t, 2, runs)
+	err = bdb.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, _, err := idempotency.Do(ctx, tx, idempotency.Key{UserID: u.ID, Operation: "test", Required: true},
+			func() (int, error) { return 0, nil })
+		return err
+	})
+	require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
+}
+
+// DoTwoStep commits the claim with the first step, stores the result with the last, and releases
+// the key when the step outside the transaction or the last transaction fails, so a retry runs
+// the work again instead of waiting for IDEMPOTENCY_IN_PROGRESS.
+func TestDoTwoStep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bdb := dbtest.DB(t)
+	u := dbtest.CreateUser(t, bdb, dbtest.UserOpts{})
+	prepared, finished := 0, 0
+	run := func(key string, finishErr, recordErr error) (string, bool, error) {
+		return idempotency.DoTwoStep(ctx, bdb, idempotency.Key{UserID: u.ID, Key: key, Operation: "two-step", Request: "in"},
+			func(ctx context.Context, tx bun.Tx) (int, error) { prepared++; return prepared, nil },
+			func(ctx context.Context, p int) (string, error) {
+				finished++
+				return fmt.Sprintf("result-%d", p), finishErr
+			},
+			func(ctx context.Context, tx bun.Tx, res string) error { return recordErr })
+	}
+	claimed := func(key string) bool {
+		var n int
+		require.NoError(t, bdb.NewRaw("SELECT count(*) FROM idempotency_keys WHERE user_id = ? AND key = ?", u.ID, key).Scan(ctx, &n))
+		return n == 1
+	}
+
+	res, replayed, err := run("k-two", nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, "result-1", res)
+	require.False(t, replayed)
+	res, replayed, err = run("k-two", nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, "result-1", res)
+	require.True(t, replayed)
+	require.Equal(t, 1, finished, "a replay does not run the steps again")
+
+	for name, errs := range map[string][2]error{
+		"outside step fails": {errors.New("stripe down"), nil},
+		"last step fails":    {nil, errors.New("database gone")},
+	} {
+		key := "k-" + name
+		_, _, err := run(key, errs[0], errs[1])
+		require.Error(t, err, name)
+		require.False(t, claimed(key), "%s: the key is released", name)
+		res, replayed, err := run(key, nil, nil)
+		require.NoError(t, err, name)
+		require.False(t, replayed, name)
+		require.NotEmpty(t, res)
+	}
 }

@@ -2,7 +2,6 @@ package marketplace
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -81,19 +80,14 @@ func (s *Service) PurchaseLeads(ctx context.Context, c *auth.Caller, in Purchase
 		if _, err := workspace.RoleOf(ctx, tx, in.WorkspaceID, c.UserID); err != nil {
 			return err
 		}
-		key := idempotency.Key{UserID: c.UserID, Key: in.IdempotencyKey, Operation: "purchaseLeads", Request: in}
-		stored, err := idempotency.Begin(ctx, tx, key)
-		if err != nil {
+		key := idempotency.Key{UserID: c.UserID, Key: in.IdempotencyKey, Operation: "purchaseLeads", Request: in, Required: true}
+		var err error
+		var replayed bool
+		if res, replayed, err = idempotency.Do(ctx, tx, key, func() (*PurchaseResult, error) { return s.buy(ctx, tx, c, in) }); err != nil {
 			return err
 		}
-		if stored != nil {
-			res = &PurchaseResult{Replayed: true}
-			return json.Unmarshal(stored, res)
-		}
-		if res, err = s.buy(ctx, tx, c, in); err != nil {
-			return err
-		}
-		return idempotency.Complete(ctx, tx, key, res)
+		res.Replayed = replayed
+		return nil
 	})
 	if err != nil {
 		if db.IsUniqueViolation(err, "lead_purchases_workspace_id_lead_id_key") {

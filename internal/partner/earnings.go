@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
-	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/page"
 )
 
 // Earning is one entry of a partner's commission ledger.
@@ -29,59 +28,45 @@ type Balance struct {
 	SalesCount   int   `bun:"sales_count"`
 }
 
-// requireReader allows the partner's members and platform admins (with an aal2 session when
-// ADMIN_REQUIRE_MFA). Errors: FORBIDDEN (reason MFA_REQUIRED for an admin without aal2 reading a
-// partner it is not a member of), INVALID_INPUT.
-func (s *Service) requireReader(ctx context.Context, c *auth.Caller, partnerID string) error {
-	if err := apperr.CheckID(partnerID); err != nil {
-		return err
-	}
-	return c.MemberOrAdmin(s.requireMFA, func() error {
-		var ok bool
-		if err := s.db.NewRaw("SELECT EXISTS (SELECT 1 FROM partner_members WHERE partner_id = ? AND user_id = ?)",
-			partnerID, c.UserID).Scan(ctx, &ok); err != nil {
-			return fmt.Errorf("partner membership: %w", err)
-		}
-		if !ok {
-			return apperr.New(apperr.Forbidden, "only the partner's members see its earnings")
-		}
-		return nil
-	})
+// EarningPages are the page sizes of a partner's earnings.
+var EarningPages = page.Bounds{Default: 25, Max: 100}
+
+// earningCursor is the keyset position of an earning: its id, which orders the ledger.
+type earningCursor struct {
+	ID int64 `json:"i"`
 }
 
-// Earnings returns up to first entries (at most 100) of a partner's earnings older than the
-// cursor after, newest first, and whether more follow. Errors: FORBIDDEN, INVALID_INPUT.
-func (s *Service) Earnings(ctx context.Context, c *auth.Caller, partnerID string, first int, after string) ([]Earning, bool, error) {
-	if err := s.requireReader(ctx, c, partnerID); err != nil {
-		return nil, false, err
+// Earnings returns a page of a partner's earnings, newest first, to its members and platform
+// admins. Errors: FORBIDDEN, INVALID_INPUT.
+func (s *Service) Earnings(ctx context.Context, c *auth.Caller, partnerID string, args page.Args) (page.Page[Earning], error) {
+	if err := RequireMemberOrAdmin(ctx, s.db, partnerID, c); err != nil {
+		return page.Page[Earning]{}, err
 	}
-	if first < 1 {
-		return nil, false, apperr.New(apperr.InvalidInput, "first must be at least 1")
+	limit, err := args.Limit(EarningPages)
+	if err != nil {
+		return page.Page[Earning]{}, err
 	}
-	first = min(first, 100)
+	after, err := page.Cursor(args, func(p earningCursor) bool { return p.ID > 0 })
+	if err != nil {
+		return page.Page[Earning]{}, err
+	}
 	q := s.db.NewSelect().TableExpr("partner_earnings").
 		Column("id", "kind", "amount_cents", "sale_value_cents", "rate", "lead_purchase_id", "created_at").
-		Where("partner_id = ?", partnerID).OrderExpr("id DESC").Limit(int64(first + 1))
-	if after != "" {
-		before, err := strconv.ParseInt(after, 10, 64)
-		if err != nil || before <= 0 {
-			return nil, false, apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
-		}
-		q.Where("id < ?", before)
+		Where("partner_id = ?", partnerID).OrderExpr("id DESC").Limit(int64(limit + 1))
+	if after != nil {
+		q.Where("id < ?", after.ID)
 	}
 	var es []Earning
 	if err := q.Scan(ctx, &es); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, false, fmt.Errorf("earnings of %s: %w", partnerID, err)
+		return page.Page[Earning]{}, fmt.Errorf("earnings of %s: %w", partnerID, err)
 	}
-	if len(es) > first {
-		return es[:first], true, nil
-	}
-	return es, false, nil
+	return page.New(es, limit, func(e Earning) any { return earningCursor{ID: e.ID} }), nil
 }
 
-// BalanceOf returns a partner's earnings balance. Errors: FORBIDDEN, INVALID_INPUT.
+// BalanceOf returns a partner's earnings balance to its members and platform admins.
+// Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) BalanceOf(ctx context.Context, c *auth.Caller, partnerID string) (Balance, error) {
-	if err := s.requireReader(ctx, c, partnerID); err != nil {
+	if err := RequireMemberOrAdmin(ctx, s.db, partnerID, c); err != nil {
 		return Balance{}, err
 	}
 	var b Balance

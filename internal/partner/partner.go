@@ -28,7 +28,7 @@ func byIDsIn(ctx context.Context, tx bun.IDB, ids []string) ([]Partner, error) {
 	var ps []Partner
 	err := tx.NewSelect().TableExpr("partners").
 		Column("id", "name", "commission_rate", "verification_pass_rate", "created_at").
-		Where("id IN (?)", bun.In(ids)).Scan(ctx, &ps)
+		Where("id IN (?)", bun.List(ids)).Scan(ctx, &ps)
 	if err != nil {
 		return nil, fmt.Errorf("partners by ids: %w", err)
 	}
@@ -50,14 +50,11 @@ func ForUser(ctx context.Context, db bun.IDB, userID string) ([]Partner, error) 
 // Service reads partners for the API.
 type Service struct {
 	db *bun.DB
-	// requireMFA is ADMIN_REQUIRE_MFA, for platform admins reading other partners' earnings.
-	requireMFA bool
 }
 
-// NewService returns a Service on db; requireMFA makes platform admins need an aal2 session to
-// read a partner's earnings they are not a member of.
-func NewService(db *bun.DB, requireMFA bool) *Service {
-	return &Service{db: db, requireMFA: requireMFA}
+// NewService returns a Service on db.
+func NewService(db *bun.DB) *Service {
+	return &Service{db: db}
 }
 
 // ByIDs returns the partners with ids, in no particular order; unknown ids are left out. It is

@@ -100,15 +100,16 @@ func RoleCheck(db bun.IDB) func(ctx context.Context, workspaceID, userID string,
 	}
 }
 
-// RequireReader allows workspace members and platform admins (who may look at any workspace's
-// credits for support, with an aal2 session when requireMFA). Errors: FORBIDDEN (reason
-// MFA_REQUIRED for an admin without aal2 reading a workspace it is not in), INVALID_INPUT.
-func RequireReader(ctx context.Context, db bun.IDB, workspaceID string, c *auth.Caller, requireMFA bool) error {
+// RequireMemberOrAdmin allows c when it holds one of roles in workspaceID (any role when none
+// are given), or when it may use platform-admin access (which looks at any workspace for support,
+// with an aal2 session unless MFA is optional). Errors: FORBIDDEN (reason MFA_REQUIRED for an
+// admin without aal2 and without the role), INVALID_INPUT.
+func RequireMemberOrAdmin(ctx context.Context, db bun.IDB, workspaceID string, c *auth.Caller, roles ...string) error {
 	if err := apperr.CheckID(workspaceID); err != nil {
 		return err
 	}
-	return c.MemberOrAdmin(requireMFA, func() error {
-		_, err := RoleOf(ctx, db, workspaceID, c.UserID)
+	return c.MemberOrAdmin(func() error {
+		_, err := RequireRole(ctx, db, workspaceID, c.UserID, roles...)
 		return err
 	})
 }
