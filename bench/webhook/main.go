@@ -29,6 +29,7 @@ import (
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/bench/internal/loadgen"
 	"github.com/leadmarket/leadmarket/internal/app"
+	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
@@ -60,7 +61,7 @@ func run() error {
 		return err
 	}
 	defer bdb.Close()
-	if _, err := db.Migrate(ctx, bdb); err != nil {
+	if _, err := db.Migrate(ctx, bdb, audit.EnsurePartitions); err != nil {
 		return err
 	}
 	vars := map[string]string{"ENV": "development", "STRIPE_WEBHOOK_SECRET": secret, "DB_MAX_CONNS": "20"}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -39,7 +40,7 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (
 		_ = bdb.Close()
 		stopEmbedded()
 	}
-	applied, err := db.Migrate(ctx, bdb)
+	applied, err := db.Migrate(ctx, bdb, audit.EnsurePartitions)
 	if err != nil {
 		closeAll()
 		return nil, "", nil, err

@@ -67,7 +67,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		tiers[i] = partner.BonusTier{PassRate: t.PassRate, Points: t.Points}
 	}
 	res := &graph.Resolver{
-		WorkspaceService:   workspace.NewService(bdb),
+		WorkspaceService:   workspace.NewService(bdb, workspace.Options{OpenBalanceFunc: credit.OpenBalance}),
 		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}),
 		CreditService:      credit.NewService(bdb),
 		PartnerService:     partner.NewService(bdb),
@@ -122,7 +122,7 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 			return ratelimit.PurgeViolations(ctx, a.db, time.Now().Add(-ratelimit.ViolationRetention))
 		},
 		"abandoned_stripe_events": a.Billing.FailAbandonedEvents,
-		"audit_partitions":        func(ctx context.Context) (int64, error) { return 0, db.EnsureAuditPartitions(ctx, a.db) },
+		"audit_partitions":        func(ctx context.Context) (int64, error) { return 0, audit.EnsurePartitions(ctx, a.db) },
 	}
 }
 

@@ -335,9 +335,7 @@ func (s *Service) chargeRefunded(ctx context.Context, tx bun.Tx, ch *stripe.Char
 func (s *Service) disputeCreated(ctx context.Context, tx bun.Tx, d *stripe.Dispute) error {
 	// Its audit entry marks the dispute as handled: processed again (after a process died
 	// between this transaction and the event's status), it has no further effect.
-	var handled bool
-	if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM audit_logs WHERE action = 'payment.disputed' AND resource_id = ?)", d.ID).
-		Scan(ctx, &handled); err != nil || handled {
+	if handled, err := audit.HasEntry(ctx, tx, "payment.disputed", d.ID); err != nil || handled {
 		return err
 	}
 	details := map[string]any{"dispute": d.ID, "amount": d.Amount, "currency": string(d.Currency), "reason": string(d.Reason)}

@@ -108,6 +108,17 @@ func refusal(ctx context.Context, tx bun.IDB, e Entry) error {
 		With("required", -e.Amount).With("balance", current)
 }
 
+// OpenBalance gives a workspace its balance row, with 0 credits, in the transaction that creates
+// the workspace; it leaves an existing row as it is. Every workspace has one: Apply and Balance
+// answer NOT_FOUND without it.
+func OpenBalance(ctx context.Context, db bun.IDB, workspaceID string) error {
+	if _, err := db.ExecContext(ctx, `INSERT INTO credit_balances (workspace_id) VALUES (?)
+		ON CONFLICT (workspace_id) DO NOTHING`, workspaceID); err != nil {
+		return fmt.Errorf("open balance of %s: %w", workspaceID, err)
+	}
+	return nil
+}
+
 // Balance returns a workspace's credits. Errors: NOT_FOUND when it has no balance row.
 func Balance(ctx context.Context, db bun.IDB, workspaceID string) (int64, error) {
 	var credits int64

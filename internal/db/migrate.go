@@ -24,9 +24,12 @@ func newMigrator(db *bun.DB) (*migrate.Migrator, error) {
 	return migrate.NewMigrator(db, ms, migrate.WithMarkAppliedOnSuccess(true)), nil
 }
 
-// Migrate applies every embedded migration not yet applied and returns their names. It also
-// creates the audit log's partitions for the coming months.
-func Migrate(ctx context.Context, db *bun.DB) ([]string, error) {
+// Migrate applies every embedded migration not yet applied and returns their names. Then, still
+// holding the migration lock (so that instances starting at once do not race), it runs after
+// unless it is nil: upkeep of the schema that a migration cannot do once and for all, owned by
+// another package. Every caller passes audit.EnsurePartitions, so that the audit log's partitions
+// for the coming months exist right after any migration (db cannot call audit, which imports it).
+func Migrate(ctx context.Context, db *bun.DB, after func(ctx context.Context, db bun.IDB) error) ([]string, error) {
 	m, err := newMigrator(db)
 	if err != nil {
 		return nil, err
@@ -59,8 +62,10 @@ func Migrate(ctx context.Context, db *bun.DB) ([]string, error) {
 	if _, err := rm.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return applied, fmt.Errorf("migrate: river: %w", err)
 	}
-	if err := EnsureAuditPartitions(ctx, db); err != nil {
-		return applied, fmt.Errorf("migrate: %w", err)
+	if after != nil {
+		if err := after(ctx, db); err != nil {
+			return applied, fmt.Errorf("migrate: %w", err)
+		}
 	}
 	return applied, nil
 }
@@ -81,14 +86,4 @@ func PendingMigrations(ctx context.Context, db *bun.DB) ([]string, error) {
 		pending = append(pending, mig.Name)
 	}
 	return pending, nil
-}
-
-// EnsureAuditPartitions creates the audit log's monthly partitions for this month and the next
-// two if they are missing. Migrate runs it at start-up and an hourly job in running processes,
-// so entries never land in the default partition, which would then block creating their month's.
-func EnsureAuditPartitions(ctx context.Context, db bun.IDB) error {
-	if _, err := db.ExecContext(ctx, "SELECT ensure_audit_partitions(now(), 3)"); err != nil {
-		return fmt.Errorf("audit partitions: %w", err)
-	}
-	return nil
 }

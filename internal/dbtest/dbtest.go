@@ -30,6 +30,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/migrations"
 )
@@ -274,7 +275,7 @@ func cloneTemplate(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		_, err = db.Migrate(ctx, tdb)
+		_, err = db.Migrate(ctx, tdb, audit.EnsurePartitions)
 		_ = tdb.Close()
 		if err != nil {
 			return "", fmt.Errorf("migrate template: %w", err)

@@ -3,12 +3,16 @@ package dbtest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/lead"
 )
 
 // Factories write unique rows (random names and e-mails), so tests sharing a database never see
@@ -65,12 +69,13 @@ func CreateWorkspace(t testing.TB, db bun.IDB, o WorkspaceOpts) (string, User) {
 		t.Fatalf("create workspace: %v", err)
 	}
 	AddMember(t, db, id, owner.ID, "OWNER")
-	if _, err := db.ExecContext(ctx, "INSERT INTO credit_balances (workspace_id, credits) VALUES (?, ?)", id, o.Credits); err != nil {
+	if err := credit.OpenBalance(ctx, db, id); err != nil {
 		t.Fatalf("create balance: %v", err)
 	}
 	if o.Credits != 0 {
-		if _, err := db.ExecContext(ctx, `INSERT INTO credit_ledger (workspace_id, kind, amount, balance_after, reference)
-			VALUES (?, 'ADJUSTMENT', ?, ?, ?)`, id, o.Credits, o.Credits, "test:"+id); err != nil {
+		if _, err := credit.Apply(ctx, db, credit.Entry{
+			WorkspaceID: id, Kind: credit.KindAdjustment, Amount: o.Credits, Reference: "test:" + id, AllowNegative: true,
+		}); err != nil {
 			t.Fatalf("create ledger entry: %v", err)
 		}
 	}
@@ -161,16 +166,17 @@ func CreateLead(t testing.TB, db bun.IDB, o LeadOpts) string {
 	}
 	local := unique("lead")
 	email := local + "@acme-" + local[len(local)-8:] + ".example"
-	var id string
-	err := db.NewRaw(`INSERT INTO leads (partner_id, first_name, last_name, title, seniority, company_name, company_domain,
-		company_size, industry, country, email, phone, linkedin_url, email_normalized, company_domain_normalized, phone_e164,
-		hash_key, price_credits, max_buyers, status, verification_status, created_at)
-		VALUES (?, 'Jane', 'Doe', ?, ?, 'Acme', split_part(?, '@', 2), ?, ?, ?, ?, '+14155552671', 'https://linkedin.com/in/jane',
-		?, split_part(?, '@', 2), '+14155552671', '', ?, ?, ?, ?, ?) RETURNING id`,
-		o.PartnerID, o.Title, o.Seniority, email, o.CompanySize, o.Industry, o.Country, email, email, email,
-		o.PriceCredits, o.MaxBuyers, o.Status, o.VerificationStatus, o.CreatedAt).Scan(context.Background(), &id)
+	domain := email[strings.IndexByte(email, '@')+1:]
+	ids, err := lead.Insert(context.Background(), db, []lead.New{{
+		PartnerID: o.PartnerID, FirstName: "Jane", LastName: "Doe", Title: o.Title, Seniority: o.Seniority,
+		CompanyName: "Acme", CompanyDomain: domain, CompanySize: o.CompanySize, Industry: o.Industry, Country: o.Country,
+		Email: email, Phone: "+14155552671", LinkedinURL: "https://linkedin.com/in/jane",
+		EmailNormalized: email, CompanyDomainNormalized: domain, PhoneE164: "+14155552671",
+		PriceCredits: o.PriceCredits, MaxBuyers: o.MaxBuyers, Status: o.Status, VerificationStatus: o.VerificationStatus,
+		CreatedAt: o.CreatedAt,
+	}})
 	if err != nil {
 		t.Fatalf("create lead: %v", err)
 	}
-	return id
+	return ids[0]
 }

@@ -38,6 +38,17 @@ type Lead struct {
 	PurchaseID  string    `bun:"purchase_id"`
 }
 
-// Sellable is the SQL condition (on alias l) for a lead that can still be bought. The browse
-// indexes are partial on exactly this predicate.
-const Sellable = "l.status = 'ACTIVE' AND l.verification_status <> 'INVALID' AND l.buyers_count < l.max_buyers"
+// The sellable rule (DESIGN §4), written once: a lead can be bought while it is for sale (ACTIVE
+// and not found INVALID by verification) and has room (sold to fewer than max_buyers workspaces).
+// Browse filters on Sellable; Lock reports the two parts of the same SQL for each locked lead, so
+// that a purchase can tell a lead that is not for sale (NOT_FOUND) from a sold-out one (SOLD_OUT).
+const (
+	// forSale is the first part of the rule, on alias l.
+	forSale = "l.status = 'ACTIVE' AND l.verification_status <> 'INVALID'"
+	// hasRoom is the second part of the rule, on alias l.
+	hasRoom = "l.buyers_count < l.max_buyers"
+	// Sellable is the SQL condition (on alias l) for a lead that can still be bought. The browse
+	// indexes are partial on exactly this predicate (migrations/…_init: leads_sellable_*_idx):
+	// a change here must change them too, or browse loses its index plans.
+	Sellable = forSale + " AND " + hasRoom
+)

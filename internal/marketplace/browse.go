@@ -4,8 +4,6 @@ package marketplace
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	"github.com/uptrace/bun"
 
@@ -17,11 +15,11 @@ import (
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
 
-// Orders of a browse.
+// Orders of a browse (lead's).
 const (
-	OrderNewest    = "NEWEST"
-	OrderPriceAsc  = "PRICE_ASC"
-	OrderPriceDesc = "PRICE_DESC"
+	OrderNewest    = lead.OrderNewest
+	OrderPriceAsc  = lead.OrderPriceAsc
+	OrderPriceDesc = lead.OrderPriceDesc
 )
 
 // Page sizes.
@@ -31,18 +29,7 @@ const (
 )
 
 // Filter narrows a browse; every non-empty field must match.
-type Filter struct {
-	Industries           []string
-	Countries            []string
-	Seniorities          []string
-	CompanySizes         []string
-	TitleContains        string
-	VerificationStatuses []string
-	MinPriceCredits      *int
-	MaxPriceCredits      *int
-	CreatedAfter         *time.Time
-	PartnerIDs           []string
-}
+type Filter = lead.Filter
 
 // BrowseParams is one page request of marketplaceLeads.
 type BrowseParams struct {
@@ -65,10 +52,7 @@ type Page struct {
 }
 
 // Viewer is whose purchases count as "mine": one workspace, or every workspace of a user.
-type Viewer struct {
-	UserID      string
-	WorkspaceID string
-}
+type Viewer = lead.Viewer
 
 // Service runs the marketplace.
 type Service struct {
@@ -106,35 +90,11 @@ func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, e
 	if err != nil {
 		return Page{}, err
 	}
-	q := visibleLeads(v)
-	q.and(lead.Sellable)
-	if err := q.filter(p.Filter); err != nil {
-		return Page{}, err
-	}
-	var orderBy string
-	switch p.Order {
-	case OrderNewest:
-		if after != nil {
-			q.and("(l.created_at, l.id) < (?::timestamptz, ?::uuid)", after.Time, after.ID)
-		}
-		orderBy = "l.created_at DESC, l.id DESC"
-	case OrderPriceAsc:
-		if after != nil {
-			q.and("(l.price_credits, l.id) > (?::bigint, ?::uuid)", int64(after.Price), after.ID)
-		}
-		orderBy = "l.price_credits ASC, l.id ASC"
-	case OrderPriceDesc:
-		if after != nil {
-			q.and("(l.price_credits, l.id) < (?::bigint, ?::uuid)", int64(after.Price), after.ID)
-		}
-		orderBy = "l.price_credits DESC, l.id DESC"
-	default:
-		return Page{}, apperr.New(apperr.InvalidInput, "unknown order %q", p.Order)
-	}
-	// Room for the whole page: no regrowth while scanning.
-	leads, err := q.run(ctx, s.db, orderBy, limit+1, make([]lead.Lead, 0, limit+1))
+	leads, err := lead.ListSellable(ctx, s.db, lead.SellableQuery{
+		Viewer: v, Filter: p.Filter, Order: p.Order, After: position(after), Limit: limit + 1,
+	})
 	if err != nil {
-		return Page{}, fmt.Errorf("browse leads: %w", err)
+		return Page{}, err
 	}
 	return paginate(leads, limit, func(l lead.Lead) cursor {
 		return cursor{Order: p.Order, Time: l.CreatedAt, Price: l.PriceCredits, ID: l.ID}
@@ -155,16 +115,9 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 	if err != nil {
 		return Page{}, err
 	}
-	q := purchasedLeads(workspaceID)
-	if cur != nil {
-		q.and("(p.created_at, p.id) < (?::timestamptz, ?::uuid)", cur.Time, cur.ID)
-	}
-	if err := q.filter(f); err != nil {
-		return Page{}, err
-	}
-	leads, err := q.run(ctx, s.db, "p.created_at DESC, p.id DESC", limit+1, make([]lead.Lead, 0, limit+1))
+	leads, err := lead.ListPurchased(ctx, s.db, workspaceID, f, position(cur), limit+1)
 	if err != nil {
-		return Page{}, fmt.Errorf("leads of workspace %s: %w", workspaceID, err)
+		return Page{}, err
 	}
 	return paginate(leads, limit, func(l lead.Lead) cursor {
 		return cursor{Order: "PURCHASED", Time: l.PurchasedAt, ID: l.PurchaseID}
@@ -174,40 +127,13 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 // Lead returns the lead with id if v may see it: it is sellable, or one of v's workspaces bought
 // it. It returns (nil, nil) otherwise, so a caller cannot tell a hidden lead from a missing one.
 func (s *Service) Lead(ctx context.Context, v Viewer, id string) (*lead.Lead, error) {
-	if err := apperr.CheckID(id); err != nil {
-		return nil, err
-	}
-	q := visibleLeads(v)
-	q.and("l.id = ?::uuid", id)
-	q.and("(" + lead.Sellable + ") OR b.lead_id IS NOT NULL")
-	leads, err := q.run(ctx, s.db, "", 0, nil)
-	if err != nil {
-		return nil, fmt.Errorf("lead %s: %w", id, err)
-	}
-	if len(leads) == 0 {
-		return nil, nil
-	}
-	return &leads[0], nil
+	return lead.Visible(ctx, s.db, v, id)
 }
 
 // LeadsByIDs returns the leads with ids as v sees them (masked unless bought), whatever their
 // status: it serves relations such as a purchase's lead. Unknown ids are left out.
 func (s *Service) LeadsByIDs(ctx context.Context, v Viewer, ids []string) ([]lead.Lead, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	for _, id := range ids {
-		if err := apperr.CheckID(id); err != nil {
-			return nil, err
-		}
-	}
-	q := visibleLeads(v)
-	q.and("l.id = ANY(?::uuid[])", ids)
-	leads, err := q.run(ctx, s.db, "", 0, make([]lead.Lead, 0, len(ids)))
-	if err != nil {
-		return nil, fmt.Errorf("leads by ids: %w", err)
-	}
-	return leads, nil
+	return lead.ByIDs(ctx, s.db, v, ids)
 }
 
 func pageSize(first *int) (int, error) {
@@ -224,4 +150,12 @@ func paginate(leads []lead.Lead, limit int, cursorOf func(lead.Lead) cursor) Pag
 	var p Page
 	p.Leads, p.Cursors, p.HasNextPage = db.Paginate(leads, limit, func(l lead.Lead) any { return cursorOf(l) })
 	return p
+}
+
+// position is c as lead's keyset position; nil (the first page) when c is.
+func position(c *cursor) *lead.Position {
+	if c == nil {
+		return nil
+	}
+	return &lead.Position{Time: c.Time, Price: c.Price, ID: c.ID}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
@@ -18,6 +19,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/events"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
+	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
@@ -50,16 +52,6 @@ type PurchaseResult struct {
 	Balance      int64      `json:"balance"`
 	// Replayed is true when the result is the stored one of an earlier request with the same key.
 	Replayed bool `json:"-"`
-}
-
-type lockedLead struct {
-	ID                 string `bun:"id"`
-	PartnerID          string `bun:"partner_id"`
-	PriceCredits       int64  `bun:"price_credits"`
-	Status             string `bun:"status"`
-	VerificationStatus string `bun:"verification_status"`
-	BuyersCount        int    `bun:"buyers_count"`
-	MaxBuyers          int    `bun:"max_buyers"`
 }
 
 // PurchaseLeads buys a cart for a workspace, all or nothing, in one transaction: each lead is
@@ -99,23 +91,25 @@ func (s *Service) PurchaseLeads(ctx context.Context, c *auth.Caller, in Purchase
 }
 
 func (s *Service) buy(ctx context.Context, tx bun.Tx, c *auth.Caller, in PurchaseInput) (*PurchaseResult, error) {
-	var locked []lockedLead
-	if err := tx.NewRaw(`SELECT id, partner_id, price_credits, status, verification_status, buyers_count, max_buyers
-		FROM leads WHERE id IN (?) ORDER BY id FOR UPDATE`, bun.In(in.LeadIDs)).Scan(ctx, &locked); err != nil {
-		return nil, fmt.Errorf("lock leads: %w", err)
+	locked, err := lead.Lock(ctx, tx, in.LeadIDs)
+	if err != nil {
+		return nil, err
 	}
 	found := make(map[string]bool, len(locked))
 	var unavailable, soldOut []string
 	var total int64
-	for _, l := range locked {
+	// The cart as locked: its lead ids with the prices the credits are debited for.
+	ids, prices := make([]string, len(locked)), make([]int64, len(locked))
+	for i, l := range locked {
 		found[l.ID] = true
 		switch {
-		case l.Status != "ACTIVE" || l.VerificationStatus == "INVALID":
+		case !l.IsForSale:
 			unavailable = append(unavailable, l.ID)
-		case l.BuyersCount >= l.MaxBuyers:
+		case l.IsSoldOut:
 			soldOut = append(soldOut, l.ID)
 		}
 		total += l.PriceCredits
+		ids[i], prices[i] = l.ID, l.PriceCredits
 	}
 	for _, id := range in.LeadIDs {
 		if !found[id] {
@@ -131,7 +125,7 @@ func (s *Service) buy(ctx context.Context, tx bun.Tx, c *auth.Caller, in Purchas
 	// visible here and cannot appear before this transaction ends.
 	var owned []string
 	if err := tx.NewRaw("SELECT lead_id FROM lead_purchases WHERE workspace_id = ? AND lead_id IN (?) ORDER BY lead_id",
-		in.WorkspaceID, bun.In(in.LeadIDs)).Scan(ctx, &owned); err != nil {
+		in.WorkspaceID, bun.List(in.LeadIDs)).Scan(ctx, &owned); err != nil {
 		return nil, fmt.Errorf("owned leads: %w", err)
 	}
 	if len(owned) > 0 {
@@ -154,15 +148,15 @@ func (s *Service) buy(ctx context.Context, tx bun.Tx, c *auth.Caller, in Purchas
 		}
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE leads SET buyers_count = buyers_count + 1, updated_at = now()
-		WHERE id IN (?)`, bun.In(in.LeadIDs)); err != nil {
-		return nil, fmt.Errorf("count buyers: %w", err)
+	if err := lead.AddBuyers(ctx, tx, ids); err != nil {
+		return nil, err
 	}
 	var purchases []Purchase
 	if err := tx.NewRaw(`INSERT INTO lead_purchases (cart_id, workspace_id, lead_id, buyer_user_id, credits_spent)
-		SELECT ?, ?, l.id, ?, l.price_credits FROM leads AS l WHERE l.id IN (?) ORDER BY l.id
+		SELECT ?, ?, cart.lead_id, ?, cart.price_credits FROM unnest(?::uuid[], ?::bigint[]) AS cart(lead_id, price_credits)
+		ORDER BY cart.lead_id
 		RETURNING id, lead_id, credits_spent, created_at`,
-		cartID, in.WorkspaceID, c.UserID, bun.In(in.LeadIDs)).Scan(ctx, &purchases); err != nil {
+		cartID, in.WorkspaceID, c.UserID, pgdialect.Array(ids), pgdialect.Array(prices)).Scan(ctx, &purchases); err != nil {
 		return nil, fmt.Errorf("record purchases: %w", err)
 	}
 	partnerOf := make(map[string]string, len(locked))

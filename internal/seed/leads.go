@@ -11,6 +11,8 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/leadmarket/leadmarket/internal/lead"
 )
 
 // leadBatch is how many leads one INSERT writes: small enough to log progress often and to keep
@@ -112,8 +114,17 @@ var (
 	}
 )
 
+// demoPartnerIDs are the ids of demoPartners, in their order.
+func demoPartnerIDs() []string {
+	ids := make([]string, len(demoPartners))
+	for p, dp := range demoPartners {
+		ids[p] = stableID("partner", dp.slug)
+	}
+	return ids
+}
+
 // leadArrays are the lists the lead INSERT picks from, as SQL array arguments in the order of the
-// placeholders of insertLeadsSQL that follow the ids.
+// placeholders of demoLeadsSQL that follow the ids.
 func leadArrays() []any {
 	var partnerIdx []int
 	var verificationCuts []int
@@ -126,10 +137,6 @@ func leadArrays() []any {
 			cum += perMille
 			verificationCuts = append(verificationCuts, cum)
 		}
-	}
-	partnerIDs := make([]string, len(demoPartners))
-	for p, dp := range demoPartners {
-		partnerIDs[p] = stableID("partner", dp.slug)
 	}
 	var suffixes, industries []string
 	for _, s := range companySuffixes {
@@ -152,7 +159,7 @@ func leadArrays() []any {
 		phonePrefixes = append(phonePrefixes, l.phonePrefix)
 	}
 	return []any{
-		pgdialect.Array(partnerIDs), pgdialect.Array(partnerIdx), pgdialect.Array(verificationCuts),
+		pgdialect.Array(demoPartnerIDs()), pgdialect.Array(partnerIdx), pgdialect.Array(verificationCuts),
 		pgdialect.Array(verificationStatuses),
 		pgdialect.Array(firstNames), pgdialect.Array(lastNames),
 		pgdialect.Array(companyPrefixes), pgdialect.Array(suffixes), pgdialect.Array(industries),
@@ -162,22 +169,19 @@ func leadArrays() []any {
 	}
 }
 
-// insertLeadsSQL writes the leads whose ids are given, numbered from a first number on. Every
-// column is a function of the lead's number i: x1..x5 are steps of a Lehmer generator modulo the
-// prime 2^31-1 seeded with i (no hashing that could differ between PostgreSQL builds), and each
-// column picks from a list with one of them. hash_key is left to the leads_hash_key trigger.
+// demoLeadsSQL selects the leads whose ids are given, numbered from a first number on, as the rows
+// of lead.InsertFrom (lead.InsertColumns). Every column is a function of the lead's number i:
+// x1..x5 are steps of a Lehmer generator modulo the prime 2^31-1 seeded with i (no hashing that
+// could differ between PostgreSQL builds), and each column picks from a list with one of them.
+// hash_key is left to the leads_hash_key trigger.
 //
-// Placeholders: ids, first number, then leadArrays, then epoch and spread.
-const insertLeadsSQL = `
-INSERT INTO leads (id, partner_id, first_name, last_name, title, seniority, department,
-	company_name, company_domain, company_size, industry, country, region, city,
-	email, phone, linkedin_url, email_normalized, company_domain_normalized, phone_e164, hash_key,
-	price_credits, max_buyers, status, verification_status, created_at, updated_at)
+// Placeholders: epoch and spread, first number, ids, then leadArrays.
+const demoLeadsSQL = `
 SELECT id, partner_ids[1 + p], first_name, last_name, title_names[1 + t], seniorities[1 + t], departments[1 + t],
 	prefixes[1 + c % 25] || ' ' || suffixes[1 + c / 25], slug || '.example', sizes[1 + (c * 7) % cardinality(sizes)],
 	industries[1 + c / 25], countries[1 + l], regions[1 + l], cities[1 + l],
 	email, phone, 'https://www.linkedin.com/in/' || lower(first_name) || '-' || lower(last_name) || '-' || i,
-	email, slug || '.example', phone, '',
+	email, slug || '.example', phone,
 	1 + (x5 % 1000) * (x5 % 1000) * (x5 % 1000) * 49 / 997002999,
 	CASE (x4 / 220) % 10 WHEN 0 THEN 1 WHEN 1 THEN 5 ELSE 3 END,
 	'ACTIVE',
@@ -219,8 +223,7 @@ FROM (
 		first_names[1 + x3 % 24] AS first_name,
 		last_names[1 + (x3 / 24) % 24] AS last_name,
 		lower(prefixes[1 + c % 25] || suffixes[1 + c / 25]) AS slug) s
-) q
-ON CONFLICT DO NOTHING`
+) q`
 
 // seedLeads makes sure demo leads 1..n exist, batch by batch, skipping the batches that are
 // complete, and returns how many leads the demo partners have. On a *bun.DB two batches run at a
@@ -251,28 +254,45 @@ func seedLeads(ctx context.Context, db bun.IDB, n int, log *slog.Logger) (int, e
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	partnerIDs := arrays[0]
+	partnerIDs := demoPartnerIDs()
 	if inserted.Load() > 0 {
-		if _, err := db.ExecContext(ctx, "ANALYZE leads"); err != nil {
-			return 0, fmt.Errorf("analyze leads: %w", err)
+		if err := lead.Analyze(ctx, db); err != nil {
+			return 0, err
 		}
-		// The pass rate is valid / verified; verification keeps it current, the seed starts it off
-		// so that the demo partners' commission bonuses match their leads.
-		if _, err := db.ExecContext(ctx, `UPDATE partners p SET verification_pass_rate = s.rate
-			FROM (SELECT partner_id, round(count(*) FILTER (WHERE verification_status = 'VALID')::numeric
-					/ count(*) FILTER (WHERE verification_status <> 'PENDING'), 4) AS rate
-				FROM leads WHERE partner_id = ANY(?::uuid[]) GROUP BY partner_id
-				HAVING count(*) FILTER (WHERE verification_status <> 'PENDING') > 0) s
-			WHERE p.id = s.partner_id`, partnerIDs); err != nil {
-			return 0, fmt.Errorf("seed pass rates: %w", err)
+		if err := seedPassRates(ctx, db, partnerIDs); err != nil {
+			return 0, err
 		}
 	}
-	var total int
-	if err := db.NewRaw("SELECT count(*) FROM leads WHERE partner_id = ANY(?::uuid[])", partnerIDs).Scan(ctx, &total); err != nil {
+	total, err := lead.Count(ctx, db, lead.Scope{PartnerIDs: partnerIDs})
+	if err != nil {
 		return 0, fmt.Errorf("count demo leads: %w", err)
 	}
 	log.Info("seed: leads ready", "inserted", inserted.Load(), "total", total, "elapsed", time.Since(started).Round(time.Millisecond))
 	return total, nil
+}
+
+// seedPassRates sets the demo partners' verification pass rates (valid / verified, to four
+// places) from their leads. Verification keeps a rate current; the seed starts it off so that the
+// demo partners' commission bonuses match their leads.
+func seedPassRates(ctx context.Context, db bun.IDB, partnerIDs []string) error {
+	counts, err := lead.VerificationCounts(ctx, db, partnerIDs)
+	if err != nil {
+		return fmt.Errorf("seed pass rates: %w", err)
+	}
+	if len(counts) == 0 {
+		return nil
+	}
+	ids := make([]string, len(counts))
+	valid, verified := make([]int64, len(counts)), make([]int64, len(counts))
+	for i, c := range counts {
+		ids[i], valid[i], verified[i] = c.PartnerID, c.Valid, c.Verified
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE partners p SET verification_pass_rate = round(s.valid::numeric / s.verified, 4)
+		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[]) AS s(partner_id, valid, verified)
+		WHERE p.id = s.partner_id`, pgdialect.Array(ids), pgdialect.Array(valid), pgdialect.Array(verified)); err != nil {
+		return fmt.Errorf("seed pass rates: %w", err)
+	}
+	return nil
 }
 
 // seedLeadBatch inserts the missing demo leads first..last and returns how many it inserted.
@@ -281,18 +301,13 @@ func seedLeadBatch(ctx context.Context, db bun.IDB, first, last int, arrays []an
 	for i := first; i <= last; i++ {
 		ids = append(ids, LeadID(i))
 	}
-	idArg := pgdialect.Array(ids)
-	var present int
-	if err := db.NewRaw("SELECT count(*) FROM leads WHERE id = ANY(?::uuid[])", idArg).Scan(ctx, &present); err != nil {
+	present, err := lead.Count(ctx, db, lead.Scope{IDs: ids})
+	if err != nil {
 		return 0, err
 	}
 	if present == len(ids) {
 		return 0, nil
 	}
-	args := append([]any{leadEpoch, leadSpreadSeconds, first, idArg}, arrays...)
-	res, err := db.ExecContext(ctx, insertLeadsSQL, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	args := append([]any{leadEpoch, leadSpreadSeconds, first, pgdialect.Array(ids)}, arrays...)
+	return lead.InsertFrom(ctx, db, demoLeadsSQL, args...)
 }

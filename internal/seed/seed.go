@@ -6,6 +6,7 @@ package seed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/credit"
 )
 
 // Role names of the demo users in Result.
@@ -247,30 +250,18 @@ func ensureUser(ctx context.Context, tx bun.IDB, email string, isPlatformAdmin b
 	return id, nil
 }
 
-// grantStartingCredits gives a workspace its demo credits once: an ADJUSTMENT ledger entry with
-// the reference "seed:<workspace id>" and the matching change of the balance, in tx. The balance
-// row is locked first so that the entry's balance_after is exact under concurrent movements.
+// grantStartingCredits gives a workspace its balance and its demo credits once: an ADJUSTMENT
+// ledger entry with the reference "seed:<workspace id>" and the matching change of the balance,
+// in tx. Granted before, it changes nothing.
 func grantStartingCredits(ctx context.Context, tx bun.IDB, workspaceID string, credits int64) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO credit_balances (workspace_id, credits) VALUES (?, 0)
-		ON CONFLICT (workspace_id) DO NOTHING`, workspaceID); err != nil {
+	if err := credit.OpenBalance(ctx, tx, workspaceID); err != nil {
 		return fmt.Errorf("seed balance of %s: %w", workspaceID, err)
 	}
-	var balance int64
-	if err := tx.NewRaw("SELECT credits FROM credit_balances WHERE workspace_id = ? FOR UPDATE", workspaceID).
-		Scan(ctx, &balance); err != nil {
-		return fmt.Errorf("seed balance of %s: %w", workspaceID, err)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO credit_ledger (workspace_id, kind, amount, balance_after, reference, description)
-		VALUES (?, 'ADJUSTMENT', ?, ?, ?, 'Demo starting credits') ON CONFLICT (reference) DO NOTHING`,
-		workspaceID, credits, balance+credits, "seed:"+workspaceID)
-	if err != nil {
-		return fmt.Errorf("seed credits of %s: %w", workspaceID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // already granted
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE credit_balances SET credits = credits + ?, updated_at = now()
-		WHERE workspace_id = ?`, credits, workspaceID); err != nil {
+	_, err := credit.Apply(ctx, tx, credit.Entry{
+		WorkspaceID: workspaceID, Kind: credit.KindAdjustment, Amount: credits,
+		Reference: "seed:" + workspaceID, Description: "Demo starting credits",
+	})
+	if err != nil && !errors.Is(err, credit.ErrAlreadyApplied) {
 		return fmt.Errorf("seed credits of %s: %w", workspaceID, err)
 	}
 	return nil

@@ -48,11 +48,22 @@ type Member struct {
 
 // Service manages workspaces.
 type Service struct {
-	db *bun.DB
+	db          *bun.DB
+	openBalance func(ctx context.Context, db bun.IDB, workspaceID string) error
+}
+
+// Options configure a Service.
+type Options struct {
+	// OpenBalanceFunc gives a new workspace its credit balance in the transaction that creates it
+	// (credit.OpenBalance: credit owns the balances, and imports workspace for its access checks,
+	// so it is passed in). Required by Create; nil makes Create fail.
+	OpenBalanceFunc func(ctx context.Context, db bun.IDB, workspaceID string) error
 }
 
 // NewService returns a Service on db.
-func NewService(db *bun.DB) *Service { return &Service{db: db} }
+func NewService(db *bun.DB, o Options) *Service {
+	return &Service{db: db, openBalance: o.OpenBalanceFunc}
+}
 
 // RoleOf returns userID's role in workspaceID, or FORBIDDEN when the user is not a member (or the
 // workspace does not exist, which callers must not be able to tell apart). A malformed id is
@@ -121,14 +132,20 @@ func (s *Service) Create(ctx context.Context, c *auth.Caller, name string) (Work
 	if name == "" || len([]rune(name)) > 120 {
 		return Workspace{}, apperr.New(apperr.InvalidInput, "a workspace name has 1 to 120 characters")
 	}
+	if s.openBalance == nil {
+		return Workspace{}, errors.New("create workspace: the service has no OpenBalanceFunc")
+	}
 	var ws Workspace
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewRaw("INSERT INTO workspaces (name, created_by) VALUES (?, ?) RETURNING id, name, created_at",
 			name, c.UserID).Scan(ctx, &ws); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (?, ?, 'OWNER');
-			INSERT INTO credit_balances (workspace_id) VALUES (?)`, ws.ID, c.UserID, ws.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO workspace_members (workspace_id, user_id, role) VALUES (?, ?, 'OWNER')`,
+			ws.ID, c.UserID); err != nil {
+			return err
+		}
+		if err := s.openBalance(ctx, tx, ws.ID); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, audit.Entry{

@@ -33,6 +33,6 @@ func TestAddMember_StrangerTakesNoLock(t *testing.T) {
 
 	callCtx, cancel := context.WithTimeout(auth.WithCaller(ctx, &auth.Caller{UserID: stranger.ID}), 3*time.Second)
 	defer cancel()
-	_, err = workspace.NewService(db).AddMember(callCtx, &auth.Caller{UserID: stranger.ID}, ws, "someone@example.test", workspace.RoleMember)
+	_, err = workspace.NewService(db, workspace.Options{}).AddMember(callCtx, &auth.Caller{UserID: stranger.ID}, ws, "someone@example.test", workspace.RoleMember)
 	require.True(t, apperr.Is(err, apperr.Forbidden), "%v", err)
 }

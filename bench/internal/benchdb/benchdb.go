@@ -15,7 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/seed"
 )
 
@@ -113,7 +115,7 @@ func Prepare(ctx context.Context, o Options) (Prepared, error) {
 		return p, err
 	}
 	defer bdb.Close()
-	if _, err := db.Migrate(ctx, bdb); err != nil {
+	if _, err := db.Migrate(ctx, bdb, audit.EnsurePartitions); err != nil {
 		return p, err
 	}
 	fmt.Fprintf(logw, "%sseeding %d leads into %s ...\n", o.LogPrefix, o.Leads, o.Name)
@@ -146,8 +148,8 @@ func reuse(ctx context.Context, benchURL string, o Options) ([]seed.DemoUser, st
 	if len(pending) > 0 {
 		return nil, fmt.Sprintf("lacks %d migrations", len(pending)), nil
 	}
-	var leads int
-	if err := bdb.NewRaw("SELECT count(*) FROM leads").Scan(ctx, &leads); err != nil {
+	leads, err := lead.Count(ctx, bdb, lead.Scope{})
+	if err != nil {
 		return nil, "", fmt.Errorf("count leads of %s: %w", o.Name, err)
 	}
 	if leads != o.Leads {

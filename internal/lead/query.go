@@ -1,4 +1,4 @@
-package marketplace
+package lead
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/db"
-	"github.com/leadmarket/leadmarket/internal/lead"
 )
 
 // leadQuery builds one read of leads as SQL with $n parameters, run as a prepared statement
@@ -27,7 +26,7 @@ type leadQuery struct {
 	purchases bool
 }
 
-// leadColumns are the columns of lead.Lead every read returns, in scanLead's order.
+// leadColumns are the columns of Lead every read returns, in the order run scans them.
 const leadColumns = `l.id, l.partner_id, l.first_name, l.last_name, l.title, l.seniority, l.department,
 	l.company_name, l.company_domain, l.company_size, l.industry, l.country, l.region, l.city, l.price_credits,
 	l.max_buyers, l.buyers_count, l.verification_status, l.status, l.email_preview, l.phone_preview, l.created_at`
@@ -163,9 +162,9 @@ func (q *leadQuery) sql(orderBy string, limit int) string {
 }
 
 // run executes the query and appends its rows to leads.
-func (q *leadQuery) run(ctx context.Context, bdb *bun.DB, orderBy string, limit int, leads []lead.Lead) ([]lead.Lead, error) {
+func (q *leadQuery) run(ctx context.Context, bdb *bun.DB, orderBy string, limit int, leads []Lead) ([]Lead, error) {
 	err := db.QueryPrepared(ctx, bdb, q.sql(orderBy, limit), q.args, func(rows pgx.Rows) error {
-		var l lead.Lead
+		var l Lead
 		dest := []any{&l.ID, &l.PartnerID, &l.FirstName, &l.LastName, &l.Title, &l.Seniority, &l.Department,
 			&l.CompanyName, &l.CompanyDomain, &l.CompanySize, &l.Industry, &l.Country, &l.Region, &l.City,
 			&l.PriceCredits, &l.MaxBuyers, &l.BuyersCount, &l.VerificationStatus, &l.Status, &l.EmailPreview,
@@ -174,7 +173,7 @@ func (q *leadQuery) run(ctx context.Context, bdb *bun.DB, orderBy string, limit 
 			dest = append(dest, &l.PurchasedAt, &l.PurchaseID)
 		}
 		for rows.Next() {
-			l = lead.Lead{}
+			l = Lead{}
 			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
