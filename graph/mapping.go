@@ -43,21 +43,15 @@ func optional(s string) *string {
 }
 
 func toLeadConnection(ctx context.Context, p marketplace.Page) (*model.LeadConnection, error) {
-	conn := &model.LeadConnection{Edges: make([]*model.LeadEdge, len(p.Leads)), PageInfo: &model.PageInfo{HasNextPage: p.HasNextPage}}
-	for i, l := range p.Leads {
-		conn.Edges[i] = &model.LeadEdge{Cursor: p.Cursors[i], Node: toLead(l)}
-	}
-	if n := len(p.Cursors); n > 0 {
-		conn.PageInfo.EndCursor = &p.Cursors[n-1]
-	}
-	nodes := make([]*model.Lead, len(conn.Edges))
-	for i, e := range conn.Edges {
+	edges, info := connection(p, toLead, func(c string, n *model.Lead) *model.LeadEdge { return &model.LeadEdge{Cursor: c, Node: n} })
+	nodes := make([]*model.Lead, len(edges))
+	for i, e := range edges {
 		nodes[i] = e.Node
 	}
 	if err := fillLeadRelations(ctx, nodes, selects(ctx, "edges", "node", "partner")); err != nil {
 		return nil, err
 	}
-	return conn, nil
+	return &model.LeadConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // selects reports whether the current field's selection reaches path (fragments included).

@@ -120,7 +120,7 @@ func (r *queryResolver) MarketplaceLeads(ctx context.Context, first *int, after 
 		order = string(*orderBy)
 	}
 	page, err := r.MarketplaceService.Browse(ctx, v, marketplace.BrowseParams{
-		First: first, After: deref(after), Filter: toFilter(filter), Order: order, WorkspaceID: v.WorkspaceID,
+		Page: page.Of(first, after), Filter: toFilter(filter), Order: order, WorkspaceID: v.WorkspaceID,
 	})
 	if err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func (r *queryResolver) Lead(ctx context.Context, id string) (*model.Lead, error
 
 // MyLeads is the resolver for the myLeads field.
 func (r *queryResolver) MyLeads(ctx context.Context, workspaceID string, first *int, after *string, filter *model.LeadFilter) (*model.LeadConnection, error) {
-	page, err := r.MarketplaceService.MyLeads(ctx, auth.CallerFrom(ctx), workspaceID, first, deref(after), toFilter(filter))
+	page, err := r.MarketplaceService.MyLeads(ctx, auth.CallerFrom(ctx), workspaceID, page.Of(first, after), toFilter(filter))
 	if err != nil {
 		return nil, err
 	}

@@ -7,10 +7,9 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
-	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/lead"
+	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
@@ -22,20 +21,16 @@ const (
 	OrderPriceDesc = lead.OrderPriceDesc
 )
 
-// Page sizes.
-const (
-	DefaultPageSize = 25
-	MaxPageSize     = 100
-)
+// LeadPages are the page sizes of browsing and of a workspace's leads.
+var LeadPages = page.Bounds{Default: 25, Max: 100}
 
 // Filter narrows a browse; every non-empty field must match.
 type Filter = lead.Filter
 
 // BrowseParams is one page request of marketplaceLeads.
 type BrowseParams struct {
-	// First is the page size: DefaultPageSize when nil, at most MaxPageSize.
-	First  *int
-	After  string
+	// Page is the page asked for, within LeadPages.
+	Page   page.Args
 	Filter Filter
 	// Order is OrderNewest (default), OrderPriceAsc or OrderPriceDesc.
 	Order string
@@ -45,11 +40,7 @@ type BrowseParams struct {
 }
 
 // Page is one page of leads with the cursor after each.
-type Page struct {
-	Leads       []lead.Lead
-	Cursors     []string
-	HasNextPage bool
-}
+type Page = page.Page[lead.Lead]
 
 // Viewer is whose purchases count as "mine": one workspace, or every workspace of a user.
 type Viewer = lead.Viewer
@@ -79,14 +70,14 @@ func (s *Service) ViewerFor(ctx context.Context, c *auth.Caller, workspaceID str
 // Browse returns a page of sellable leads for v. Errors: INVALID_INPUT for a bad page size,
 // cursor, order or filter.
 func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, error) {
-	limit, err := pageSize(p.First)
+	limit, err := p.Page.Limit(LeadPages)
 	if err != nil {
 		return Page{}, err
 	}
 	if p.Order == "" {
 		p.Order = OrderNewest
 	}
-	after, err := decodeCursor(p.After, p.Order)
+	after, err := decodeCursor(p.Page, p.Order)
 	if err != nil {
 		return Page{}, err
 	}
@@ -96,22 +87,22 @@ func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, e
 	if err != nil {
 		return Page{}, err
 	}
-	return paginate(leads, limit, func(l lead.Lead) cursor {
+	return page.New(leads, limit, func(l lead.Lead) any {
 		return cursor{Order: p.Order, Time: l.CreatedAt, Price: l.PriceCredits, ID: l.ID}
 	}), nil
 }
 
 // MyLeads returns the leads a workspace bought, newest purchase first, with contact data.
 // Errors: FORBIDDEN for non-members, INVALID_INPUT.
-func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID string, first *int, after string, f Filter) (Page, error) {
+func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID string, args page.Args, f Filter) (Page, error) {
 	if _, err := workspace.RoleOf(ctx, s.db, workspaceID, c.UserID); err != nil {
 		return Page{}, err
 	}
-	limit, err := pageSize(first)
+	limit, err := args.Limit(LeadPages)
 	if err != nil {
 		return Page{}, err
 	}
-	cur, err := decodeCursor(after, "PURCHASED")
+	cur, err := decodeCursor(args, "PURCHASED")
 	if err != nil {
 		return Page{}, err
 	}
@@ -119,7 +110,7 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 	if err != nil {
 		return Page{}, err
 	}
-	return paginate(leads, limit, func(l lead.Lead) cursor {
+	return page.New(leads, limit, func(l lead.Lead) any {
 		return cursor{Order: "PURCHASED", Time: l.PurchasedAt, ID: l.PurchaseID}
 	}), nil
 }
@@ -134,22 +125,6 @@ func (s *Service) Lead(ctx context.Context, v Viewer, id string) (*lead.Lead, er
 // status: it serves relations such as a purchase's lead. Unknown ids are left out.
 func (s *Service) LeadsByIDs(ctx context.Context, v Viewer, ids []string) ([]lead.Lead, error) {
 	return lead.ByIDs(ctx, s.db, v, ids)
-}
-
-func pageSize(first *int) (int, error) {
-	if first == nil {
-		return DefaultPageSize, nil
-	}
-	if *first < 1 {
-		return 0, apperr.New(apperr.InvalidInput, "first must be at least 1")
-	}
-	return min(*first, MaxPageSize), nil
-}
-
-func paginate(leads []lead.Lead, limit int, cursorOf func(lead.Lead) cursor) Page {
-	var p Page
-	p.Leads, p.Cursors, p.HasNextPage = db.Paginate(leads, limit, func(l lead.Lead) any { return cursorOf(l) })
-	return p
 }
 
 // position is c as lead's keyset position; nil (the first page) when c is.

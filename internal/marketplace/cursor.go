@@ -4,10 +4,11 @@ import (
 	"time"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
-	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/page"
 )
 
-// cursor is the keyset position after a row. It is opaque to clients: base64url of this JSON.
+// cursor is the keyset position after a row of a browse (or of a workspace's leads, order
+// "PURCHASED"); clients see it only as page's opaque encoding.
 type cursor struct {
 	Order string    `json:"o"`
 	Time  time.Time `json:"t,omitzero"`
@@ -15,18 +16,9 @@ type cursor struct {
 	ID    string    `json:"i"`
 }
 
-// decodeCursor parses s, which must have been made for order. Errors: INVALID_INPUT.
-func decodeCursor(s, order string) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	bad := apperr.New(apperr.InvalidInput, "after is not a cursor of this list")
-	var c cursor
-	if !db.DecodeCursor(s, &c) || c.Order != order {
-		return nil, bad
-	}
-	if apperr.CheckID(c.ID) != nil || apperr.CheckTime("after", c.Time) != nil {
-		return nil, bad
-	}
-	return &c, nil
+// decodeCursor parses a's cursor, which must have been made for order. Errors: INVALID_INPUT.
+func decodeCursor(a page.Args, order string) (*cursor, error) {
+	return page.Cursor(a, func(c cursor) bool {
+		return c.Order == order && apperr.CheckID(c.ID) == nil && apperr.CheckTime("after", c.Time) == nil
+	})
 }

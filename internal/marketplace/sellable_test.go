@@ -43,7 +43,7 @@ func TestSellableRule_BrowseAndPurchaseAgree(t *testing.T) {
 						Order: order, Filter: marketplace.Filter{PartnerIDs: []string{partnerID}},
 					})
 					require.NoError(t, err, name)
-					require.Equal(t, want, len(page.Leads) == 1, "%s: browsable (%s)", name, order)
+					require.Equal(t, want, len(page.Items) == 1, "%s: browsable (%s)", name, order)
 				}
 				shown, err := svc.Lead(ctx, viewer, id)
 				require.NoError(t, err, name)
