@@ -1,6 +1,7 @@
 // Package graph is Leadmarket's GraphQL transport: gqlgen's generated executor and models, thin
-// resolvers that call one domain service each, the @auth directive, per-request dataloaders and
-// the error presenter. No SQL lives here.
+// resolvers that call one domain service each, the @auth directive, per-request dataloaders, the
+// error presenter and the handler's assembly (NewHandler). GraphQL over HTTP, the query guardrails
+// and the rate limiter are in graph/gqlhttp, which knows no schema. No SQL lives here.
 package graph
 
 import (

@@ -19,11 +19,13 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/leadmarket/leadmarket/graph/gqlhttp"
 	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
 // HandlerOptions configure the GraphQL handler.
@@ -33,10 +35,11 @@ type HandlerOptions struct {
 	Logger     *slog.Logger
 	// RecordSecurityEventFunc records denials (UNAUTHENTICATED, FORBIDDEN) as security events.
 	RecordSecurityEventFunc func(ctx context.Context, ev audit.SecurityEvent) error
-	// Limits bound what one document may ask for (guard.go). Zero fields take their defaults.
-	Limits QueryLimits
-	// RateLimits charges each operation to its caller's tiers (ratelimit.go). Default nil: no
-	// rate limits.
+	// Limits bound what one document may ask for (gqlhttp's guardrails). Zero fields take their
+	// defaults.
+	Limits gqlhttp.QueryLimits
+	// RateLimits charges each operation to its caller's tiers (gqlhttp.RateLimiter). Default
+	// nil: no rate limits.
 	RateLimits *ratelimit.Policy
 	// RecordViolationFunc records an operation refused by RateLimits. Default nil: refusals are
 	// only logged.
@@ -51,13 +54,13 @@ type HandlerOptions struct {
 	Loaders *Resolver
 }
 
-// Handler serves GraphQL over HTTP (transport.go) and graphql-ws.
+// Handler serves GraphQL over HTTP (gqlhttp) and graphql-ws.
 type Handler struct {
-	srv *handler.Server
+	http http.Handler
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serveHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.http.ServeHTTP(w, r) }
 
 // NewHandler returns the GraphQL handler: GET (queries only) and POST over HTTP as the
 // GraphQL-over-HTTP specification says, multipart POSTs, the graphql-ws WebSocket transport,
@@ -68,7 +71,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	cfg := Config{Resolvers: r}
 	cfg.Directives.Auth = authDirective
 	setComplexity(&cfg.Complexity)
-	limits := o.Limits.withDefaults()
+	limits := o.Limits.WithDefaults()
 	if o.APQCacheSize <= 0 {
 		o.APQCacheSize = 1000
 	}
@@ -83,37 +86,37 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 			AcceptOptions: websocket.AcceptOptions{OriginPatterns: originPatterns(o.AllowedOrigins)},
 		},
 	})
-	srv.AddTransport(httpTransport{})
+	srv.AddTransport(gqlhttp.Transport{})
 	srv.AddTransport(transport.MultipartForm{})
 	queryCache := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(queryCache)
 	srv.SetParserTokenLimit(limits.Tokens)
 	if o.Production {
 		srv.SetDisableSuggestion(true)
-		srv.SetValidationRulesFn(rulesWithoutSuggestions)
+		srv.SetValidationRulesFn(gqlhttp.RulesWithoutSuggestions)
 	} else {
 		srv.Use(extension.Introspection{})
 	}
-	// Extensions of one kind run in the order they are added.
-	srv.Use(documentSizeGuard{maxBytes: limits.DocumentBytes})
+	// Extensions of one kind run in the order they are added (the guardrails' order: gqlhttp).
+	srv.Use(gqlhttp.DocumentSizeGuard{MaxBytes: limits.DocumentBytes})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](o.APQCacheSize)})
-	srv.Use(documentShapeGuard{limits: limits, cache: queryCache})
-	srv.Use(operationGuard{introspection: !o.Production})
+	srv.Use(gqlhttp.DocumentShapeGuard{Limits: limits, Cache: queryCache})
+	srv.Use(gqlhttp.OperationGuard{Introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.RateLimits != nil {
-		srv.Use(&rateLimiter{policy: o.RateLimits, recordViolationFunc: o.RecordViolationFunc, logger: o.Logger})
+		srv.Use(&gqlhttp.RateLimiter{Policy: o.RateLimits, RecordViolationFunc: o.RecordViolationFunc, Logger: o.Logger})
 	}
-	srv.AroundOperations(withOperationInfo)
+	srv.AroundOperations(gqlhttp.WithOperationInfo)
 	if o.Loaders != nil {
 		srv.AroundOperations(withLoaders(o.Loaders))
 	}
 	srv.SetErrorPresenter(errorPresenter(o))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
-		o.Logger.ErrorContext(ctx, "resolver panic", "panic", v, "request_id", audit.RequestInfoFrom(ctx).RequestID,
+		o.Logger.ErrorContext(ctx, "resolver panic", "panic", v, "request_id", reqinfo.From(ctx).RequestID,
 			"stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	return &Handler{srv: srv}
+	return &Handler{http: gqlhttp.Handler(srv)}
 }
 
 // wsExpiryKey holds the cancel function of a WebSocket's token deadline.
@@ -204,16 +207,16 @@ func errorPresenter(o HandlerOptions) graphql.ErrorPresenterFunc {
 				gerr.Extensions = map[string]any{}
 			}
 			if _, ok := gerr.Extensions["code"]; !ok {
-				gerr.Extensions["code"] = "BAD_USER_INPUT"
+				gerr.Extensions["code"] = string(apperr.BadUserInput)
 			}
-			if gerr.Extensions["code"] == codeComplexityLimit {
+			if gerr.Extensions["code"] == string(apperr.ComplexityLimitExceeded) {
 				if st := extension.GetComplexityStats(ctx); st != nil {
 					gerr.Extensions["cost"], gerr.Extensions["limit"] = st.Complexity, st.ComplexityLimit
 				}
 			}
 			return gerr
 		}
-		ri := audit.RequestInfoFrom(ctx)
+		ri := reqinfo.From(ctx)
 		o.Logger.ErrorContext(ctx, "internal error", "err", err, "request_id", ri.RequestID, "operation", ri.Operation,
 			"path", fmt.Sprint(gerr.Path))
 		gerr.Message = "internal error"

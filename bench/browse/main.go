@@ -223,8 +223,11 @@ func writeAllocs(path string) error {
 	if err != nil {
 		return fmt.Errorf("allocation profile: %w", err)
 	}
-	defer f.Close()
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("allocation profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("allocation profile: %w", err)
 	}
 	return nil

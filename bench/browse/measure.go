@@ -80,19 +80,18 @@ func (e *benchEnv) measure(ctx context.Context, side string, newStep func() step
 			return result{}, err
 		}
 	}
+	stopProfile := func() error { return nil }
 	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return result{}, fmt.Errorf("cpu profile: %w", err)
+		var err error
+		if stopProfile, err = startCPUProfile(profile); err != nil {
+			return result{}, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return result{}, fmt.Errorf("cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
 	}
 	pgBefore := e.postgresCPU(ctx)
 	r, err := runFor(ctx, side, steps, e.o.duration)
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return r, err
 	}
@@ -102,6 +101,26 @@ func (e *benchEnv) measure(ctx context.Context, side string, newStep func() step
 		}
 	}
 	return r, nil
+}
+
+// startCPUProfile CPU-profiles the process into a new file at path until the returned stop is
+// called; stop reports whether the profile was written whole.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // postgresCPU returns the CPU time used so far by each server process of the benchmark

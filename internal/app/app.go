@@ -37,7 +37,6 @@ const UserCacheTTL = 30 * time.Second
 type App struct {
 	Server  *httpserver.Server
 	Billing *billing.Service
-	Queue   *jobs.Queue
 	db      *bun.DB
 	logger  *slog.Logger
 }
@@ -96,7 +95,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
 	})
-	return &App{Server: srv, Billing: billingSvc, Queue: queue, db: bdb, logger: logger}, nil
+	return &App{Server: srv, Billing: billingSvc, db: bdb, logger: logger}, nil
 }
 
 // Workers returns the background workers of this app, for a jobs.Runner.

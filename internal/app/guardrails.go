@@ -7,7 +7,7 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/leadmarket/leadmarket/graph"
+	"github.com/leadmarket/leadmarket/graph/gqlhttp"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/httpserver"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
@@ -15,7 +15,7 @@ import (
 
 // guardrails are the parts of the abuse protection built from the configuration.
 type guardrails struct {
-	limits graph.QueryLimits
+	limits gqlhttp.QueryLimits
 	// policy is nil when RATE_LIMITS_ENABLED=false.
 	policy          *ratelimit.Policy
 	recordViolation func(ctx context.Context, v ratelimit.Violation) error
@@ -28,7 +28,7 @@ type guardrails struct {
 // Redis, and the trusted proxies of cfg.
 func buildGuardrails(cfg config.Config, bdb *bun.DB) (guardrails, error) {
 	g := guardrails{
-		limits: graph.QueryLimits{
+		limits: gqlhttp.QueryLimits{
 			Complexity: cfg.ComplexityLimit, Depth: cfg.DepthLimit, Aliases: cfg.AliasLimit,
 			Fields: cfg.FieldLimit, DocumentBytes: cfg.MaxDocumentBytes,
 		},

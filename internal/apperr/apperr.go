@@ -32,6 +32,28 @@ const (
 	Internal              Code = "INTERNAL"
 )
 
+// Codes of GraphQL over HTTP and the query guardrails (graph/gqlhttp): refusals of a request or a
+// document before any resolver runs. ComplexityLimitExceeded is the code gqlgen's complexity
+// limit sets itself; BadUserInput is what the error presenter gives GraphQL's own errors that
+// carry none.
+const (
+	BadRequest              Code = "BAD_REQUEST"
+	BadUserInput            Code = "BAD_USER_INPUT"
+	BatchingNotSupported    Code = "BATCHING_NOT_SUPPORTED"
+	RequestTooLarge         Code = "REQUEST_TOO_LARGE"
+	DocumentTooLarge        Code = "DOCUMENT_TOO_LARGE"
+	MethodNotAllowed        Code = "METHOD_NOT_ALLOWED"
+	NotAcceptable           Code = "NOT_ACCEPTABLE"
+	UnsupportedMediaType    Code = "UNSUPPORTED_MEDIA_TYPE"
+	CSRFPreflightRequired   Code = "CSRF_PREFLIGHT_REQUIRED"
+	IntrospectionDisabled   Code = "INTROSPECTION_DISABLED"
+	DepthLimitExceeded      Code = "DEPTH_LIMIT_EXCEEDED"
+	AliasLimitExceeded      Code = "ALIAS_LIMIT_EXCEEDED"
+	FieldLimitExceeded      Code = "FIELD_LIMIT_EXCEEDED"
+	ComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"
+	TierLimitExceeded       Code = "TIER_LIMIT_EXCEEDED"
+)
+
 // Error is a coded, client-safe error. Message is shown to clients as is; Details become extra
 // fields of extensions (for example the ids of the leads a purchase was refused for).
 type Error struct {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
 // Actor types.
@@ -33,30 +35,6 @@ const (
 	RiskHigh     = "HIGH"
 	RiskCritical = "CRITICAL"
 )
-
-// RequestInfo is where a change came from; the HTTP layer puts one in every request's context
-// and the GraphQL layer fills in Operation.
-type RequestInfo struct {
-	IP        string
-	UserAgent string
-	RequestID string
-	Operation string
-}
-
-type requestInfoKey struct{}
-
-// WithRequestInfo returns ctx carrying ri (a pointer, so later layers can complete it).
-func WithRequestInfo(ctx context.Context, ri *RequestInfo) context.Context {
-	return context.WithValue(ctx, requestInfoKey{}, ri)
-}
-
-// RequestInfoFrom returns the request info in ctx, or an empty one.
-func RequestInfoFrom(ctx context.Context) *RequestInfo {
-	if ri, ok := ctx.Value(requestInfoKey{}).(*RequestInfo); ok && ri != nil {
-		return ri
-	}
-	return &RequestInfo{}
-}
 
 // Entry is one audit record. Action is a typed verb such as "lead.purchased"; Old and New are the
 // changed values (any JSON-encodable value).
@@ -93,9 +71,10 @@ type auditRow struct {
 	Operation    string         `bun:"operation"`
 }
 
-// Record writes e with the request info of ctx. Call it with the transaction of the change.
+// Record writes e with the request info of ctx (reqinfo). Call it with the transaction of the
+// change.
 func Record(ctx context.Context, db bun.IDB, e Entry) error {
-	ri := RequestInfoFrom(ctx)
+	ri := reqinfo.From(ctx)
 	row := auditRow{
 		ActorUserID:  nullable(e.ActorUserID),
 		ActorType:    e.ActorType,
@@ -150,9 +129,9 @@ type securityRow struct {
 	Details     map[string]any `bun:"details,type:jsonb"`
 }
 
-// RecordSecurity writes ev with the request info of ctx.
+// RecordSecurity writes ev with the request info of ctx (reqinfo).
 func RecordSecurity(ctx context.Context, db bun.IDB, ev SecurityEvent) error {
-	ri := RequestInfoFrom(ctx)
+	ri := reqinfo.From(ctx)
 	row := securityRow{
 		Kind: ev.Kind, RiskLevel: ev.Risk, UserID: nullable(ev.UserID), WorkspaceID: nullable(ev.WorkspaceID),
 		IP: ri.IP, UserAgent: ri.UserAgent, RequestID: ri.RequestID, Operation: ri.Operation, Details: ev.Details,

@@ -16,6 +16,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
 // MaxWebhookBytes is the largest webhook body accepted; Stripe's events are far smaller.
@@ -69,7 +70,7 @@ func (s *Service) WebhookHandler() http.Handler {
 // refuseWebhook answers 400 with reason. The refusal raises a security event unless the same
 // client address already raised one in the last RefusalEventWindow (see refusalThrottle).
 func (s *Service) refuseWebhook(ctx context.Context, w http.ResponseWriter, reason string, err error) {
-	client := audit.RequestInfoFrom(ctx).IP
+	client := reqinfo.From(ctx).IP
 	s.opts.Logger.WarnContext(ctx, "stripe webhook refused", "reason", reason, "err", err, "client", client)
 	if record, unrecorded := s.refusals.admit(client, s.now()); record {
 		if serr := audit.RecordSecurity(context.WithoutCancel(ctx), s.db, audit.SecurityEvent{

@@ -5,7 +5,6 @@ package db
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -30,8 +29,7 @@ func Open(ctx context.Context, url string, maxConns int) (*bun.DB, error) {
 	sqldb.SetMaxOpenConns(maxConns)
 	sqldb.SetMaxIdleConns(maxConns)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-	bdb := bun.NewDB(sqldb, pgdialect.New())
-	bdb.AddQueryHook(StatementCounterHook{})
+	bdb := bun.NewDB(sqldb, pgdialect.New()).WithQueryHook(StatementCounterHook{})
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := bdb.PingContext(pingCtx); err != nil {
@@ -51,10 +49,4 @@ func SetApplicationName(cfg *pgx.ConnConfig) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = ApplicationName
 	}
-}
-
-// InTx runs fn in a transaction on db (a *bun.DB, or a bun.Tx whose work fn then joins through a
-// savepoint-free nested call) and commits when fn returns nil.
-func InTx(ctx context.Context, db bun.IDB, fn func(ctx context.Context, tx bun.Tx) error) error {
-	return db.RunInTx(ctx, &sql.TxOptions{}, fn)
 }

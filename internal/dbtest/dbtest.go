@@ -194,7 +194,7 @@ func embeddedServer(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("embedded test server: %w", err)
 	}
-	defer lock.Close() // closing releases the lock
+	defer func() { _ = lock.Close() }() // closing releases the lock; nothing was written to it
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", fmt.Errorf("embedded test server: lock: %w", err)
 	}

@@ -42,14 +42,9 @@ func Publish(ctx context.Context, db bun.IDB, typ string, payload any) error {
 	return nil
 }
 
-// Listen connects to databaseURL, LISTENs on Channel and calls fn for each event until ctx ends.
-// It returns ctx's error, or the connection's.
-func Listen(ctx context.Context, databaseURL string, fn func(Event)) error {
-	return ListenReady(ctx, databaseURL, nil, fn)
-}
-
-// ListenReady is Listen that calls ready (when not nil) once the LISTEN is in place, so nothing
-// published after it is missed.
+// ListenReady connects to databaseURL, LISTENs on Channel, calls ready (when not nil) once the
+// LISTEN is in place, so that nothing published after it is missed, and then calls fn for each
+// event until ctx ends. It returns ctx's error, or the connection's.
 func ListenReady(ctx context.Context, databaseURL string, ready func(), fn func(Event)) error {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {

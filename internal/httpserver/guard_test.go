@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
 func TestParseTrustedProxies(t *testing.T) {
@@ -68,7 +68,7 @@ func TestOnlyGraphQLIsBehindTheGraphQLStack(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		GraphQL: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			graphqlCalls.Add(1)
-			seenIP.Store(audit.RequestInfoFrom(r.Context()).IP)
+			seenIP.Store(reqinfo.From(r.Context()).IP)
 			w.Header().Set("RateLimit-Remaining", "0")
 			w.WriteHeader(http.StatusTooManyRequests)
 		}),

@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
-	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
 // Authenticator turns an Authorization header into a caller (nil, nil when there is none).
@@ -81,8 +81,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController (and the WebSocket upgrade) reach the real writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// requestContext gives each request an id, its request info for audit entries, a statement
-// counter, a recover guard, a log line and metrics.
+// requestContext gives each request an id, its request info for audit entries (reqinfo), a
+// statement counter, a recover guard, a log line naming the operation the GraphQL layer noted,
+// and metrics.
 func requestContext(o Options, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,9 +95,9 @@ func requestContext(o Options, m *metrics) func(http.Handler) http.Handler {
 				id = hex.EncodeToString(b[:])
 			}
 			w.Header().Set("X-Request-Id", id)
-			ri := &audit.RequestInfo{IP: clientIP(r, o.TrustedProxies), UserAgent: r.UserAgent(), RequestID: id}
 			var statements atomic.Int64
-			ctx := audit.WithRequestInfo(r.Context(), ri)
+			ctx := reqinfo.With(r.Context(), reqinfo.Info{IP: clientIP(r, o.TrustedProxies), UserAgent: r.UserAgent(), RequestID: id})
+			ctx, accessLog := reqinfo.WithAccessLog(ctx)
 			ctx = db.WithStatementCounter(ctx, &statements)
 			sw := &statusWriter{ResponseWriter: w, statements: &statements, debug: !o.Production}
 			defer func() {
@@ -128,7 +129,7 @@ func requestContext(o Options, m *metrics) func(http.Handler) http.Handler {
 				if route != "/healthz" && route != "/metrics" {
 					o.Logger.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("request_id", id),
 						slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
-						slog.Duration("duration", elapsed), slog.String("operation", ri.Operation),
+						slog.Duration("duration", elapsed), slog.String("operation", accessLog.Operation()),
 						slog.Int64("sql_statements", statements.Load()))
 				}
 			}()
@@ -153,7 +154,7 @@ func authenticate(a Authenticator, logger *slog.Logger) func(http.Handler) http.
 			case errors.Is(err, auth.ErrInvalidToken), errors.As(err, &ae):
 				ctx = auth.WithAuthError(ctx, err)
 			case err != nil:
-				logger.ErrorContext(ctx, "authenticate", "err", err, "request_id", audit.RequestInfoFrom(ctx).RequestID)
+				logger.ErrorContext(ctx, "authenticate", "err", err, "request_id", reqinfo.From(ctx).RequestID)
 				writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []map[string]any{{
 					"message": "internal error", "extensions": map[string]any{"code": "INTERNAL"},
 				}}})

@@ -13,13 +13,14 @@ import (
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
 func TestViolations_RecordedAndAbuseRaisedOncePerWindow(t *testing.T) {
 	t.Parallel()
 	db := dbtest.DB(t)
 	u := dbtest.CreateUser(t, db, dbtest.UserOpts{})
-	ctx := audit.WithRequestInfo(context.Background(), &audit.RequestInfo{IP: "203.0.113.7", RequestID: "req-1", Operation: "Buy"})
+	ctx := reqinfo.With(context.Background(), reqinfo.Info{IP: "203.0.113.7", RequestID: "req-1", Operation: "Buy"})
 	s := ratelimit.NewViolations(db)
 	v := ratelimit.Violation{CallerKey: ratelimit.CallerKey(u.ID, "203.0.113.7"), UserID: u.ID, IP: "203.0.113.7",
 		Tier: ratelimit.TierPurchase, Operation: "Buy", Limit: 10}

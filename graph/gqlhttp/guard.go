@@ -1,4 +1,4 @@
-package graph
+package gqlhttp
 
 import (
 	"context"
@@ -17,27 +17,32 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
-	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/apperr"
-	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
-// Query cost guardrails: a document is refused before it costs anything.
+// Query cost guardrails: a document is refused before it costs anything. graph.NewHandler adds
+// them to gqlgen's server in this order (extensions of one kind run in the order they are added).
 //
-//  1. documentSizeGuard: a document over QueryLimits.DocumentBytes is refused (413
+//  1. DocumentSizeGuard: a document over QueryLimits.DocumentBytes is refused (413
 //     DOCUMENT_TOO_LARGE) before anything else, automatic persisted queries included.
-//  2. documentShapeGuard, before gqlparser validates (whose overlapping-fields rule is quadratic
+//  2. DocumentShapeGuard, before gqlparser validates (whose overlapping-fields rule is quadratic
 //     in the number of fields): the document is parsed with a token limit and each operation's
 //     depth, aliases and fields (fragments expanded, memoised, saturating) are measured;
 //     DEPTH_LIMIT_EXCEEDED, ALIAS_LIMIT_EXCEEDED, FIELD_LIMIT_EXCEEDED. Documents already in the
 //     query cache passed it before and skip it.
 //  3. gqlparser validation (circular fragments, repeated directives, unknown fields, ...):
-//     GRAPHQL_VALIDATION_FAILED; in production without "Did you mean" suggestions.
-//  4. operationGuard: names the operation for audit entries and logs, refuses a mutation over
-//     GET (405) and, when introspection is off, __schema and __type (INTROSPECTION_DISABLED).
-//  5. gqlgen's ComplexityLimit with connection costs (costOf): COMPLEXITY_LIMIT_EXCEEDED, with
-//     the computed cost and the limit in extensions.
-//  6. The rate limiter (ratelimit.go).
+//     GRAPHQL_VALIDATION_FAILED; in production without "Did you mean" suggestions
+//     (RulesWithoutSuggestions).
+//  4. OperationGuard: names an HTTP request's operation for its access log line, refuses a
+//     mutation over GET (405) and, when introspection is off, __schema and __type
+//     (INTROSPECTION_DISABLED).
+//  5. gqlgen's ComplexityLimit with connection costs (ConnectionCost): COMPLEXITY_LIMIT_EXCEEDED,
+//     with the computed cost and the limit in extensions (the error presenter adds them).
+//  6. The rate limiter (RateLimiter, ratelimit.go).
+//
+// Then WithOperationInfo names the operation in the request info (reqinfo) its resolvers, audit
+// entries and logs see.
 
 // QueryLimits bound what one GraphQL document may ask for. Zero fields take the defaults.
 type QueryLimits struct {
@@ -57,7 +62,8 @@ type QueryLimits struct {
 	Tokens int
 }
 
-func (l QueryLimits) withDefaults() QueryLimits {
+// WithDefaults returns l with its zero fields set to their defaults.
+func (l QueryLimits) WithDefaults() QueryLimits {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -74,55 +80,69 @@ func (l QueryLimits) withDefaults() QueryLimits {
 
 // limitError is a refusal by a guardrail, with its measure (under the key what) and the limit in
 // extensions.
-func limitError(code, what string, measured, limit int) *gqlerror.Error {
+func limitError(code apperr.Code, what string, measured, limit int) *gqlerror.Error {
 	return &gqlerror.Error{
 		Message:    fmt.Sprintf("the operation exceeds the %s limit: %d, at most %d", what, measured, limit),
-		Extensions: map[string]any{"code": code, what: measured, "limit": limit},
+		Extensions: map[string]any{"code": string(code), what: measured, "limit": limit},
 	}
 }
 
-// documentSizeGuard refuses documents over the size limit.
-type documentSizeGuard struct{ maxBytes int }
+// DocumentSizeGuard refuses documents over the size limit.
+type DocumentSizeGuard struct {
+	// MaxBytes is the largest document let through (QueryLimits.DocumentBytes).
+	MaxBytes int
+}
 
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationParameterMutator
-} = documentSizeGuard{}
+} = DocumentSizeGuard{}
 
-func (documentSizeGuard) ExtensionName() string                   { return "DocumentSizeGuard" }
-func (documentSizeGuard) Validate(graphql.ExecutableSchema) error { return nil }
+// ExtensionName implements graphql.HandlerExtension.
+func (DocumentSizeGuard) ExtensionName() string { return "DocumentSizeGuard" }
 
-func (g documentSizeGuard) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
-	if len(p.Query) <= g.maxBytes {
+// Validate implements graphql.HandlerExtension.
+func (DocumentSizeGuard) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationParameters refuses a document over MaxBytes with 413 DOCUMENT_TOO_LARGE.
+func (g DocumentSizeGuard) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if len(p.Query) <= g.MaxBytes {
 		return nil
 	}
 	exchangeFrom(ctx).refuse(http.StatusRequestEntityTooLarge)
 	return &gqlerror.Error{
-		Message:    fmt.Sprintf("the document is %d bytes, over the limit of %d", len(p.Query), g.maxBytes),
-		Extensions: map[string]any{"code": codeDocumentTooLarge, "bytes": len(p.Query), "limit": g.maxBytes},
+		Message:    fmt.Sprintf("the document is %d bytes, over the limit of %d", len(p.Query), g.MaxBytes),
+		Extensions: map[string]any{"code": string(apperr.DocumentTooLarge), "bytes": len(p.Query), "limit": g.MaxBytes},
 	}
 }
 
-// documentShapeGuard measures a document's operations before validation.
-type documentShapeGuard struct {
-	limits QueryLimits
-	// cache is the executor's query cache: documents in it were measured and validated already.
-	cache graphql.Cache[*ast.QueryDocument]
+// DocumentShapeGuard measures a document's operations before validation.
+type DocumentShapeGuard struct {
+	// Limits are the depth, alias, field and token limits; they must have their defaults
+	// (QueryLimits.WithDefaults).
+	Limits QueryLimits
+	// Cache is the executor's query cache: documents in it were measured and validated already.
+	Cache graphql.Cache[*ast.QueryDocument]
 }
 
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationParameterMutator
-} = documentShapeGuard{}
+} = DocumentShapeGuard{}
 
-func (documentShapeGuard) ExtensionName() string                   { return "DocumentShapeGuard" }
-func (documentShapeGuard) Validate(graphql.ExecutableSchema) error { return nil }
+// ExtensionName implements graphql.HandlerExtension.
+func (DocumentShapeGuard) ExtensionName() string { return "DocumentShapeGuard" }
 
-func (g documentShapeGuard) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
-	if _, ok := g.cache.Get(ctx, p.Query); ok {
+// Validate implements graphql.HandlerExtension.
+func (DocumentShapeGuard) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationParameters refuses a document that does not parse within the token limit, or
+// one of whose operations or fragments is deeper, or has more aliases or fields, than the limits.
+func (g DocumentShapeGuard) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if _, ok := g.Cache.Get(ctx, p.Query); ok {
 		return nil
 	}
-	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, g.limits.Tokens)
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, g.Limits.Tokens)
 	if err != nil {
 		gerr, ok := err.(*gqlerror.Error)
 		if !ok {
@@ -145,12 +165,12 @@ func (g documentShapeGuard) MutateOperationParameters(ctx context.Context, p *gr
 	shapes = append(shapes, shape{fields: writtenFields(doc)})
 	for _, s := range shapes {
 		switch {
-		case s.depth > g.limits.Depth:
-			return limitError(codeDepthLimitExceeded, "depth", s.depth, g.limits.Depth)
-		case s.aliases > g.limits.Aliases:
-			return limitError(codeAliasLimitExceeded, "aliases", s.aliases, g.limits.Aliases)
-		case s.fields > g.limits.Fields:
-			return limitError(codeFieldLimitExceeded, "fields", s.fields, g.limits.Fields)
+		case s.depth > g.Limits.Depth:
+			return limitError(apperr.DepthLimitExceeded, "depth", s.depth, g.Limits.Depth)
+		case s.aliases > g.Limits.Aliases:
+			return limitError(apperr.AliasLimitExceeded, "aliases", s.aliases, g.Limits.Aliases)
+		case s.fields > g.Limits.Fields:
+			return limitError(apperr.FieldLimitExceeded, "fields", s.fields, g.Limits.Fields)
 		}
 	}
 	return nil
@@ -182,7 +202,7 @@ func writtenFields(doc *ast.QueryDocument) int {
 	return n
 }
 
-// shape is what documentShapeGuard measures of a selection set.
+// shape is what DocumentShapeGuard measures of a selection set.
 type shape struct{ depth, aliases, fields int }
 
 // measurer measures selection sets of an unvalidated document, expanding fragment spreads by
@@ -265,34 +285,42 @@ func saturatingMul(a, b int) int {
 	return a * b
 }
 
-// operationGuard checks the validated operation against what its transport and the deployment
+// OperationGuard checks the validated operation against what its transport and the deployment
 // allow.
-type operationGuard struct {
-	introspection bool
+type OperationGuard struct {
+	// Introspection lets __schema and __type through. Default false: refused.
+	Introspection bool
 }
 
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationContextMutator
-} = operationGuard{}
+} = OperationGuard{}
 
-func (operationGuard) ExtensionName() string                   { return "OperationGuard" }
-func (operationGuard) Validate(graphql.ExecutableSchema) error { return nil }
+// ExtensionName implements graphql.HandlerExtension.
+func (OperationGuard) ExtensionName() string { return "OperationGuard" }
 
-func (g operationGuard) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+// Validate implements graphql.HandlerExtension.
+func (OperationGuard) Validate(graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationContext refuses a mutation sent with GET (405 METHOD_NOT_ALLOWED), a string
+// PostgreSQL cannot store (INVALID_INPUT) and, unless Introspection, introspection
+// (INTROSPECTION_DISABLED).
+func (g OperationGuard) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
 	op := opCtx.Operation
 	ex := exchangeFrom(ctx)
 	if ex != nil {
 		// An HTTP request carries one operation: its access log line names it. (Over a WebSocket
-		// the connection's request info is shared; withOperationInfo gives each operation its own.)
-		audit.RequestInfoFrom(ctx).Operation = operationName(op)
+		// the connection's log line names none; WithOperationInfo names each operation in the
+		// request info its resolvers see.)
+		reqinfo.NoteOperation(ctx, operationName(op))
 	}
 	if ex != nil && ex.method == http.MethodGet && op.Operation != ast.Query {
 		ex.refuse(http.StatusMethodNotAllowed)
 		ex.header.Set("Allow", "POST")
 		return &gqlerror.Error{
 			Message:    fmt.Sprintf("a %s cannot be sent with GET: use POST", op.Operation),
-			Extensions: map[string]any{"code": codeMethodNotAllowed},
+			Extensions: map[string]any{"code": string(apperr.MethodNotAllowed)},
 		}
 	}
 	if hasBadString(opCtx.Variables) || argumentsHaveBadString(op.SelectionSet, map[string]bool{}) {
@@ -301,10 +329,10 @@ func (g operationGuard) MutateOperationContext(ctx context.Context, opCtx *graph
 			Extensions: map[string]any{"code": string(apperr.InvalidInput)},
 		}
 	}
-	if !g.introspection && selectsIntrospection(op.SelectionSet, map[string]bool{}) {
+	if !g.Introspection && selectsIntrospection(op.SelectionSet, map[string]bool{}) {
 		return &gqlerror.Error{
 			Message:    "introspection is disabled",
-			Extensions: map[string]any{"code": codeIntrospectionDisabled},
+			Extensions: map[string]any{"code": string(apperr.IntrospectionDisabled)},
 		}
 	}
 	return nil
@@ -378,14 +406,14 @@ func operationName(op *ast.OperationDefinition) string {
 	return string(op.Operation)
 }
 
-// withOperationInfo gives each operation its own copy of the request info, naming it: operations
-// over one WebSocket run concurrently and must neither race on nor borrow each other's name.
-func withOperationInfo(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	ri := *audit.RequestInfoFrom(ctx)
+// WithOperationInfo is an operation middleware (graphql.OperationMiddleware) that runs each
+// operation with a request info of its own that names it: operations over one WebSocket run
+// concurrently and must not borrow each other's name.
+func WithOperationInfo(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	if oc := graphql.GetOperationContext(ctx); oc != nil && oc.Operation != nil {
-		ri.Operation = operationName(oc.Operation)
+		ctx = reqinfo.WithOperation(ctx, operationName(oc.Operation))
 	}
-	return next(audit.WithRequestInfo(ctx, &ri))
+	return next(ctx)
 }
 
 // selectsIntrospection reports whether a root selection set (fragments included) selects
@@ -413,9 +441,10 @@ func selectsIntrospection(set ast.SelectionSet, seen map[string]bool) bool {
 	return false
 }
 
-// costOf is the cost of a connection: first (else its default) times the cost of what it
-// selects, plus one for the field itself.
-func costOf(childComplexity int, first *int, defaultFirst int) int {
+// ConnectionCost is the cost of a connection field for gqlgen's complexity limit: first (else
+// defaultFirst, its default page size) times childComplexity, the cost of what it selects, plus
+// one for the field itself; it saturates at math.MaxInt.
+func ConnectionCost(childComplexity int, first *int, defaultFirst int) int {
 	n := defaultFirst
 	if first != nil {
 		n = max(*first, 1)
@@ -423,32 +452,10 @@ func costOf(childComplexity int, first *int, defaultFirst int) int {
 	return saturatingAdd(saturatingMul(n, childComplexity), 1)
 }
 
-// setComplexity gives every connection of the schema its cost.
-func setComplexity(c *ComplexityRoot) {
-	c.Query.MarketplaceLeads = func(child int, first *int, _ *string, _ *model.LeadFilter, _ *model.LeadOrder, _ *string) int {
-		return costOf(child, first, 25)
-	}
-	c.Query.MyLeads = func(child int, _ string, first *int, _ *string, _ *model.LeadFilter) int {
-		return costOf(child, first, 25)
-	}
-	c.Query.CreditTransactions = func(child int, _ string, first *int, _ *string) int {
-		return costOf(child, first, 25)
-	}
-	c.Query.AuditLogs = func(child int, _ *model.AuditLogFilter, first *int, _ *string) int {
-		return costOf(child, first, 50)
-	}
-	c.Query.WebhookEvents = func(child int, _ *model.WebhookEventFilter, first *int, _ *string) int {
-		return costOf(child, first, 50)
-	}
-	c.Query.PartnerEarnings = func(child int, _ string, first *int, _ *string) int {
-		return costOf(child, first, 25)
-	}
-}
-
-// rulesWithoutSuggestions is gqlparser's default validation with every rule that suggests names
-// ("Did you mean ...?") swapped for its silent variant; gqlgen's SetDisableSuggestion swaps the
-// other two (FieldsOnCorrectType, ScalarLeafs).
-func rulesWithoutSuggestions() *rules.Rules {
+// RulesWithoutSuggestions is gqlparser's default validation with every rule that suggests names
+// ("Did you mean ...?") swapped for its silent variant, for gqlgen's SetValidationRulesFn; gqlgen's
+// SetDisableSuggestion swaps the other two (FieldsOnCorrectType, ScalarLeafs).
+func RulesWithoutSuggestions() *rules.Rules {
 	r := rules.NewDefaultRules()
 	for old, silent := range map[string]core.Rule{
 		"KnownArgumentNames":  rules.KnownArgumentNamesRuleWithoutSuggestions,

@@ -1,4 +1,10 @@
-package graph
+// Package gqlhttp is the GraphQL-over-HTTP side of Leadmarket's GraphQL server: the checks a
+// request passes before any GraphQL work (Handler), the GET and JSON POST transport (Transport),
+// and the query guardrails and rate limiter that refuse an operation before it costs anything
+// (guard.go, ratelimit.go). It knows gqlgen's handler API, not the schema: graph assembles the
+// server (graph.NewHandler) and passes in what needs the generated code, such as connection costs
+// (ConnectionCost).
+package gqlhttp
 
 import (
 	"bytes"
@@ -17,6 +23,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
 )
 
 // GraphQL over HTTP, as the GraphQL-over-HTTP specification (graphql.github.io/graphql-over-http)
@@ -46,31 +54,12 @@ const (
 	mediaJSON            = "application/json"
 )
 
-// Error codes of the HTTP layer and the query guardrails (extensions.code). Like apperr's, they
-// are part of the public API.
-const (
-	codeBadRequest            = "BAD_REQUEST"
-	codeBatchingNotSupported  = "BATCHING_NOT_SUPPORTED"
-	codeRequestTooLarge       = "REQUEST_TOO_LARGE"
-	codeDocumentTooLarge      = "DOCUMENT_TOO_LARGE"
-	codeMethodNotAllowed      = "METHOD_NOT_ALLOWED"
-	codeNotAcceptable         = "NOT_ACCEPTABLE"
-	codeUnsupportedMediaType  = "UNSUPPORTED_MEDIA_TYPE"
-	codeCSRFPreflightRequired = "CSRF_PREFLIGHT_REQUIRED"
-	codeIntrospectionDisabled = "INTROSPECTION_DISABLED"
-	codeDepthLimitExceeded    = "DEPTH_LIMIT_EXCEEDED"
-	codeAliasLimitExceeded    = "ALIAS_LIMIT_EXCEEDED"
-	codeFieldLimitExceeded    = "FIELD_LIMIT_EXCEEDED"
-	codeComplexityLimit       = "COMPLEXITY_LIMIT_EXCEEDED"
-	codeTierLimitExceeded     = "TIER_LIMIT_EXCEEDED"
-)
-
 // preflightHeaders are the headers that make a GET or multipart request safe from CSRF: a
 // browser sends them cross-origin only after a CORS preflight, which the CORS allow-list decides.
 var preflightHeaders = []string{"GraphQL-Preflight", "Apollo-Require-Preflight", "X-Apollo-Operation-Name"}
 
 // exchange is the HTTP side of one GraphQL request, for the extensions that answer in HTTP terms
-// (a status, RateLimit headers). It is in the context of every HTTP request Handler serves; a
+// (a status, RateLimit headers). It is in the context of every HTTP request Handler passes on; a
 // WebSocket operation has none.
 type exchange struct {
 	method string
@@ -125,11 +114,16 @@ func (w *exchangeWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the real writer.
 func (w *exchangeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// serveHTTP checks what GraphQL over HTTP requires of a request before any GraphQL work, then
-// hands it to gqlgen with an exchange in its context.
-func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// Handler checks what GraphQL over HTTP requires of a request before any GraphQL work, then
+// hands it to srv (gqlgen's server, with Transport among its transports) with an exchange in its
+// context. WebSocket upgrades go to srv unchecked: its WebSocket transport checks the Origin.
+func Handler(srv http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serveHTTP(srv, w, r) })
+}
+
+func serveHTTP(srv http.Handler, w http.ResponseWriter, r *http.Request) {
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		h.srv.ServeHTTP(w, r) // the WebSocket transport checks the Origin itself
+		srv.ServeHTTP(w, r)
 		return
 	}
 	if r.Header.Get("Upgrade") != "" {
@@ -140,7 +134,7 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	mediaType, ok := negotiateMediaType(r.Header.Values("Accept"))
 	if !ok {
-		writeHTTPError(w, mediaJSON, http.StatusNotAcceptable, codeNotAcceptable,
+		writeHTTPError(w, mediaJSON, http.StatusNotAcceptable, apperr.NotAcceptable,
 			"the Accept header allows neither "+mediaGraphQLResponse+" nor "+mediaJSON)
 		return
 	}
@@ -160,7 +154,7 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		default:
-			writeHTTPError(w, mediaType, http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+			writeHTTPError(w, mediaType, http.StatusUnsupportedMediaType, apperr.UnsupportedMediaType,
 				"send the request as "+mediaJSON+" (or multipart/form-data for uploads)")
 			return
 		}
@@ -170,11 +164,11 @@ func (h *Handler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
-		writeHTTPError(w, mediaType, http.StatusMethodNotAllowed, codeMethodNotAllowed, "use POST, or GET for queries")
+		writeHTTPError(w, mediaType, http.StatusMethodNotAllowed, apperr.MethodNotAllowed, "use POST, or GET for queries")
 		return
 	}
 	ex := &exchange{method: r.Method, mediaType: mediaType, header: w.Header()}
-	h.srv.ServeHTTP(&exchangeWriter{ResponseWriter: w, ex: ex}, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+	srv.ServeHTTP(&exchangeWriter{ResponseWriter: w, ex: ex}, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 }
 
 // preflighted reports whether r carries a header that a cross-site form or link cannot send.
@@ -192,7 +186,7 @@ func preflighted(r *http.Request, contentType string) bool {
 }
 
 func writeCSRFRefusal(w http.ResponseWriter, mediaType string) {
-	writeHTTPError(w, mediaType, http.StatusBadRequest, codeCSRFPreflightRequired,
+	writeHTTPError(w, mediaType, http.StatusBadRequest, apperr.CSRFPreflightRequired,
 		"this request has been blocked as a potential cross-site request forgery: send a GraphQL-Preflight: 1 header "+
 			"(or a JSON Content-Type) with GET and multipart requests")
 }
@@ -254,19 +248,21 @@ func negotiateMediaType(accepts []string) (string, bool) {
 	return best, best != ""
 }
 
-// httpTransport is the GET and POST (application/json) transport.
-type httpTransport struct{}
+// Transport is the GET and POST (application/json) transport. Requests reach it through Handler,
+// which has refused what GraphQL over HTTP does not allow.
+type Transport struct{}
 
-var _ graphql.Transport = httpTransport{}
+var _ graphql.Transport = Transport{}
 
-func (httpTransport) Supports(r *http.Request) bool {
+// Supports reports whether r is a GET, or a POST of application/json, that asks for no upgrade.
+func (Transport) Supports(r *http.Request) bool {
 	if r.Header.Get("Upgrade") != "" {
 		return false
 	}
 	if r.Method == http.MethodGet {
 		return true
 	}
-	// As serveHTTP: a malformed parameter (charset without a value) does not hide the type.
+	// As Handler: a malformed parameter (charset without a value) does not hide the type.
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return (err == nil || errors.Is(err, mime.ErrInvalidMediaParameter)) && r.Method == http.MethodPost && mt == mediaJSON
 }
@@ -274,13 +270,15 @@ func (httpTransport) Supports(r *http.Request) bool {
 // requestError is a request refused before GraphQL looks at it.
 type requestError struct {
 	status int
-	code   string
+	code   apperr.Code
 	msg    string
 }
 
 func (e *requestError) Error() string { return e.msg }
 
-func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+// Do reads r's parameters, runs the operation and writes its response with the status GraphQL
+// over HTTP gives it.
+func (Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	ex := exchangeFrom(ctx)
 	if ex == nil { // served without Handler (not expected): answer as application/json
@@ -292,7 +290,7 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	if err != nil {
 		var re *requestError
 		if !errors.As(err, &re) {
-			re = &requestError{status: http.StatusBadRequest, code: codeBadRequest, msg: err.Error()}
+			re = &requestError{status: http.StatusBadRequest, code: apperr.BadRequest, msg: err.Error()}
 		}
 		writeHTTPError(w, ex.mediaType, re.status, re.code, re.msg)
 		return
@@ -309,7 +307,7 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	if r.Method == http.MethodGet && opCtx.Operation.Operation != ast.Query {
 		// The operation guard refuses this first; kept so that no path runs a mutation over GET.
 		w.Header().Set("Allow", "POST")
-		writeHTTPError(w, ex.mediaType, http.StatusMethodNotAllowed, codeMethodNotAllowed, "mutations need POST")
+		writeHTTPError(w, ex.mediaType, http.StatusMethodNotAllowed, apperr.MethodNotAllowed, "mutations need POST")
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, opCtx)
@@ -344,13 +342,13 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: codeRequestTooLarge,
+				return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: apperr.RequestTooLarge,
 					msg: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)}
 			}
 			return nil, errors.New("the request body could not be read")
 		}
 		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
-			return nil, &requestError{status: http.StatusBadRequest, code: codeBatchingNotSupported,
+			return nil, &requestError{status: http.StatusBadRequest, code: apperr.BatchingNotSupported,
 				msg: "batched operations are not supported: send one operation per request"}
 		}
 		var b struct {
@@ -396,7 +394,7 @@ func requestErrorStatus(ex *exchange, errs gqlerror.List) int {
 		return ex.status
 	}
 	for _, e := range errs {
-		if code, _ := e.Extensions["code"].(string); code == "INTERNAL" {
+		if code, _ := e.Extensions["code"].(string); code == string(apperr.Internal) {
 			return http.StatusInternalServerError
 		}
 	}
@@ -463,9 +461,9 @@ func encodeExecuted(resp *graphql.Response) ([]byte, error) {
 }
 
 // writeHTTPError answers a request refused before GraphQL with one error carrying code.
-func writeHTTPError(w http.ResponseWriter, mediaType string, status int, code, msg string) {
+func writeHTTPError(w http.ResponseWriter, mediaType string, status int, code apperr.Code, msg string) {
 	err := &gqlerror.Error{Message: msg}
-	errcode.Set(err, code)
+	errcode.Set(err, string(code))
 	w.Header().Set("Content-Type", mediaType+"; charset=utf-8")
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]any{"errors": gqlerror.List{err}})

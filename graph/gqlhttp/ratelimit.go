@@ -1,4 +1,4 @@
-package graph
+package gqlhttp
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
-	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
+	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
-// rateLimiter enforces the schema's @rateLimit directive per operation, after validation and
+// RateLimiter enforces the schema's @rateLimit directive per operation, after validation and
 // cost checks and before any resolver: each root field (each alias of one too) costs one unit of
 // its tier (STANDARD without the directive), so aliases cannot multiply a limit. An operation
 // asking for more fields of a tier than the tier allows at all is refused with
@@ -32,25 +32,33 @@ import (
 //
 // When the store fails (Redis down), operations are let through and the failure is logged: a
 // limiter outage must not become an API outage.
-type rateLimiter struct {
-	policy *ratelimit.Policy
+//
+// Use it as a pointer: Validate fills in what it reads from the schema.
+type RateLimiter struct {
+	// Policy charges the operations; required.
+	Policy *ratelimit.Policy
+	// RecordViolationFunc records an operation refused by Policy; its context names the
+	// operation (reqinfo). Default nil: refusals are only logged.
+	RecordViolationFunc func(ctx context.Context, v ratelimit.Violation) error
+	// Logger logs refusals and limiter failures; required.
+	Logger *slog.Logger
+
 	// tiers maps "Type.field" of root fields with @rateLimit to their tier.
 	tiers map[string]ratelimit.Tier
 	// roots maps an operation type to its root type's name.
-	roots               map[ast.Operation]string
-	recordViolationFunc func(ctx context.Context, v ratelimit.Violation) error
-	logger              *slog.Logger
+	roots map[ast.Operation]string
 }
 
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationContextMutator
-} = &rateLimiter{}
+} = &RateLimiter{}
 
-func (*rateLimiter) ExtensionName() string { return "RateLimiter" }
+// ExtensionName implements graphql.HandlerExtension.
+func (*RateLimiter) ExtensionName() string { return "RateLimiter" }
 
 // Validate reads each root field's @rateLimit tier from the schema.
-func (rl *rateLimiter) Validate(es graphql.ExecutableSchema) error {
+func (rl *RateLimiter) Validate(es graphql.ExecutableSchema) error {
 	s := es.Schema()
 	rl.tiers, rl.roots = map[string]ratelimit.Tier{}, map[ast.Operation]string{}
 	for op, def := range map[ast.Operation]*ast.Definition{ast.Query: s.Query, ast.Mutation: s.Mutation, ast.Subscription: s.Subscription} {
@@ -79,7 +87,7 @@ func (rl *rateLimiter) Validate(es graphql.ExecutableSchema) error {
 
 // tiersOf returns the tier of each of the operation's root fields, aliases counted one by one
 // (skipped fields excluded).
-func (rl *rateLimiter) tiersOf(opCtx *graphql.OperationContext) []ratelimit.Tier {
+func (rl *RateLimiter) tiersOf(opCtx *graphql.OperationContext) []ratelimit.Tier {
 	root := rl.roots[opCtx.Operation.Operation]
 	var tiers []ratelimit.Tier
 	for _, f := range graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{root}) {
@@ -94,25 +102,27 @@ func (rl *rateLimiter) tiersOf(opCtx *graphql.OperationContext) []ratelimit.Tier
 
 // overTier returns a refusal when the operation asks for more fields of one tier than that tier
 // allows in a whole period: waiting would never let it through.
-func (rl *rateLimiter) overTier(tiers []ratelimit.Tier) *gqlerror.Error {
+func (rl *RateLimiter) overTier(tiers []ratelimit.Tier) *gqlerror.Error {
 	counts := map[ratelimit.Tier]int{}
 	for _, t := range tiers {
 		counts[t]++
 	}
 	for t, n := range counts {
-		if l := rl.policy.Limit(t); n > l.Rate {
+		if l := rl.Policy.Limit(t); n > l.Rate {
 			return &gqlerror.Error{
 				Message: fmt.Sprintf("the operation asks for %d %s fields; at most %d are allowed per %s",
 					n, t, l.Rate, window(l.Period)),
-				Extensions: map[string]any{"code": codeTierLimitExceeded, "tier": string(t), "fields": n, "limit": l.Rate},
+				Extensions: map[string]any{"code": string(apperr.TierLimitExceeded), "tier": string(t), "fields": n, "limit": l.Rate},
 			}
 		}
 	}
 	return nil
 }
 
-func (rl *rateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	ri := audit.RequestInfoFrom(ctx)
+// MutateOperationContext charges the operation's root fields to its caller, sets the RateLimit
+// headers and refuses the operation when a tier is exhausted or asked for more than it allows.
+func (rl *RateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	ri := reqinfo.From(ctx)
 	var userID string
 	if c := auth.CallerFrom(ctx); c != nil {
 		userID = c.UserID
@@ -122,14 +132,14 @@ func (rl *rateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphq
 	if gerr := rl.overTier(tiers); gerr != nil {
 		return gerr
 	}
-	d, err := rl.policy.Charge(ctx, caller, tiers)
+	d, err := rl.Policy.Charge(ctx, caller, tiers)
 	if err != nil {
-		rl.logger.ErrorContext(ctx, "rate limiter unavailable: operation let through", "err", err,
+		rl.Logger.ErrorContext(ctx, "rate limiter unavailable: operation let through", "err", err,
 			"request_id", ri.RequestID, "operation", operationName(opCtx.Operation))
 		return nil
 	}
 	now := time.Now()
-	limit := rl.policy.Limit(d.Tier)
+	limit := rl.Policy.Limit(d.Tier)
 	resetIn := ceilSeconds(d.Result.ResetAt.Sub(now))
 	ex := exchangeFrom(ctx)
 	if ex != nil {
@@ -147,14 +157,18 @@ func (rl *rateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphq
 		ex.refuse(http.StatusTooManyRequests)
 		ex.header.Set("Retry-After", strconv.Itoa(retryAfter))
 	}
-	rl.logger.WarnContext(ctx, "rate limited", "request_id", ri.RequestID, "caller", caller, "tier", string(d.Tier),
+	rl.Logger.WarnContext(ctx, "rate limited", "request_id", ri.RequestID, "caller", caller, "tier", string(d.Tier),
 		"operation", operationName(opCtx.Operation), "limit", d.Result.Limit, "retry_after_s", retryAfter)
-	if rl.recordViolationFunc != nil {
-		v := ratelimit.Violation{CallerKey: caller, UserID: userID, IP: ri.IP, Tier: d.Tier, Operation: operationName(opCtx.Operation), Limit: d.Result.Limit}
-		if err := rl.recordViolationFunc(context.WithoutCancel(ctx), v); errors.Is(err, ratelimit.ErrRecorderBusy) {
-			rl.logger.WarnContext(ctx, "rate-limit violation not recorded: recorder busy", "request_id", ri.RequestID)
+	if rl.RecordViolationFunc != nil {
+		op := operationName(opCtx.Operation)
+		v := ratelimit.Violation{CallerKey: caller, UserID: userID, IP: ri.IP, Tier: d.Tier, Operation: op, Limit: d.Result.Limit}
+		// The refusal comes before WithOperationInfo runs: the security event it may raise names
+		// the operation through a context of its own.
+		recordCtx := reqinfo.WithOperation(context.WithoutCancel(ctx), op)
+		if err := rl.RecordViolationFunc(recordCtx, v); errors.Is(err, ratelimit.ErrRecorderBusy) {
+			rl.Logger.WarnContext(ctx, "rate-limit violation not recorded: recorder busy", "request_id", ri.RequestID)
 		} else if err != nil {
-			rl.logger.ErrorContext(ctx, "record rate-limit violation", "err", err, "request_id", ri.RequestID)
+			rl.Logger.ErrorContext(ctx, "record rate-limit violation", "err", err, "request_id", ri.RequestID)
 		}
 	}
 	return &gqlerror.Error{

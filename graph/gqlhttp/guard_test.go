@@ -1,4 +1,4 @@
-package graph
+package gqlhttp
 
 import (
 	"fmt"
@@ -89,11 +89,11 @@ func TestNegotiateMediaType(t *testing.T) {
 	}
 }
 
-func TestCostOf(t *testing.T) {
+func TestConnectionCost(t *testing.T) {
 	t.Parallel()
 	first := func(n int) *int { return &n }
-	require.Equal(t, 25*4+1, costOf(4, nil, 25), "the default page size when first is omitted")
-	require.Equal(t, 100_000*3+1, costOf(3, first(100_000), 25))
-	require.Equal(t, 3+1, costOf(3, first(-5), 25), "a nonsensical first costs one page of one")
-	require.Equal(t, math.MaxInt, costOf(math.MaxInt/2, first(1<<30), 25), "saturates")
+	require.Equal(t, 25*4+1, ConnectionCost(4, nil, 25), "the default page size when first is omitted")
+	require.Equal(t, 100_000*3+1, ConnectionCost(3, first(100_000), 25))
+	require.Equal(t, 3+1, ConnectionCost(3, first(-5), 25), "a nonsensical first costs one page of one")
+	require.Equal(t, math.MaxInt, ConnectionCost(math.MaxInt/2, first(1<<30), 25), "saturates")
 }
