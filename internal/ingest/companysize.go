@@ -8,17 +8,19 @@ import (
 
 // The values of enum CompanySize (schema.graphqls) and of the leads.company_size check.
 const (
-	CompanySize1To10       = "SIZE_1_10"
-	CompanySize11To50      = "SIZE_11_50"
-	CompanySize51To200     = "SIZE_51_200"
-	CompanySize201To500    = "SIZE_201_500"
-	CompanySize501To1000   = "SIZE_501_1000"
-	CompanySize1001To5000  = "SIZE_1001_5000"
-	CompanySize5001Plus    = "SIZE_5001_PLUS"
-	CompanySizeUnknown     = "UNKNOWN"
-	unbounded              = math.MaxInt64
-	maxEmployees           = 100_000_000 // more than any employer has; larger numbers are typos
-	companySizeUnknownText = "unknown"
+	CompanySize1To10      = "SIZE_1_10"
+	CompanySize11To50     = "SIZE_11_50"
+	CompanySize51To200    = "SIZE_51_200"
+	CompanySize201To500   = "SIZE_201_500"
+	CompanySize501To1000  = "SIZE_501_1000"
+	CompanySize1001To5000 = "SIZE_1001_5000"
+	CompanySize5001Plus   = "SIZE_5001_PLUS"
+	CompanySizeUnknown    = "UNKNOWN"
+)
+
+const (
+	unbounded    = math.MaxInt64
+	maxEmployees = 100_000_000 // more than any employer has; larger numbers are typos
 )
 
 var sizeBuckets = []struct {
@@ -47,7 +49,7 @@ var sizeSuffixes = []string{"employees", "employee", "people", "staff", "emps", 
 func ParseCompanySize(s string) (string, bool) {
 	t := strings.ToLower(trimValue(s))
 	switch t {
-	case "", companySizeUnknownText, "n/a", "na", "none", "-":
+	case "", "unknown", "n/a", "na", "none", "-":
 		return CompanySizeUnknown, true
 	}
 	if strings.HasPrefix(t, "size_") {

@@ -33,8 +33,17 @@
 // number of fields than the header), INVALID_VALUE for a value over MaxFieldChars characters,
 // MISSING_FIELDS, INVALID_EMAIL, INVALID_VALUE for a seniority, company size, country or price
 // it cannot read. Seniority and company size free text map to the enums where unambiguous
-// (ParseSeniority, ParseCompanySize); countries are ISO 3166-1 codes or English names
-// (ParseCountry). Normalisation and the dedup key are lead.Normalize's.
+// (ParseSeniority, ParseCompanySize), and a row without a seniority takes the one its title says
+// plainly; countries are ISO 3166-1 codes or English names (ParseCountry). Defaults (NewDefaults)
+// fill in an upload's price and country where a row has none. Normalisation and the dedup key
+// are lead.Normalize's.
+//
+// # Rejections download
+//
+// RejectionsCSVHeader and RejectionsCSVRecord lay out the rejections CSV (row_number, reason,
+// field, detail, then the file's own columns); write them through internal/csvx, which
+// neutralises formula cells. Header.RawMap and Header.RawValues convert a row's raw values to
+// and from the JSON object LeadRejection.raw shows.
 //
 // # Memory
 //

@@ -1,5 +1,6 @@
-// Code generated from Debian iso-codes 4.15.0 (iso_3166-1.json); DO NOT EDIT by hand: add
-// spellings to countryAliases in country.go instead.
+// iso3166.go was written from Debian's iso-codes 4.15.0 (/usr/share/iso-codes/json/iso_3166-1.json:
+// alpha_2, alpha_3, name, official_name, common_name), sorted by alpha-2. Keep it a copy of that
+// list; spellings the list lacks go into countryAliases in country.go.
 
 package ingest
 

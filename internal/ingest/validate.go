@@ -105,8 +105,9 @@ type Rejection struct {
 //   - INVALID_VALUE: seniority (ParseSeniority), company_size (ParseCompanySize), country
 //     (ParseCountry) or price_credits (ParsePriceCredits) cannot be read.
 //
-// Unknown columns are neither checked nor stored; they stay in Raw. A phone that is not a
-// usable number does not reject the row: the lead keeps it as supplied, without an E.164 form.
+// A row without a seniority takes the one its title says plainly ("VP Sales", "CEO"), else
+// UNKNOWN. Unknown columns are neither checked nor stored; they stay in Raw. A phone that is not
+// a usable number does not reject the row: the lead keeps it as supplied, without an E.164 form.
 func Validate(h *Header, row Row, d Defaults) (StagedRow, *Rejection) {
 	reject := func(reason Reason, c Column, format string, args ...any) (StagedRow, *Rejection) {
 		field := ""
@@ -159,6 +160,13 @@ func Validate(h *Header, row Row, d Defaults) (StagedRow, *Rejection) {
 		return reject(ReasonInvalidValue, ColumnSeniority,
 			"seniority %q is not one of ENTRY, SENIOR, MANAGER, DIRECTOR, VP, C_LEVEL, OWNER, UNKNOWN, nor a title that says one of them",
 			clip(v[ColumnSeniority], 100))
+	}
+	if v[ColumnSeniority] == "" && v[ColumnTitle] != "" {
+		// Buyers filter by seniority; a title that says it plainly fills it in, and one that does
+		// not ("Head of Sales") leaves it UNKNOWN rather than rejecting the row.
+		if fromTitle, ok := ParseSeniority(v[ColumnTitle]); ok {
+			seniority = fromTitle
+		}
 	}
 	size, ok := ParseCompanySize(v[ColumnCompanySize])
 	if !ok {

@@ -204,6 +204,25 @@ func TestValidateFromStagedValues(t *testing.T) {
 	require.Equal(t, `"jane@@acme.com" is not a valid e-mail address`, rej.Detail)
 }
 
+func TestSeniorityFromTitle(t *testing.T) {
+	t.Parallel()
+	h, err := ingest.NewHeader([]string{"email", "first_name", "last_name", "company_name", "title", "seniority"})
+	require.NoError(t, err)
+	for _, c := range []struct{ title, seniority, want string }{
+		{"VP Sales", "", "VP"},
+		{"Chief Executive Officer", "", "C_LEVEL"},
+		{"Head of Sales", "", "UNKNOWN"},
+		{"Director, VP", "", "UNKNOWN"},
+		{"VP Sales", "Director", "DIRECTOR"},
+		{"", "", "UNKNOWN"},
+	} {
+		s, rej := ingest.Validate(h, ingest.Row{Number: 2, FieldCount: 6,
+			Values: []string{"a@acme.com", "A", "A", "Acme", c.title, c.seniority}}, ingest.Defaults{})
+		require.Nil(t, rej, "%+v", c)
+		require.Equal(t, c.want, s.Seniority, "%+v", c)
+	}
+}
+
 func TestNewHeader(t *testing.T) {
 	t.Parallel()
 	h, err := ingest.NewHeader([]string{"EMAIL", "first-name", "LAST NAME", "company_name", "Phone Number", "Job-Title"})

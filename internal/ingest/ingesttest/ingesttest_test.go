@@ -108,16 +108,18 @@ func TestGenerateRefusesImpossibleOptions(t *testing.T) {
 	require.Error(t, err)
 }
 
-// TestStreaming pipes a generated file into a Reader: neither side holds the file, so the heap
-// stays small however many rows pass.
+// TestStreaming pipes a generated file of about 30 MB into a Reader: neither side holds the
+// file, so the heap stays small however many rows pass. (Validate keeps nothing either, but is
+// left out: libphonenumber would make this test slow.)
 func TestStreaming(t *testing.T) {
 	if testing.Short() {
-		t.Skip("streams 200,000 rows")
+		t.Skip("streams 150,000 rows")
 	}
 	t.Parallel()
+	const rows = 150_000
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := ingesttest.Generate(pw, ingesttest.Options{Rows: 200_000, Seed: 3, DuplicateFraction: 0.1,
+		_, err := ingesttest.Generate(pw, ingesttest.Options{Rows: rows, Seed: 3, DuplicateFraction: 0.1,
 			InvalidFraction: 0.03})
 		pw.CloseWithError(err)
 	}()
@@ -126,18 +128,19 @@ func TestStreaming(t *testing.T) {
 	var peak uint64
 	var ms runtime.MemStats
 	for n := 0; ; n++ {
-		row, err := rd.Next()
+		_, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		require.NoError(t, err)
-		ingest.Validate(rd.Header(), row, ingest.Defaults{})
-		if n%20_000 == 0 {
+		if n%25_000 == 0 {
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapAlloc)
 		}
 	}
-	require.Equal(t, 200_000, rd.RowsRead())
-	require.Less(t, peak, uint64(64<<20), "heap after GC while streaming ~40 MB of CSV")
+	t.Logf("%d rows, %d MB read, peak heap after GC %d KB", rows, rd.BytesRead()>>20, peak>>10)
+	require.Equal(t, rows, rd.RowsRead())
+	require.Greater(t, rd.BytesRead(), int64(25<<20))
+	require.Less(t, peak, uint64(16<<20), "heap after GC while streaming")
 }
