@@ -30,3 +30,10 @@ func IsLockTimeout(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
+
+// IsCheckViolation reports whether err is PostgreSQL's check_violation (23514): a row a table's
+// CHECK constraint refused.
+func IsCheckViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514"
+}
