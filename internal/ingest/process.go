@@ -54,7 +54,9 @@ func NewWorker(svc *Service) *Worker { return &Worker{svc: svc} }
 
 // Timeout bounds one run: its work budget and a last batch. It stays well below the runner's
 // rescue of stuck jobs (jobs.RunnerOptions.RescueStuckJobsAfter, 10 minutes).
-func (w *Worker) Timeout(*river.Job[ProcessArgs]) time.Duration { return w.svc.opts.WorkBudget + 2*time.Minute }
+func (w *Worker) Timeout(*river.Job[ProcessArgs]) time.Duration {
+	return w.svc.opts.WorkBudget + 2*time.Minute
+}
 
 // Work works the upload's remaining batches for up to the work budget; with rows left it snoozes
 // (without using an attempt) so that a fresh run goes on from the checkpoint. When its last
