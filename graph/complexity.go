@@ -27,4 +27,10 @@ func setComplexity(c *ComplexityRoot) {
 	c.Query.PartnerEarnings = func(child int, _ string, first *int, _ *string) int {
 		return gqlhttp.ConnectionCost(child, first, 25)
 	}
+	c.Query.LeadUploads = func(child int, _ string, first *int, _ *string) int {
+		return gqlhttp.ConnectionCost(child, first, 25)
+	}
+	c.LeadUpload.Rejections = func(child int, first *int, _ *string, _ *model.RejectionReason) int {
+		return gqlhttp.ConnectionCost(child, first, 50)
+	}
 }

@@ -30,6 +30,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	LeadPurchase() LeadPurchaseResolver
+	LeadUpload() LeadUploadResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	User() UserResolver
@@ -160,6 +161,56 @@ type ComplexityRoot struct {
 		Lead         func(childComplexity int) int
 	}
 
+	LeadRejection struct {
+		Detail            func(childComplexity int) int
+		DuplicateOfLeadID func(childComplexity int) int
+		Field             func(childComplexity int) int
+		Raw               func(childComplexity int) int
+		Reason            func(childComplexity int) int
+		RowNumber         func(childComplexity int) int
+	}
+
+	LeadRejectionConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	LeadRejectionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	LeadUpload struct {
+		AcceptedCount    func(childComplexity int) int
+		CompletedAt      func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		DryRun           func(childComplexity int) int
+		DuplicateCount   func(childComplexity int) int
+		ErrorCode        func(childComplexity int) int
+		ErrorMessage     func(childComplexity int) int
+		FileName         func(childComplexity int) int
+		FileSha256       func(childComplexity int) int
+		ID               func(childComplexity int) int
+		InvalidCount     func(childComplexity int) int
+		Partner          func(childComplexity int) int
+		Rejections       func(childComplexity int, first *int, after *string, reason *model.RejectionReason) int
+		RejectionsCsvURL func(childComplexity int) int
+		RowsProcessed    func(childComplexity int) int
+		RowsTotal        func(childComplexity int) int
+		StartedAt        func(childComplexity int) int
+		Status           func(childComplexity int) int
+	}
+
+	LeadUploadConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	LeadUploadEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Mutation struct {
 		AddWorkspaceMember       func(childComplexity int, workspaceID string, email string, role model.WorkspaceRole) int
 		AdjustCredits            func(childComplexity int, workspaceID string, delta int, reason string, idempotencyKey *string) int
@@ -168,6 +219,7 @@ type ComplexityRoot struct {
 		PurchaseLeads            func(childComplexity int, input model.PurchaseLeadsInput) int
 		RetryFailedWebhookEvents func(childComplexity int, since time.Time) int
 		RetryWebhookEvent        func(childComplexity int, id string) int
+		UploadLeads              func(childComplexity int, input model.UploadLeadsInput) int
 	}
 
 	PageInfo struct {
@@ -206,6 +258,16 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	PartnerStats struct {
+		LeadsActive          func(childComplexity int) int
+		LeadsSold            func(childComplexity int) int
+		LeadsTotal           func(childComplexity int) int
+		RejectionsByReason   func(childComplexity int) int
+		RowsRejected         func(childComplexity int) int
+		Uploads              func(childComplexity int) int
+		VerificationPassRate func(childComplexity int) int
+	}
+
 	PurchaseCreditsPayload struct {
 		CheckoutURL func(childComplexity int) int
 		Order       func(childComplexity int) int
@@ -225,13 +287,21 @@ type ComplexityRoot struct {
 		CreditPackages     func(childComplexity int) int
 		CreditTransactions func(childComplexity int, workspaceID string, first *int, after *string) int
 		Lead               func(childComplexity int, id string) int
+		LeadUpload         func(childComplexity int, id string) int
+		LeadUploads        func(childComplexity int, partnerID string, first *int, after *string) int
 		MarketplaceLeads   func(childComplexity int, first *int, after *string, filter *model.LeadFilter, orderBy *model.LeadOrder, workspaceID *string) int
 		Me                 func(childComplexity int) int
 		MyLeads            func(childComplexity int, workspaceID string, first *int, after *string, filter *model.LeadFilter) int
 		PartnerBalance     func(childComplexity int, partnerID string) int
 		PartnerEarnings    func(childComplexity int, partnerID string, first *int, after *string) int
+		PartnerStats       func(childComplexity int, partnerID string) int
 		WebhookEvent       func(childComplexity int, id string) int
 		WebhookEvents      func(childComplexity int, filter *model.WebhookEventFilter, first *int, after *string) int
+	}
+
+	RejectionCount struct {
+		Count  func(childComplexity int) int
+		Reason func(childComplexity int) int
 	}
 
 	RetryWebhookEventsPayload struct {
@@ -302,6 +372,11 @@ type ComplexityRoot struct {
 type LeadPurchaseResolver interface {
 	Lead(ctx context.Context, obj *model.LeadPurchase) (*model.Lead, error)
 }
+type LeadUploadResolver interface {
+	Partner(ctx context.Context, obj *model.LeadUpload) (*model.Partner, error)
+
+	Rejections(ctx context.Context, obj *model.LeadUpload, first *int, after *string, reason *model.RejectionReason) (*model.LeadRejectionConnection, error)
+}
 type MutationResolver interface {
 	PurchaseLeads(ctx context.Context, input model.PurchaseLeadsInput) (*model.PurchaseLeadsPayload, error)
 	PurchaseCredits(ctx context.Context, input model.PurchaseCreditsInput) (*model.PurchaseCreditsPayload, error)
@@ -310,6 +385,7 @@ type MutationResolver interface {
 	CreateWorkspace(ctx context.Context, name string) (*model.Workspace, error)
 	AddWorkspaceMember(ctx context.Context, workspaceID string, email string, role model.WorkspaceRole) (*model.WorkspaceMember, error)
 	AdjustCredits(ctx context.Context, workspaceID string, delta int, reason string, idempotencyKey *string) (*model.CreditBalance, error)
+	UploadLeads(ctx context.Context, input model.UploadLeadsInput) (*model.LeadUpload, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*model.User, error)
@@ -325,6 +401,9 @@ type QueryResolver interface {
 	WebhookEvent(ctx context.Context, id string) (*model.WebhookEvent, error)
 	PartnerEarnings(ctx context.Context, partnerID string, first *int, after *string) (*model.PartnerEarningConnection, error)
 	PartnerBalance(ctx context.Context, partnerID string) (*model.PartnerBalance, error)
+	LeadUpload(ctx context.Context, id string) (*model.LeadUpload, error)
+	LeadUploads(ctx context.Context, partnerID string, first *int, after *string) (*model.LeadUploadConnection, error)
+	PartnerStats(ctx context.Context, partnerID string) (*model.PartnerStats, error)
 }
 type UserResolver interface {
 	Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error)
@@ -845,6 +924,209 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LeadPurchase.Lead(childComplexity), true
 
+	case "LeadRejection.detail":
+		if e.ComplexityRoot.LeadRejection.Detail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejection.Detail(childComplexity), true
+	case "LeadRejection.duplicateOfLeadId":
+		if e.ComplexityRoot.LeadRejection.DuplicateOfLeadID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejection.DuplicateOfLeadID(childComplexity), true
+	case "LeadRejection.field":
+		if e.ComplexityRoot.LeadRejection.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejection.Field(childComplexity), true
+	case "LeadRejection.raw":
+		if e.ComplexityRoot.LeadRejection.Raw == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejection.Raw(childComplexity), true
+	case "LeadRejection.reason":
+		if e.ComplexityRoot.LeadRejection.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejection.Reason(childComplexity), true
+	case "LeadRejection.rowNumber":
+		if e.ComplexityRoot.LeadRejection.RowNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejection.RowNumber(childComplexity), true
+
+	case "LeadRejectionConnection.edges":
+		if e.ComplexityRoot.LeadRejectionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejectionConnection.Edges(childComplexity), true
+	case "LeadRejectionConnection.pageInfo":
+		if e.ComplexityRoot.LeadRejectionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejectionConnection.PageInfo(childComplexity), true
+
+	case "LeadRejectionEdge.cursor":
+		if e.ComplexityRoot.LeadRejectionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejectionEdge.Cursor(childComplexity), true
+	case "LeadRejectionEdge.node":
+		if e.ComplexityRoot.LeadRejectionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadRejectionEdge.Node(childComplexity), true
+
+	case "LeadUpload.acceptedCount":
+		if e.ComplexityRoot.LeadUpload.AcceptedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.AcceptedCount(childComplexity), true
+	case "LeadUpload.completedAt":
+		if e.ComplexityRoot.LeadUpload.CompletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.CompletedAt(childComplexity), true
+	case "LeadUpload.createdAt":
+		if e.ComplexityRoot.LeadUpload.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.CreatedAt(childComplexity), true
+	case "LeadUpload.dryRun":
+		if e.ComplexityRoot.LeadUpload.DryRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.DryRun(childComplexity), true
+	case "LeadUpload.duplicateCount":
+		if e.ComplexityRoot.LeadUpload.DuplicateCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.DuplicateCount(childComplexity), true
+	case "LeadUpload.errorCode":
+		if e.ComplexityRoot.LeadUpload.ErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.ErrorCode(childComplexity), true
+	case "LeadUpload.errorMessage":
+		if e.ComplexityRoot.LeadUpload.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.ErrorMessage(childComplexity), true
+	case "LeadUpload.fileName":
+		if e.ComplexityRoot.LeadUpload.FileName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.FileName(childComplexity), true
+	case "LeadUpload.fileSha256":
+		if e.ComplexityRoot.LeadUpload.FileSha256 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.FileSha256(childComplexity), true
+	case "LeadUpload.id":
+		if e.ComplexityRoot.LeadUpload.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.ID(childComplexity), true
+	case "LeadUpload.invalidCount":
+		if e.ComplexityRoot.LeadUpload.InvalidCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.InvalidCount(childComplexity), true
+	case "LeadUpload.partner":
+		if e.ComplexityRoot.LeadUpload.Partner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.Partner(childComplexity), true
+	case "LeadUpload.rejections":
+		if e.ComplexityRoot.LeadUpload.Rejections == nil {
+			break
+		}
+
+		args, err := ec.field_LeadUpload_rejections_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.LeadUpload.Rejections(childComplexity, args["first"].(*int), args["after"].(*string), args["reason"].(*model.RejectionReason)), true
+	case "LeadUpload.rejectionsCsvUrl":
+		if e.ComplexityRoot.LeadUpload.RejectionsCsvURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.RejectionsCsvURL(childComplexity), true
+	case "LeadUpload.rowsProcessed":
+		if e.ComplexityRoot.LeadUpload.RowsProcessed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.RowsProcessed(childComplexity), true
+	case "LeadUpload.rowsTotal":
+		if e.ComplexityRoot.LeadUpload.RowsTotal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.RowsTotal(childComplexity), true
+	case "LeadUpload.startedAt":
+		if e.ComplexityRoot.LeadUpload.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.StartedAt(childComplexity), true
+	case "LeadUpload.status":
+		if e.ComplexityRoot.LeadUpload.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUpload.Status(childComplexity), true
+
+	case "LeadUploadConnection.edges":
+		if e.ComplexityRoot.LeadUploadConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUploadConnection.Edges(childComplexity), true
+	case "LeadUploadConnection.pageInfo":
+		if e.ComplexityRoot.LeadUploadConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUploadConnection.PageInfo(childComplexity), true
+
+	case "LeadUploadEdge.cursor":
+		if e.ComplexityRoot.LeadUploadEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUploadEdge.Cursor(childComplexity), true
+	case "LeadUploadEdge.node":
+		if e.ComplexityRoot.LeadUploadEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadUploadEdge.Node(childComplexity), true
+
 	case "Mutation.addWorkspaceMember":
 		if e.ComplexityRoot.Mutation.AddWorkspaceMember == nil {
 			break
@@ -922,6 +1204,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RetryWebhookEvent(childComplexity, args["id"].(string)), true
+	case "Mutation.uploadLeads":
+		if e.ComplexityRoot.Mutation.UploadLeads == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_uploadLeads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UploadLeads(childComplexity, args["input"].(model.UploadLeadsInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1037,6 +1330,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PartnerEarningEdge.Node(childComplexity), true
 
+	case "PartnerStats.leadsActive":
+		if e.ComplexityRoot.PartnerStats.LeadsActive == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerStats.LeadsActive(childComplexity), true
+	case "PartnerStats.leadsSold":
+		if e.ComplexityRoot.PartnerStats.LeadsSold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerStats.LeadsSold(childComplexity), true
+	case "PartnerStats.leadsTotal":
+		if e.ComplexityRoot.PartnerStats.LeadsTotal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerStats.LeadsTotal(childComplexity), true
+	case "PartnerStats.rejectionsByReason":
+		if e.ComplexityRoot.PartnerStats.RejectionsByReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerStats.RejectionsByReason(childComplexity), true
+	case "PartnerStats.rowsRejected":
+		if e.ComplexityRoot.PartnerStats.RowsRejected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerStats.RowsRejected(childComplexity), true
+	case "PartnerStats.uploads":
+		if e.ComplexityRoot.PartnerStats.Uploads == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerStats.Uploads(childComplexity), true
+	case "PartnerStats.verificationPassRate":
+		if e.ComplexityRoot.PartnerStats.VerificationPassRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PartnerStats.VerificationPassRate(childComplexity), true
+
 	case "PurchaseCreditsPayload.checkoutUrl":
 		if e.ComplexityRoot.PurchaseCreditsPayload.CheckoutURL == nil {
 			break
@@ -1137,6 +1473,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Lead(childComplexity, args["id"].(string)), true
+	case "Query.leadUpload":
+		if e.ComplexityRoot.Query.LeadUpload == nil {
+			break
+		}
+
+		args, err := ec.field_Query_leadUpload_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.LeadUpload(childComplexity, args["id"].(string)), true
+	case "Query.leadUploads":
+		if e.ComplexityRoot.Query.LeadUploads == nil {
+			break
+		}
+
+		args, err := ec.field_Query_leadUploads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.LeadUploads(childComplexity, args["partnerId"].(string), args["first"].(*int), args["after"].(*string)), true
 	case "Query.marketplaceLeads":
 		if e.ComplexityRoot.Query.MarketplaceLeads == nil {
 			break
@@ -1187,6 +1545,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PartnerEarnings(childComplexity, args["partnerId"].(string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.partnerStats":
+		if e.ComplexityRoot.Query.PartnerStats == nil {
+			break
+		}
+
+		args, err := ec.field_Query_partnerStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PartnerStats(childComplexity, args["partnerId"].(string)), true
 	case "Query.webhookEvent":
 		if e.ComplexityRoot.Query.WebhookEvent == nil {
 			break
@@ -1209,6 +1578,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.WebhookEvents(childComplexity, args["filter"].(*model.WebhookEventFilter), args["first"].(*int), args["after"].(*string)), true
+
+	case "RejectionCount.count":
+		if e.ComplexityRoot.RejectionCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RejectionCount.Count(childComplexity), true
+	case "RejectionCount.reason":
+		if e.ComplexityRoot.RejectionCount.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RejectionCount.Reason(childComplexity), true
 
 	case "RetryWebhookEventsPayload.events":
 		if e.ComplexityRoot.RetryWebhookEventsPayload.Events == nil {
@@ -1430,6 +1812,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("LeadFilter", ec.unmarshalInputLeadFilter),
 			graphql.NewInputUnmarshaler("PurchaseCreditsInput", ec.unmarshalInputPurchaseCreditsInput),
 			graphql.NewInputUnmarshaler("PurchaseLeadsInput", ec.unmarshalInputPurchaseLeadsInput),
+			graphql.NewInputUnmarshaler("UploadLeadsInput", ec.unmarshalInputUploadLeadsInput),
 			graphql.NewInputUnmarshaler("WebhookEventFilter", ec.unmarshalInputWebhookEventFilter),
 		)
 	}
@@ -1531,6 +1914,13 @@ scalar Time
 "Arbitrary JSON, used for audit values and metadata."
 scalar JSON
 
+"""
+A file sent with a mutation as the GraphQL multipart request specification says (a multipart/form-data
+POST with ` + "`" + `operations` + "`" + `, ` + "`" + `map` + "`" + ` and the file parts, and a ` + "`" + `GraphQL-Preflight: 1` + "`" + ` header). Requests larger
+than MAX_UPLOAD_BYTES (200 MiB by default) are refused with HTTP 413.
+"""
+scalar Upload
+
 "Who may call a field."
 enum Role {
   "Any signed-in user."
@@ -1544,7 +1934,7 @@ directive @auth(requires: Role = USER) on FIELD_DEFINITION
 
 "Rate-limit tiers, per caller (the user, else the client IP)."
 enum RateLimitTier {
-  "Money-moving mutations: 10 per minute by default."
+  "Money-moving mutations and file uploads: 10 per minute by default."
   PURCHASE
   "Marketplace browsing and lead lookups: 60 per minute by default."
   BROWSE
@@ -1615,6 +2005,18 @@ type Query {
 
   "A partner's commission balance. The partner's members and platform admins."
   partnerBalance(partnerId: ID!): PartnerBalance! @auth
+
+  """
+  One lead upload, for the partner's members and platform admins; null for anyone else, as for an
+  upload that does not exist. Poll it to follow an upload's progress.
+  """
+  leadUpload(id: ID!): LeadUpload @auth
+
+  "A partner's lead uploads, newest first. The partner's members and platform admins."
+  leadUploads(partnerId: ID!, first: Int = 25, after: String): LeadUploadConnection! @auth
+
+  "A partner's supply at a glance: its leads, uploads and rejected rows. The partner's members and platform admins."
+  partnerStats(partnerId: ID!): PartnerStats! @auth
 }
 
 type Mutation {
@@ -1655,6 +2057,18 @@ type Mutation {
   """
   adjustCredits(workspaceId: ID!, delta: Int!, reason: String!, idempotencyKey: String): CreditBalance!
     @auth(requires: PLATFORM_ADMIN)
+
+  """
+  Uploads a CSV file of leads for a partner: its rows are stored at once and worked by a background
+  job (the upload is returned QUEUED; follow it with leadUpload). Every row ends up accepted as a
+  lead or rejected with its reason: not valid, or a duplicate of an earlier row of the file, of the
+  partner's own leads or of another partner's. A file that cannot be read (not CSV, empty, a required
+  column missing, more than MAX_UPLOAD_ROWS rows) is returned FAILED with its errorCode. The
+  partner's members and platform admins only. With an idempotencyKey, the same key with the same file
+  (by SHA-256) and input returns the first upload; with another file or input it fails with
+  IDEMPOTENCY_KEY_REUSED. Keys are kept 24 hours.
+  """
+  uploadLeads(input: UploadLeadsInput!): LeadUpload! @auth @rateLimit(tier: PURCHASE)
 }
 
 "The signed-in user."
@@ -2062,6 +2476,157 @@ type PartnerBalance {
   balanceCents: Int!
   salesCount: Int!
 }
+
+"""
+A CSV file of leads to upload: UTF-8 (with or without a byte-order mark), comma, semicolon or tab
+delimited, a header row naming its columns (case and punctuation do not matter): email, first_name,
+last_name and company_name are required; company_domain, phone, linkedin_url, title, seniority,
+department, company_size, industry, country (ISO 3166-1 code or English name), region, city and
+price_credits are optional, with the aliases a CRM export has (e-mail, first name, surname,
+organization, website, mobile, job title, employees, state, ...). Other columns are kept with
+rejected rows and otherwise ignored.
+"""
+input UploadLeadsInput {
+  partnerId: ID!
+  file: Upload!
+  "The price of rows without price_credits: a whole number of credits from 1. Default 5."
+  defaultPriceCredits: Int
+  "The country (ISO 3166-1 alpha-2 code or English name) of rows without one; it is also the region their national phone numbers are read in."
+  defaultCountry: String
+  "Check and count every row, record every rejection, but insert no lead: a partner checks a file before committing it."
+  dryRun: Boolean
+  "Any unique string of up to 255 characters; reuse it to retry safely."
+  idempotencyKey: String
+}
+
+enum LeadUploadStatus {
+  "The file is stored; its rows wait for the background job."
+  QUEUED
+  "The background job is working the rows; rowsProcessed moves."
+  PROCESSING
+  "Every row was accepted or rejected: acceptedCount + duplicateCount + invalidCount = rowsTotal."
+  COMPLETED
+  "The file was refused, or could not be processed: see errorCode and errorMessage."
+  FAILED
+}
+
+"A partner's upload of a CSV file of leads, and what became of its rows."
+type LeadUpload {
+  id: ID!
+  partner: Partner!
+  fileName: String!
+  "Hex SHA-256 of the file's bytes: what an idempotencyKey is bound to."
+  fileSha256: String!
+  "Whether this was a check only (no lead inserted)."
+  dryRun: Boolean!
+  status: LeadUploadStatus!
+  "Data rows in the file (the header and blank rows not counted)."
+  rowsTotal: Int!
+  "Rows worked so far; it moves at least every 5,000 rows while PROCESSING."
+  rowsProcessed: Int!
+  "Rows that became leads (in a dry run: would have)."
+  acceptedCount: Int!
+  "Rows rejected as DUPLICATE_IN_FILE, DUPLICATE_SAME_PARTNER or DUPLICATE_CROSS_PARTNER."
+  duplicateCount: Int!
+  "Rows rejected as INVALID_EMAIL, MISSING_FIELDS, INVALID_VALUE or MALFORMED_ROW."
+  invalidCount: Int!
+  createdAt: Time!
+  startedAt: Time
+  completedAt: Time
+  """
+  Why the upload FAILED: NOT_CSV (not UTF-8 CSV text, or no header row), EMPTY_FILE (no data rows),
+  MISSING_COLUMNS, TOO_MANY_COLUMNS, TOO_MANY_ROWS (over MAX_UPLOAD_ROWS), ROW_TOO_LARGE (in practice a
+  quote never closed), or PROCESSING_FAILED (the job gave up; the rows counted stand). Null otherwise.
+  """
+  errorCode: String
+  "What is wrong and how to fix it, for the partner."
+  errorMessage: String
+  "The rejected rows in row order, of one reason if given; first defaults to 50, at most 500."
+  rejections(first: Int = 50, after: String, reason: RejectionReason): LeadRejectionConnection!
+  """
+  Where the rejected rows download as CSV (row_number, reason, field, detail, then the file's own
+  columns; UTF-8 with a byte-order mark; formula cells prefixed with '): a path on this API, fetched
+  with GET and the same bearer token. Null until the upload is COMPLETED, and once its rejections
+  were deleted after UPLOAD_RETENTION.
+  """
+  rejectionsCsvUrl: String
+}
+
+"Why a row of an upload was not accepted."
+enum RejectionReason {
+  "The e-mail address is not one."
+  INVALID_EMAIL
+  "email, first_name, last_name or company_name is empty (field names the first)."
+  MISSING_FIELDS
+  "A value the marketplace cannot take: a seniority, company size, country or price it cannot read, or a value over 1,000 characters (field names it)."
+  INVALID_VALUE
+  "The row is not valid CSV, or has another number of fields than the header."
+  MALFORMED_ROW
+  "An earlier row of the same file has the same lead (e-mail, company domain and phone, normalised)."
+  DUPLICATE_IN_FILE
+  "The partner supplied this lead before (duplicateOfLeadId says which)."
+  DUPLICATE_SAME_PARTNER
+  "Another partner supplies this lead already."
+  DUPLICATE_CROSS_PARTNER
+}
+
+"A row of an upload that was not accepted."
+type LeadRejection {
+  "The row as a spreadsheet shows it: the header is row 1, the first data row 2; a quoted field spanning lines is one row."
+  rowNumber: Int!
+  reason: RejectionReason!
+  "The column the rejection is about (its canonical name, such as email); null when it is about the whole row."
+  field: String
+  detail: String!
+  "The row's values by the file's column names."
+  raw: JSON!
+  "The partner's own lead this row repeats, for DUPLICATE_SAME_PARTNER only."
+  duplicateOfLeadId: ID
+}
+
+type LeadRejectionEdge {
+  cursor: String!
+  node: LeadRejection!
+}
+
+type LeadRejectionConnection {
+  edges: [LeadRejectionEdge!]!
+  pageInfo: PageInfo!
+}
+
+type LeadUploadEdge {
+  cursor: String!
+  node: LeadUpload!
+}
+
+type LeadUploadConnection {
+  edges: [LeadUploadEdge!]!
+  pageInfo: PageInfo!
+}
+
+"How many rows were rejected for one reason."
+type RejectionCount {
+  reason: RejectionReason!
+  count: Int!
+}
+
+"A partner's supply. Upload figures leave dry runs out."
+type PartnerStats {
+  "Every lead the partner supplied."
+  leadsTotal: Int!
+  "Leads for sale: ACTIVE and not found INVALID by verification (sold out or not)."
+  leadsActive: Int!
+  "Leads bought by at least one workspace."
+  leadsSold: Int!
+  "Uploads, whatever their status."
+  uploads: Int!
+  "Rows of those uploads that were not accepted."
+  rowsRejected: Int!
+  "rowsRejected by reason; every reason is listed."
+  rejectionsByReason: [RejectionCount!]!
+  "Valid / verified e-mails of the partner's leads; null until one is verified."
+  verificationPassRate: Float
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2308,6 +2873,106 @@ func (ec *executionContext) childFields_LeadPurchase(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type LeadPurchase", field.Name)
 }
 
+func (ec *executionContext) childFields_LeadRejection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "rowNumber":
+		return ec.fieldContext_LeadRejection_rowNumber(ctx, field)
+	case "reason":
+		return ec.fieldContext_LeadRejection_reason(ctx, field)
+	case "field":
+		return ec.fieldContext_LeadRejection_field(ctx, field)
+	case "detail":
+		return ec.fieldContext_LeadRejection_detail(ctx, field)
+	case "raw":
+		return ec.fieldContext_LeadRejection_raw(ctx, field)
+	case "duplicateOfLeadId":
+		return ec.fieldContext_LeadRejection_duplicateOfLeadId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadRejection", field.Name)
+}
+
+func (ec *executionContext) childFields_LeadRejectionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_LeadRejectionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_LeadRejectionConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadRejectionConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_LeadRejectionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_LeadRejectionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_LeadRejectionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadRejectionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_LeadUpload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_LeadUpload_id(ctx, field)
+	case "partner":
+		return ec.fieldContext_LeadUpload_partner(ctx, field)
+	case "fileName":
+		return ec.fieldContext_LeadUpload_fileName(ctx, field)
+	case "fileSha256":
+		return ec.fieldContext_LeadUpload_fileSha256(ctx, field)
+	case "dryRun":
+		return ec.fieldContext_LeadUpload_dryRun(ctx, field)
+	case "status":
+		return ec.fieldContext_LeadUpload_status(ctx, field)
+	case "rowsTotal":
+		return ec.fieldContext_LeadUpload_rowsTotal(ctx, field)
+	case "rowsProcessed":
+		return ec.fieldContext_LeadUpload_rowsProcessed(ctx, field)
+	case "acceptedCount":
+		return ec.fieldContext_LeadUpload_acceptedCount(ctx, field)
+	case "duplicateCount":
+		return ec.fieldContext_LeadUpload_duplicateCount(ctx, field)
+	case "invalidCount":
+		return ec.fieldContext_LeadUpload_invalidCount(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_LeadUpload_createdAt(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_LeadUpload_startedAt(ctx, field)
+	case "completedAt":
+		return ec.fieldContext_LeadUpload_completedAt(ctx, field)
+	case "errorCode":
+		return ec.fieldContext_LeadUpload_errorCode(ctx, field)
+	case "errorMessage":
+		return ec.fieldContext_LeadUpload_errorMessage(ctx, field)
+	case "rejections":
+		return ec.fieldContext_LeadUpload_rejections(ctx, field)
+	case "rejectionsCsvUrl":
+		return ec.fieldContext_LeadUpload_rejectionsCsvUrl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadUpload", field.Name)
+}
+
+func (ec *executionContext) childFields_LeadUploadConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_LeadUploadConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_LeadUploadConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadUploadConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_LeadUploadEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_LeadUploadEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_LeadUploadEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadUploadEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2380,6 +3045,26 @@ func (ec *executionContext) childFields_PartnerEarningEdge(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type PartnerEarningEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_PartnerStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "leadsTotal":
+		return ec.fieldContext_PartnerStats_leadsTotal(ctx, field)
+	case "leadsActive":
+		return ec.fieldContext_PartnerStats_leadsActive(ctx, field)
+	case "leadsSold":
+		return ec.fieldContext_PartnerStats_leadsSold(ctx, field)
+	case "uploads":
+		return ec.fieldContext_PartnerStats_uploads(ctx, field)
+	case "rowsRejected":
+		return ec.fieldContext_PartnerStats_rowsRejected(ctx, field)
+	case "rejectionsByReason":
+		return ec.fieldContext_PartnerStats_rejectionsByReason(ctx, field)
+	case "verificationPassRate":
+		return ec.fieldContext_PartnerStats_verificationPassRate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PartnerStats", field.Name)
+}
+
 func (ec *executionContext) childFields_PurchaseCreditsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "checkoutUrl":
@@ -2402,6 +3087,16 @@ func (ec *executionContext) childFields_PurchaseLeadsPayload(ctx context.Context
 		return ec.fieldContext_PurchaseLeadsPayload_balance(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PurchaseLeadsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RejectionCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "reason":
+		return ec.fieldContext_RejectionCount_reason(ctx, field)
+	case "count":
+		return ec.fieldContext_RejectionCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RejectionCount", field.Name)
 }
 
 func (ec *executionContext) childFields_RetryWebhookEventsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2654,6 +3349,36 @@ func (ec *executionContext) dir_auth_args(ctx context.Context, rawArgs map[strin
 	return args, nil
 }
 
+func (ec *executionContext) field_LeadUpload_rejections_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "reason",
+		func(ctx context.Context, v any) (*model.RejectionReason, error) {
+			return ec.unmarshalORejectionReason2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_addWorkspaceMember_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2792,6 +3517,20 @@ func (ec *executionContext) field_Mutation_retryWebhookEvent_args(ctx context.Co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_uploadLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UploadLeadsInput, error) {
+			return ec.unmarshalNUploadLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐUploadLeadsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2875,6 +3614,50 @@ func (ec *executionContext) field_Query_creditTransactions_args(ctx context.Cont
 		return nil, err
 	}
 	args["workspaceId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_leadUpload_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_leadUploads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
@@ -3033,6 +3816,20 @@ func (ec *executionContext) field_Query_partnerEarnings_args(ctx context.Context
 		return nil, err
 	}
 	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_partnerStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "partnerId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["partnerId"] = arg0
 	return args, nil
 }
 
@@ -5093,6 +5890,826 @@ func (ec *executionContext) fieldContext_LeadPurchase_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("LeadPurchase", field, false, false, "Time")
 }
 
+func (ec *executionContext) _LeadRejection_rowNumber(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejection_rowNumber(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RowNumber, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejection_rowNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadRejection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LeadRejection_reason(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejection_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.RejectionReason) graphql.Marshaler {
+			return ec.marshalNRejectionReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejection_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadRejection", field, false, false, "RejectionReason")
+}
+
+func (ec *executionContext) _LeadRejection_field(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejection_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejection_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadRejection", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadRejection_detail(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejection_detail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Detail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejection_detail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadRejection", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadRejection_raw(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejection_raw(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Raw, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalNJSON2interface(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejection_raw(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadRejection", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _LeadRejection_duplicateOfLeadId(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejection_duplicateOfLeadId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DuplicateOfLeadID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejection_duplicateOfLeadId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadRejection", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LeadRejectionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejectionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejectionConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.LeadRejectionEdge) graphql.Marshaler {
+			return ec.marshalNLeadRejectionEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejectionEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejectionConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadRejectionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadRejectionEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadRejectionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejectionConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejectionConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejectionConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadRejectionConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadRejectionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejectionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejectionEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejectionEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadRejectionEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadRejectionEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejectionEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadRejectionEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadRejection) graphql.Marshaler {
+			return ec.marshalNLeadRejection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadRejectionEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadRejectionEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadRejection(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadUpload_id(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LeadUpload_partner(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_partner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LeadUpload().Partner(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Partner) graphql.Marshaler {
+			return ec.marshalNPartner2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartner(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_partner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadUpload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Partner(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadUpload_fileName(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_fileName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FileName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_fileName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadUpload_fileSha256(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_fileSha256(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FileSha256, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_fileSha256(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadUpload_dryRun(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_dryRun(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DryRun, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_dryRun(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _LeadUpload_status(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LeadUploadStatus) graphql.Marshaler {
+			return ec.marshalNLeadUploadStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "LeadUploadStatus")
+}
+
+func (ec *executionContext) _LeadUpload_rowsTotal(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_rowsTotal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RowsTotal, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_rowsTotal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LeadUpload_rowsProcessed(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_rowsProcessed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RowsProcessed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_rowsProcessed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LeadUpload_acceptedCount(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_acceptedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AcceptedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_acceptedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LeadUpload_duplicateCount(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_duplicateCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DuplicateCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_duplicateCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LeadUpload_invalidCount(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_invalidCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InvalidCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_invalidCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LeadUpload_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LeadUpload_startedAt(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LeadUpload_completedAt(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_completedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CompletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_completedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _LeadUpload_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_errorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_errorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadUpload_errorMessage(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_errorMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_errorMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadUpload_rejections(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_rejections(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.LeadUpload().Rejections(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["reason"].(*model.RejectionReason))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadRejectionConnection) graphql.Marshaler {
+			return ec.marshalNLeadRejectionConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejectionConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_rejections(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadUpload",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadRejectionConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_LeadUpload_rejections_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadUpload_rejectionsCsvUrl(ctx context.Context, field graphql.CollectedField, obj *model.LeadUpload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUpload_rejectionsCsvUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RejectionsCsvURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUpload_rejectionsCsvUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUpload", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadUploadConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.LeadUploadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUploadConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.LeadUploadEdge) graphql.Marshaler {
+			return ec.marshalNLeadUploadEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUploadConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadUploadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadUploadEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadUploadConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.LeadUploadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUploadConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUploadConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadUploadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadUploadEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.LeadUploadEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUploadEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUploadEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadUploadEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _LeadUploadEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.LeadUploadEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadUploadEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadUpload) graphql.Marshaler {
+			return ec.marshalNLeadUpload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUpload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadUploadEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadUploadEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadUpload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_purchaseLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5521,6 +7138,68 @@ func (ec *executionContext) fieldContext_Mutation_adjustCredits(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_adjustCredits_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_uploadLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_uploadLeads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UploadLeads(ctx, fc.Args["input"].(model.UploadLeadsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.LeadUpload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.LeadUpload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadUpload) graphql.Marshaler {
+			return ec.marshalNLeadUpload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUpload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_uploadLeads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadUpload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_uploadLeads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5966,6 +7645,176 @@ func (ec *executionContext) fieldContext_PartnerEarningEdge_node(_ context.Conte
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _PartnerStats_leadsTotal(ctx context.Context, field graphql.CollectedField, obj *model.PartnerStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerStats_leadsTotal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeadsTotal, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerStats_leadsTotal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerStats_leadsActive(ctx context.Context, field graphql.CollectedField, obj *model.PartnerStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerStats_leadsActive(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeadsActive, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerStats_leadsActive(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerStats_leadsSold(ctx context.Context, field graphql.CollectedField, obj *model.PartnerStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerStats_leadsSold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeadsSold, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerStats_leadsSold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerStats_uploads(ctx context.Context, field graphql.CollectedField, obj *model.PartnerStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerStats_uploads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Uploads, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerStats_uploads(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerStats_rowsRejected(ctx context.Context, field graphql.CollectedField, obj *model.PartnerStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerStats_rowsRejected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RowsRejected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerStats_rowsRejected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PartnerStats_rejectionsByReason(ctx context.Context, field graphql.CollectedField, obj *model.PartnerStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerStats_rejectionsByReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RejectionsByReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.RejectionCount) graphql.Marshaler {
+			return ec.marshalNRejectionCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerStats_rejectionsByReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PartnerStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RejectionCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PartnerStats_verificationPassRate(ctx context.Context, field graphql.CollectedField, obj *model.PartnerStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PartnerStats_verificationPassRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VerificationPassRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PartnerStats_verificationPassRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PartnerStats", field, false, false, "Float")
 }
 
 func (ec *executionContext) _PurchaseCreditsPayload_checkoutUrl(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseCreditsPayload) (ret graphql.Marshaler) {
@@ -6906,6 +8755,192 @@ func (ec *executionContext) fieldContext_Query_partnerBalance(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_leadUpload(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_leadUpload(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().LeadUpload(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.LeadUpload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.LeadUpload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadUpload) graphql.Marshaler {
+			return ec.marshalOLeadUpload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUpload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_leadUpload(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadUpload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_leadUpload_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_leadUploads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_leadUploads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().LeadUploads(ctx, fc.Args["partnerId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.LeadUploadConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.LeadUploadConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadUploadConnection) graphql.Marshaler {
+			return ec.marshalNLeadUploadConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_leadUploads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadUploadConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_leadUploads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_partnerStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_partnerStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PartnerStats(ctx, fc.Args["partnerId"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.PartnerStats
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.PartnerStats
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PartnerStats) graphql.Marshaler {
+			return ec.marshalNPartnerStats2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_partnerStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PartnerStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_partnerStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6980,6 +9015,52 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RejectionCount_reason(ctx context.Context, field graphql.CollectedField, obj *model.RejectionCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RejectionCount_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.RejectionReason) graphql.Marshaler {
+			return ec.marshalNRejectionReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RejectionCount_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RejectionCount", field, false, false, "RejectionReason")
+}
+
+func (ec *executionContext) _RejectionCount_count(ctx context.Context, field graphql.CollectedField, obj *model.RejectionCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RejectionCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RejectionCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RejectionCount", field, false, false, "Int")
 }
 
 func (ec *executionContext) _RetryWebhookEventsPayload_retried(ctx context.Context, field graphql.CollectedField, obj *model.RetryWebhookEventsPayload) (ret graphql.Marshaler) {
@@ -9208,6 +11289,83 @@ func UnmarshalPurchaseLeadsInput(ctx context.Context, raw any) (model.PurchaseLe
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUploadLeadsInput(ctx context.Context, obj any) (model.UploadLeadsInput, error) {
+	var it model.UploadLeadsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"partnerId", "file", "defaultPriceCredits", "defaultCountry", "dryRun", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "partnerId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("partnerId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PartnerID = data
+		case "file":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("file"))
+			data, err := ec.unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.File = data
+		case "defaultPriceCredits":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultPriceCredits"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultPriceCredits = data
+		case "defaultCountry":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("defaultCountry"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DefaultCountry = data
+		case "dryRun":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("dryRun"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DryRun = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUploadLeadsInput unmarshals raw into the UploadLeadsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUploadLeadsInput(ctx context.Context, raw any) (model.UploadLeadsInput, error) {
+	var out model.UploadLeadsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UploadLeadsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputWebhookEventFilter(ctx context.Context, obj any) (model.WebhookEventFilter, error) {
 	var it model.WebhookEventFilter
 	if obj == nil {
@@ -10037,6 +12195,336 @@ func (ec *executionContext) _LeadPurchase(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var leadRejectionImplementors = []string{"LeadRejection"}
+
+func (ec *executionContext) _LeadRejection(ctx context.Context, sel ast.SelectionSet, obj *model.LeadRejection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadRejectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadRejection")
+		case "rowNumber":
+			out.Values[i] = ec._LeadRejection_rowNumber(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._LeadRejection_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "field":
+			out.Values[i] = ec._LeadRejection_field(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "detail":
+			out.Values[i] = ec._LeadRejection_detail(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "raw":
+			out.Values[i] = ec._LeadRejection_raw(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "duplicateOfLeadId":
+			out.Values[i] = ec._LeadRejection_duplicateOfLeadId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var leadRejectionConnectionImplementors = []string{"LeadRejectionConnection"}
+
+func (ec *executionContext) _LeadRejectionConnection(ctx context.Context, sel ast.SelectionSet, obj *model.LeadRejectionConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadRejectionConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadRejectionConnection")
+		case "edges":
+			out.Values[i] = ec._LeadRejectionConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._LeadRejectionConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var leadRejectionEdgeImplementors = []string{"LeadRejectionEdge"}
+
+func (ec *executionContext) _LeadRejectionEdge(ctx context.Context, sel ast.SelectionSet, obj *model.LeadRejectionEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadRejectionEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadRejectionEdge")
+		case "cursor":
+			out.Values[i] = ec._LeadRejectionEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._LeadRejectionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var leadUploadImplementors = []string{"LeadUpload"}
+
+func (ec *executionContext) _LeadUpload(ctx context.Context, sel ast.SelectionSet, obj *model.LeadUpload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadUploadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadUpload")
+		case "id":
+			out.Values[i] = ec._LeadUpload_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "partner":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LeadUpload_partner(ctx, field, obj)
+				})
+		case "fileName":
+			out.Values[i] = ec._LeadUpload_fileName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fileSha256":
+			out.Values[i] = ec._LeadUpload_fileSha256(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "dryRun":
+			out.Values[i] = ec._LeadUpload_dryRun(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._LeadUpload_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rowsTotal":
+			out.Values[i] = ec._LeadUpload_rowsTotal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rowsProcessed":
+			out.Values[i] = ec._LeadUpload_rowsProcessed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "acceptedCount":
+			out.Values[i] = ec._LeadUpload_acceptedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "duplicateCount":
+			out.Values[i] = ec._LeadUpload_duplicateCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "invalidCount":
+			out.Values[i] = ec._LeadUpload_invalidCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._LeadUpload_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "startedAt":
+			out.Values[i] = ec._LeadUpload_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "completedAt":
+			out.Values[i] = ec._LeadUpload_completedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "errorCode":
+			out.Values[i] = ec._LeadUpload_errorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "errorMessage":
+			out.Values[i] = ec._LeadUpload_errorMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rejections":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LeadUpload_rejections(ctx, field, obj)
+				})
+		case "rejectionsCsvUrl":
+			out.Values[i] = ec._LeadUpload_rejectionsCsvUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var leadUploadConnectionImplementors = []string{"LeadUploadConnection"}
+
+func (ec *executionContext) _LeadUploadConnection(ctx context.Context, sel ast.SelectionSet, obj *model.LeadUploadConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadUploadConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadUploadConnection")
+		case "edges":
+			out.Values[i] = ec._LeadUploadConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._LeadUploadConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var leadUploadEdgeImplementors = []string{"LeadUploadEdge"}
+
+func (ec *executionContext) _LeadUploadEdge(ctx context.Context, sel ast.SelectionSet, obj *model.LeadUploadEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadUploadEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadUploadEdge")
+		case "cursor":
+			out.Values[i] = ec._LeadUploadEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._LeadUploadEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -10101,6 +12589,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "adjustCredits":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_adjustCredits(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "uploadLeads":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_uploadLeads(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -10380,6 +12875,69 @@ func (ec *executionContext) _PartnerEarningEdge(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var partnerStatsImplementors = []string{"PartnerStats"}
+
+func (ec *executionContext) _PartnerStats(ctx context.Context, sel ast.SelectionSet, obj *model.PartnerStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, partnerStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PartnerStats")
+		case "leadsTotal":
+			out.Values[i] = ec._PartnerStats_leadsTotal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leadsActive":
+			out.Values[i] = ec._PartnerStats_leadsActive(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leadsSold":
+			out.Values[i] = ec._PartnerStats_leadsSold(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "uploads":
+			out.Values[i] = ec._PartnerStats_uploads(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rowsRejected":
+			out.Values[i] = ec._PartnerStats_rowsRejected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rejectionsByReason":
+			out.Values[i] = ec._PartnerStats_rejectionsByReason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verificationPassRate":
+			out.Values[i] = ec._PartnerStats_verificationPassRate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var purchaseCreditsPayloadImplementors = []string{"PurchaseCreditsPayload"}
 
 func (ec *executionContext) _PurchaseCreditsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PurchaseCreditsPayload) graphql.Marshaler {
@@ -10563,6 +13121,24 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_partnerBalance(ctx, field)
 				})
+		case "leadUpload":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_leadUpload(ctx, field)
+				})
+		case "leadUploads":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_leadUploads(ctx, field)
+				})
+		case "partnerStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_partnerStats(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -10576,6 +13152,44 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rejectionCountImplementors = []string{"RejectionCount"}
+
+func (ec *executionContext) _RejectionCount(ctx context.Context, sel ast.SelectionSet, obj *model.RejectionCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rejectionCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RejectionCount")
+		case "reason":
+			out.Values[i] = ec._RejectionCount_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._RejectionCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -11713,6 +14327,96 @@ func (ec *executionContext) marshalNLeadPurchase2ᚖgithubᚗcomᚋleadmarketᚋ
 	return ec._LeadPurchase(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNLeadRejection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejection(ctx context.Context, sel ast.SelectionSet, v *model.LeadRejection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadRejection!")
+		return graphql.Null
+	}
+	return ec._LeadRejection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeadRejectionConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejectionConnection(ctx context.Context, sel ast.SelectionSet, v *model.LeadRejectionConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadRejectionConnection!")
+		return graphql.Null
+	}
+	return ec._LeadRejectionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeadRejectionEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejectionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LeadRejectionEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLeadRejectionEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejectionEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLeadRejectionEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejectionEdge(ctx context.Context, sel ast.SelectionSet, v *model.LeadRejectionEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadRejectionEdge!")
+		return graphql.Null
+	}
+	return ec._LeadRejectionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeadUpload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUpload(ctx context.Context, sel ast.SelectionSet, v *model.LeadUpload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadUpload!")
+		return graphql.Null
+	}
+	return ec._LeadUpload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeadUploadConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadConnection(ctx context.Context, sel ast.SelectionSet, v *model.LeadUploadConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadUploadConnection!")
+		return graphql.Null
+	}
+	return ec._LeadUploadConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeadUploadEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LeadUploadEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLeadUploadEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLeadUploadEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadEdge(ctx context.Context, sel ast.SelectionSet, v *model.LeadUploadEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadUploadEdge!")
+		return graphql.Null
+	}
+	return ec._LeadUploadEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLeadUploadStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadStatus(ctx context.Context, v any) (model.LeadUploadStatus, error) {
+	var res model.LeadUploadStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLeadUploadStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadStatus(ctx context.Context, sel ast.SelectionSet, v model.LeadUploadStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
@@ -11803,6 +14507,14 @@ func (ec *executionContext) marshalNPartnerEarningKind2githubᚗcomᚋleadmarket
 	return v
 }
 
+func (ec *executionContext) marshalNPartnerStats2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPartnerStats(ctx context.Context, sel ast.SelectionSet, v *model.PartnerStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PartnerStats!")
+		return graphql.Null
+	}
+	return ec._PartnerStats(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNPurchaseCreditsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPurchaseCreditsInput(ctx context.Context, v any) (model.PurchaseCreditsInput, error) {
 	res, err := ec.unmarshalInputPurchaseCreditsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -11836,6 +14548,40 @@ func (ec *executionContext) unmarshalNRateLimitTier2githubᚗcomᚋleadmarketᚋ
 }
 
 func (ec *executionContext) marshalNRateLimitTier2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRateLimitTier(ctx context.Context, sel ast.SelectionSet, v model.RateLimitTier) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNRejectionCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.RejectionCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRejectionCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRejectionCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionCount(ctx context.Context, sel ast.SelectionSet, v *model.RejectionCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RejectionCount!")
+		return graphql.Null
+	}
+	return ec._RejectionCount(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRejectionReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx context.Context, v any) (model.RejectionReason, error) {
+	var res model.RejectionReason
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRejectionReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx context.Context, sel ast.SelectionSet, v model.RejectionReason) graphql.Marshaler {
 	return v
 }
 
@@ -11883,6 +14629,25 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {
+	res, err := graphql.UnmarshalUpload(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, sel ast.SelectionSet, v graphql.Upload) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalUpload(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Upload!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNUploadLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐUploadLeadsInput(ctx context.Context, v any) (model.UploadLeadsInput, error) {
+	res, err := ec.unmarshalInputUploadLeadsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐUser(ctx context.Context, sel ast.SelectionSet, v *model.User) graphql.Marshaler {
@@ -12282,6 +15047,23 @@ func (ec *executionContext) marshalOCreditOrder2ᚖgithubᚗcomᚋleadmarketᚋl
 	return ec._CreditOrder(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {
 		return nil, nil
@@ -12396,6 +15178,29 @@ func (ec *executionContext) unmarshalOLeadOrder2ᚖgithubᚗcomᚋleadmarketᚋl
 }
 
 func (ec *executionContext) marshalOLeadOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadOrder(ctx context.Context, sel ast.SelectionSet, v *model.LeadOrder) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOLeadUpload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUpload(ctx context.Context, sel ast.SelectionSet, v *model.LeadUpload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._LeadUpload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORejectionReason2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx context.Context, v any) (*model.RejectionReason, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.RejectionReason)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORejectionReason2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx context.Context, sel ast.SelectionSet, v *model.RejectionReason) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

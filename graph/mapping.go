@@ -11,6 +11,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/page"
@@ -169,4 +170,37 @@ func toPartnerEarning(e partner.Earning) *model.PartnerEarning {
 		ID: strconv.FormatInt(e.ID, 10), Kind: model.PartnerEarningKind(e.Kind), AmountCents: int(e.AmountCents),
 		SaleValueCents: int(e.SaleValueCents), Rate: e.Rate, LeadPurchaseID: e.LeadPurchaseID, CreatedAt: e.CreatedAt,
 	}
+}
+
+func toLeadUpload(u ingest.Upload) *model.LeadUpload {
+	return &model.LeadUpload{
+		ID: u.ID, PartnerID: u.PartnerID, FileName: u.FileName, FileSha256: u.FileSHA256, DryRun: u.DryRun,
+		Status: model.LeadUploadStatus(u.Status), RowsTotal: u.RowsTotal, RowsProcessed: u.RowsProcessed,
+		AcceptedCount: u.AcceptedCount, DuplicateCount: u.DuplicateCount, InvalidCount: u.InvalidCount,
+		CreatedAt: u.CreatedAt, StartedAt: u.StartedAt, CompletedAt: u.CompletedAt, ErrorCode: u.ErrorCode,
+		ErrorMessage: u.ErrorMessage, RejectionsCsvURL: optional(u.RejectionsCSVPath()),
+	}
+}
+
+func toLeadRejection(r ingest.StoredRejection) *model.LeadRejection {
+	raw := make(map[string]any, len(r.Raw))
+	for k, v := range r.Raw {
+		raw[k] = v
+	}
+	return &model.LeadRejection{
+		RowNumber: r.RowNumber, Reason: model.RejectionReason(r.Reason), Field: optional(r.Field), Detail: r.Detail,
+		Raw: raw, DuplicateOfLeadID: r.DuplicateOfLeadID,
+	}
+}
+
+func toPartnerStats(st ingest.Stats) *model.PartnerStats {
+	out := &model.PartnerStats{
+		LeadsTotal: int(st.LeadsTotal), LeadsActive: int(st.LeadsActive), LeadsSold: int(st.LeadsSold),
+		Uploads: int(st.Uploads), RowsRejected: int(st.RowsRejected), VerificationPassRate: st.VerificationPassRate,
+		RejectionsByReason: make([]*model.RejectionCount, len(st.RejectionsByReason)),
+	}
+	for i, c := range st.RejectionsByReason {
+		out.RejectionsByReason[i] = &model.RejectionCount{Reason: model.RejectionReason(c.Reason), Count: int(c.Count)}
+	}
+	return out
 }

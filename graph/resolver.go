@@ -8,6 +8,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/workspace"
@@ -21,4 +22,5 @@ type Resolver struct {
 	PartnerService     *partner.Service
 	AuditService       *audit.Service
 	BillingService     *billing.Service
+	IngestService      *ingest.Service
 }

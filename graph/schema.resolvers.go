@@ -14,6 +14,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/page"
 )
@@ -21,6 +22,27 @@ import (
 // Lead is the resolver for the lead field.
 func (r *leadPurchaseResolver) Lead(ctx context.Context, obj *model.LeadPurchase) (*model.Lead, error) {
 	return loadersFrom(ctx).Lead.Load(ctx, obj.LeadID)()
+}
+
+// Partner is the resolver for the partner field.
+func (r *leadUploadResolver) Partner(ctx context.Context, obj *model.LeadUpload) (*model.Partner, error) {
+	return loadersFrom(ctx).Partner.Load(ctx, obj.PartnerID)()
+}
+
+// Rejections is the resolver for the rejections field.
+func (r *leadUploadResolver) Rejections(ctx context.Context, obj *model.LeadUpload, first *int, after *string, reason *model.RejectionReason) (*model.LeadRejectionConnection, error) {
+	var only ingest.Reason
+	if reason != nil {
+		only = ingest.Reason(*reason)
+	}
+	p, err := r.IngestService.Rejections(ctx, auth.CallerFrom(ctx), obj.ID, only, page.Of(first, after))
+	if err != nil {
+		return nil, err
+	}
+	edges, info := connection(p, toLeadRejection, func(c string, n *model.LeadRejection) *model.LeadRejectionEdge {
+		return &model.LeadRejectionEdge{Cursor: c, Node: n}
+	})
+	return &model.LeadRejectionConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // PurchaseLeads is the resolver for the purchaseLeads field.
@@ -101,6 +123,19 @@ func (r *mutationResolver) AdjustCredits(ctx context.Context, workspaceID string
 		return nil, err
 	}
 	return &model.CreditBalance{WorkspaceID: workspaceID, Credits: int(balance)}, nil
+}
+
+// UploadLeads is the resolver for the uploadLeads field.
+func (r *mutationResolver) UploadLeads(ctx context.Context, input model.UploadLeadsInput) (*model.LeadUpload, error) {
+	u, err := r.IngestService.Upload(ctx, auth.CallerFrom(ctx), ingest.UploadInput{
+		PartnerID: input.PartnerID, File: input.File.File, FileName: input.File.Filename,
+		DefaultPriceCredits: input.DefaultPriceCredits, DefaultCountry: input.DefaultCountry,
+		DryRun: input.DryRun != nil && *input.DryRun, IdempotencyKey: deref(input.IdempotencyKey),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return toLeadUpload(*u), nil
 }
 
 // Me is the resolver for the me field.
@@ -262,6 +297,36 @@ func (r *queryResolver) PartnerBalance(ctx context.Context, partnerID string) (*
 	return &model.PartnerBalance{PartnerID: partnerID, BalanceCents: int(b.BalanceCents), SalesCount: b.SalesCount}, nil
 }
 
+// LeadUpload is the resolver for the leadUpload field.
+func (r *queryResolver) LeadUpload(ctx context.Context, id string) (*model.LeadUpload, error) {
+	u, err := r.IngestService.Get(ctx, auth.CallerFrom(ctx), id)
+	if err != nil || u == nil {
+		return nil, err
+	}
+	return toLeadUpload(*u), nil
+}
+
+// LeadUploads is the resolver for the leadUploads field.
+func (r *queryResolver) LeadUploads(ctx context.Context, partnerID string, first *int, after *string) (*model.LeadUploadConnection, error) {
+	p, err := r.IngestService.List(ctx, auth.CallerFrom(ctx), partnerID, page.Of(first, after))
+	if err != nil {
+		return nil, err
+	}
+	edges, info := connection(p, toLeadUpload, func(c string, n *model.LeadUpload) *model.LeadUploadEdge {
+		return &model.LeadUploadEdge{Cursor: c, Node: n}
+	})
+	return &model.LeadUploadConnection{Edges: edges, PageInfo: info}, nil
+}
+
+// PartnerStats is the resolver for the partnerStats field.
+func (r *queryResolver) PartnerStats(ctx context.Context, partnerID string) (*model.PartnerStats, error) {
+	st, err := r.IngestService.Stats(ctx, auth.CallerFrom(ctx), partnerID)
+	if err != nil {
+		return nil, err
+	}
+	return toPartnerStats(st), nil
+}
+
 // Workspaces is the resolver for the workspaces field.
 func (r *userResolver) Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error) {
 	ms, err := r.WorkspaceService.Memberships(ctx, obj.ID)
@@ -299,6 +364,9 @@ func (r *webhookEventResolver) AttemptLog(ctx context.Context, obj *model.Webhoo
 // LeadPurchase returns LeadPurchaseResolver implementation.
 func (r *Resolver) LeadPurchase() LeadPurchaseResolver { return &leadPurchaseResolver{r} }
 
+// LeadUpload returns LeadUploadResolver implementation.
+func (r *Resolver) LeadUpload() LeadUploadResolver { return &leadUploadResolver{r} }
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -313,6 +381,7 @@ func (r *Resolver) WebhookEvent() WebhookEventResolver { return &webhookEventRes
 
 type (
 	leadPurchaseResolver struct{ *Resolver }
+	leadUploadResolver   struct{ *Resolver }
 	mutationResolver     struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	userResolver         struct{ *Resolver }

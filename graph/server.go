@@ -52,7 +52,19 @@ type HandlerOptions struct {
 	// Loaders are the services each operation's dataloaders batch through (loaders.go). Nil: no
 	// dataloaders (relations are then not filled).
 	Loaders *Resolver
+	// MaxUploadBytes is the largest multipart (upload) request (MAX_UPLOAD_BYTES), 413 above it.
+	// Default DefaultMaxUploadBytes.
+	MaxUploadBytes int64
 }
+
+// DefaultMaxUploadBytes is HandlerOptions.MaxUploadBytes when it is zero: MAX_UPLOAD_BYTES's
+// default, 200 MiB.
+const DefaultMaxUploadBytes = 200 << 20
+
+// uploadMemoryBytes is the multipart transport's MaxMemory: a request below it is read into
+// memory, a larger one has its file written to a temporary file (deleted when the request ends),
+// so an upload costs the server little more memory than this whatever its size.
+const uploadMemoryBytes = 1 << 20
 
 // Handler serves GraphQL over HTTP (gqlhttp) and graphql-ws.
 type Handler struct {
@@ -87,7 +99,10 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 		},
 	})
 	srv.AddTransport(gqlhttp.Transport{})
-	srv.AddTransport(transport.MultipartForm{})
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	srv.AddTransport(transport.MultipartForm{MaxUploadSize: o.MaxUploadBytes, MaxMemory: uploadMemoryBytes})
 	queryCache := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(queryCache)
 	srv.SetParserTokenLimit(limits.Tokens)
@@ -116,7 +131,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 			"stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	return &Handler{http: gqlhttp.Handler(srv)}
+	return &Handler{http: gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes})}
 }
 
 // wsExpiryKey holds the cancel function of a WebSocket's token deadline.

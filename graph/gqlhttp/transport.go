@@ -114,14 +114,24 @@ func (w *exchangeWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the real writer.
 func (w *exchangeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Options configure Handler.
+type Options struct {
+	// MaxUploadBytes is the largest multipart (upload) request body (MAX_UPLOAD_BYTES): one
+	// announced larger is refused with 413 before it is read, and one that turns out larger
+	// while it is read (a chunked body) is cut off and answered 413 too. gqlgen's multipart
+	// transport must be given the same limit (its own refusal is a JSON error with status 200).
+	// Zero: no limit of Handler's own.
+	MaxUploadBytes int64
+}
+
 // Handler checks what GraphQL over HTTP requires of a request before any GraphQL work, then
 // hands it to srv (gqlgen's server, with Transport among its transports) with an exchange in its
 // context. WebSocket upgrades go to srv unchecked: its WebSocket transport checks the Origin.
-func Handler(srv http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serveHTTP(srv, w, r) })
+func Handler(srv http.Handler, o Options) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serveHTTP(srv, o, w, r) })
 }
 
-func serveHTTP(srv http.Handler, w http.ResponseWriter, r *http.Request) {
+func serveHTTP(srv http.Handler, o Options, w http.ResponseWriter, r *http.Request) {
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		srv.ServeHTTP(w, r)
 		return
@@ -153,6 +163,13 @@ func serveHTTP(srv http.Handler, w http.ResponseWriter, r *http.Request) {
 				writeCSRFRefusal(w, mediaType)
 				return
 			}
+			if o.MaxUploadBytes > 0 {
+				if r.ContentLength > o.MaxUploadBytes {
+					writeUploadTooLarge(w, mediaType, o.MaxUploadBytes)
+					return
+				}
+				w, r = limitUpload(w, r, mediaType, o.MaxUploadBytes)
+			}
 		default:
 			writeHTTPError(w, mediaType, http.StatusUnsupportedMediaType, apperr.UnsupportedMediaType,
 				"send the request as "+mediaJSON+" (or multipart/form-data for uploads)")
@@ -169,6 +186,78 @@ func serveHTTP(srv http.Handler, w http.ResponseWriter, r *http.Request) {
 	}
 	ex := &exchange{method: r.Method, mediaType: mediaType, header: w.Header()}
 	srv.ServeHTTP(&exchangeWriter{ResponseWriter: w, ex: ex}, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
+}
+
+// limitUpload bounds a multipart request's body to limit bytes. When the body turns out larger,
+// reading it fails (http.MaxBytesReader) and the response becomes a 413 REQUEST_TOO_LARGE,
+// whatever the multipart transport then writes. A body of unknown length (chunked) is announced
+// to the transport as limit bytes long: gqlgen keeps a file in memory when the request's
+// ContentLength is below its MaxMemory, which -1 always is, so it would buffer up to the whole
+// limit in memory instead of a temporary file.
+func limitUpload(w http.ResponseWriter, r *http.Request, mediaType string, limit int64) (http.ResponseWriter, *http.Request) {
+	lw := &uploadLimitWriter{ResponseWriter: w, mediaType: mediaType, limit: limit}
+	r = r.WithContext(r.Context())
+	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), over: &lw.over}
+	if r.ContentLength < 0 {
+		r.ContentLength = limit
+	}
+	return lw, r
+}
+
+// limitedBody notes when its limit was passed.
+type limitedBody struct {
+	io.ReadCloser
+	over *bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		*b.over = true
+	}
+	return n, err
+}
+
+// uploadLimitWriter answers 413 in place of what the transport writes once the body went over
+// the limit.
+type uploadLimitWriter struct {
+	http.ResponseWriter
+	mediaType string
+	limit     int64
+	over      bool
+	refused   bool
+}
+
+func (w *uploadLimitWriter) refuse() {
+	if !w.refused {
+		w.refused = true
+		writeUploadTooLarge(w.ResponseWriter, w.mediaType, w.limit)
+	}
+}
+
+func (w *uploadLimitWriter) WriteHeader(code int) {
+	if w.over {
+		w.refuse()
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *uploadLimitWriter) Write(b []byte) (int, error) {
+	if w.over {
+		w.refuse()
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *uploadLimitWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func writeUploadTooLarge(w http.ResponseWriter, mediaType string, limit int64) {
+	writeHTTPError(w, mediaType, http.StatusRequestEntityTooLarge, apperr.RequestTooLarge,
+		fmt.Sprintf("the upload is larger than %d bytes (MAX_UPLOAD_BYTES)", limit))
 }
 
 // preflighted reports whether r carries a header that a cross-site form or link cannot send.

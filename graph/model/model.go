@@ -55,3 +55,26 @@ type User struct {
 	Email           string `json:"email"`
 	IsPlatformAdmin bool   `json:"isPlatformAdmin"`
 }
+
+// LeadUpload is a partner's lead upload; LeadUpload.partner loads by PartnerID, and rejections
+// pages by ID.
+type LeadUpload struct {
+	ID               string           `json:"id"`
+	FileName         string           `json:"fileName"`
+	FileSha256       string           `json:"fileSha256"`
+	DryRun           bool             `json:"dryRun"`
+	Status           LeadUploadStatus `json:"status"`
+	RowsTotal        int              `json:"rowsTotal"`
+	RowsProcessed    int              `json:"rowsProcessed"`
+	AcceptedCount    int              `json:"acceptedCount"`
+	DuplicateCount   int              `json:"duplicateCount"`
+	InvalidCount     int              `json:"invalidCount"`
+	CreatedAt        time.Time        `json:"createdAt"`
+	StartedAt        *time.Time       `json:"startedAt,omitempty"`
+	CompletedAt      *time.Time       `json:"completedAt,omitempty"`
+	ErrorCode        *string          `json:"errorCode,omitempty"`
+	ErrorMessage     *string          `json:"errorMessage,omitempty"`
+	RejectionsCsvURL *string          `json:"rejectionsCsvUrl,omitempty"`
+
+	PartnerID string `json:"-"`
+}

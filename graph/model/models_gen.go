@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/99designs/gqlgen/graphql"
 )
 
 // An audit entry: who did what, when, where and why.
@@ -129,6 +131,40 @@ type LeadFilter struct {
 	PartnerIds           []string             `json:"partnerIds,omitempty"`
 }
 
+// A row of an upload that was not accepted.
+type LeadRejection struct {
+	// The row as a spreadsheet shows it: the header is row 1, the first data row 2; a quoted field spanning lines is one row.
+	RowNumber int             `json:"rowNumber"`
+	Reason    RejectionReason `json:"reason"`
+	// The column the rejection is about (its canonical name, such as email); null when it is about the whole row.
+	Field  *string `json:"field,omitempty"`
+	Detail string  `json:"detail"`
+	// The row's values by the file's column names.
+	Raw any `json:"raw"`
+	// The partner's own lead this row repeats, for DUPLICATE_SAME_PARTNER only.
+	DuplicateOfLeadID *string `json:"duplicateOfLeadId,omitempty"`
+}
+
+type LeadRejectionConnection struct {
+	Edges    []*LeadRejectionEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type LeadRejectionEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *LeadRejection `json:"node"`
+}
+
+type LeadUploadConnection struct {
+	Edges    []*LeadUploadEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+type LeadUploadEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *LeadUpload `json:"node"`
+}
+
 type Mutation struct {
 }
 
@@ -174,6 +210,24 @@ type PartnerEarningEdge struct {
 	Node   *PartnerEarning `json:"node"`
 }
 
+// A partner's supply. Upload figures leave dry runs out.
+type PartnerStats struct {
+	// Every lead the partner supplied.
+	LeadsTotal int `json:"leadsTotal"`
+	// Leads for sale: ACTIVE and not found INVALID by verification (sold out or not).
+	LeadsActive int `json:"leadsActive"`
+	// Leads bought by at least one workspace.
+	LeadsSold int `json:"leadsSold"`
+	// Uploads, whatever their status.
+	Uploads int `json:"uploads"`
+	// Rows of those uploads that were not accepted.
+	RowsRejected int `json:"rowsRejected"`
+	// rowsRejected by reason; every reason is listed.
+	RejectionsByReason []*RejectionCount `json:"rejectionsByReason"`
+	// Valid / verified e-mails of the partner's leads; null until one is verified.
+	VerificationPassRate *float64 `json:"verificationPassRate,omitempty"`
+}
+
 type PurchaseCreditsInput struct {
 	WorkspaceID string `json:"workspaceId"`
 	PackageID   string `json:"packageId"`
@@ -209,10 +263,36 @@ type PurchaseLeadsPayload struct {
 type Query struct {
 }
 
+// How many rows were rejected for one reason.
+type RejectionCount struct {
+	Reason RejectionReason `json:"reason"`
+	Count  int             `json:"count"`
+}
+
 type RetryWebhookEventsPayload struct {
 	// How many events were queued again.
 	Retried int             `json:"retried"`
 	Events  []*WebhookEvent `json:"events"`
+}
+
+// A CSV file of leads to upload: UTF-8 (with or without a byte-order mark), comma, semicolon or tab
+// delimited, a header row naming its columns (case and punctuation do not matter): email, first_name,
+// last_name and company_name are required; company_domain, phone, linkedin_url, title, seniority,
+// department, company_size, industry, country (ISO 3166-1 code or English name), region, city and
+// price_credits are optional, with the aliases a CRM export has (e-mail, first name, surname,
+// organization, website, mobile, job title, employees, state, ...). Other columns are kept with
+// rejected rows and otherwise ignored.
+type UploadLeadsInput struct {
+	PartnerID string         `json:"partnerId"`
+	File      graphql.Upload `json:"file"`
+	// The price of rows without price_credits: a whole number of credits from 1. Default 5.
+	DefaultPriceCredits *int `json:"defaultPriceCredits,omitempty"`
+	// The country (ISO 3166-1 alpha-2 code or English name) of rows without one; it is also the region their national phone numbers are read in.
+	DefaultCountry *string `json:"defaultCountry,omitempty"`
+	// Check and count every row, record every rejection, but insert no lead: a partner checks a file before committing it.
+	DryRun *bool `json:"dryRun,omitempty"`
+	// Any unique string of up to 255 characters; reuse it to retry safely.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 type WebhookAttempt struct {
@@ -649,6 +729,69 @@ func (e LeadOrder) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+type LeadUploadStatus string
+
+const (
+	// The file is stored; its rows wait for the background job.
+	LeadUploadStatusQueued LeadUploadStatus = "QUEUED"
+	// The background job is working the rows; rowsProcessed moves.
+	LeadUploadStatusProcessing LeadUploadStatus = "PROCESSING"
+	// Every row was accepted or rejected: acceptedCount + duplicateCount + invalidCount = rowsTotal.
+	LeadUploadStatusCompleted LeadUploadStatus = "COMPLETED"
+	// The file was refused, or could not be processed: see errorCode and errorMessage.
+	LeadUploadStatusFailed LeadUploadStatus = "FAILED"
+)
+
+var AllLeadUploadStatus = []LeadUploadStatus{
+	LeadUploadStatusQueued,
+	LeadUploadStatusProcessing,
+	LeadUploadStatusCompleted,
+	LeadUploadStatusFailed,
+}
+
+func (e LeadUploadStatus) IsValid() bool {
+	switch e {
+	case LeadUploadStatusQueued, LeadUploadStatusProcessing, LeadUploadStatusCompleted, LeadUploadStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e LeadUploadStatus) String() string {
+	return string(e)
+}
+
+func (e *LeadUploadStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LeadUploadStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LeadUploadStatus", str)
+	}
+	return nil
+}
+
+func (e LeadUploadStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LeadUploadStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LeadUploadStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type PartnerEarningKind string
 
 const (
@@ -708,7 +851,7 @@ func (e PartnerEarningKind) MarshalJSON() ([]byte, error) {
 type RateLimitTier string
 
 const (
-	// Money-moving mutations: 10 per minute by default.
+	// Money-moving mutations and file uploads: 10 per minute by default.
 	RateLimitTierPurchase RateLimitTier = "PURCHASE"
 	// Marketplace browsing and lead lookups: 60 per minute by default.
 	RateLimitTierBrowse RateLimitTier = "BROWSE"
@@ -760,6 +903,79 @@ func (e *RateLimitTier) UnmarshalJSON(b []byte) error {
 }
 
 func (e RateLimitTier) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Why a row of an upload was not accepted.
+type RejectionReason string
+
+const (
+	// The e-mail address is not one.
+	RejectionReasonInvalidEmail RejectionReason = "INVALID_EMAIL"
+	// email, first_name, last_name or company_name is empty (field names the first).
+	RejectionReasonMissingFields RejectionReason = "MISSING_FIELDS"
+	// A value the marketplace cannot take: a seniority, company size, country or price it cannot read, or a value over 1,000 characters (field names it).
+	RejectionReasonInvalidValue RejectionReason = "INVALID_VALUE"
+	// The row is not valid CSV, or has another number of fields than the header.
+	RejectionReasonMalformedRow RejectionReason = "MALFORMED_ROW"
+	// An earlier row of the same file has the same lead (e-mail, company domain and phone, normalised).
+	RejectionReasonDuplicateInFile RejectionReason = "DUPLICATE_IN_FILE"
+	// The partner supplied this lead before (duplicateOfLeadId says which).
+	RejectionReasonDuplicateSamePartner RejectionReason = "DUPLICATE_SAME_PARTNER"
+	// Another partner supplies this lead already.
+	RejectionReasonDuplicateCrossPartner RejectionReason = "DUPLICATE_CROSS_PARTNER"
+)
+
+var AllRejectionReason = []RejectionReason{
+	RejectionReasonInvalidEmail,
+	RejectionReasonMissingFields,
+	RejectionReasonInvalidValue,
+	RejectionReasonMalformedRow,
+	RejectionReasonDuplicateInFile,
+	RejectionReasonDuplicateSamePartner,
+	RejectionReasonDuplicateCrossPartner,
+}
+
+func (e RejectionReason) IsValid() bool {
+	switch e {
+	case RejectionReasonInvalidEmail, RejectionReasonMissingFields, RejectionReasonInvalidValue, RejectionReasonMalformedRow, RejectionReasonDuplicateInFile, RejectionReasonDuplicateSamePartner, RejectionReasonDuplicateCrossPartner:
+		return true
+	}
+	return false
+}
+
+func (e RejectionReason) String() string {
+	return string(e)
+}
+
+func (e *RejectionReason) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RejectionReason(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RejectionReason", str)
+	}
+	return nil
+}
+
+func (e RejectionReason) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RejectionReason) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RejectionReason) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -22,6 +22,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/httpserver"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
+	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
@@ -37,6 +38,7 @@ const UserCacheTTL = 30 * time.Second
 type App struct {
 	Server  *httpserver.Server
 	Billing *billing.Service
+	Ingest  *ingest.Service
 	db      *bun.DB
 	logger  *slog.Logger
 }
@@ -61,6 +63,9 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
 		Logger: logger,
 	})
+	ingestSvc := ingest.NewService(bdb, queue, ingest.ServiceOptions{
+		MaxRows: cfg.MaxUploadRows, Retention: cfg.UploadRetention, Logger: logger,
+	})
 	tiers := make([]partner.BonusTier, len(cfg.CommissionBonusTiers))
 	for i, t := range cfg.CommissionBonusTiers {
 		tiers[i] = partner.BonusTier{PassRate: t.PassRate, Points: t.Points}
@@ -72,6 +77,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		PartnerService:     partner.NewService(bdb),
 		AuditService:       audit.NewService(bdb, workspace.RoleCheck(bdb)),
 		BillingService:     billingSvc,
+		IngestService:      ingestSvc,
 	}
 	guard, err := buildGuardrails(cfg, bdb)
 	if err != nil {
@@ -83,11 +89,13 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 			return audit.RecordSecurity(ctx, bdb, ev)
 		},
 		Limits: guard.limits, RateLimits: guard.policy, RecordViolationFunc: guard.recordViolation,
-		AllowedOrigins: cfg.CORSOrigins, Loaders: res,
+		AllowedOrigins: cfg.CORSOrigins, Loaders: res, MaxUploadBytes: cfg.MaxUploadBytes,
 	})
 	srv := httpserver.New(httpserver.Options{
 		Addr: cfg.HTTPAddr, Production: cfg.IsProduction(), Logger: logger, GraphQL: gql,
 		StripeWebhook:   billingSvc.WebhookHandler(),
+		MaxUploadBytes:  cfg.MaxUploadBytes,
+		RejectionsCSV:   ingestSvc.RejectionsCSVHandler(),
 		Authenticator:   auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA),
 		ReadyFunc:       func(ctx context.Context) error { return Ready(ctx, bdb) },
 		ShutdownTimeout: cfg.ShutdownTimeout,
@@ -95,13 +103,14 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
 	})
-	return &App{Server: srv, Billing: billingSvc, db: bdb, logger: logger}, nil
+	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, db: bdb, logger: logger}, nil
 }
 
 // Workers returns the background workers of this app, for a jobs.Runner.
 func (a *App) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, billing.NewEventWorker(a.Billing))
+	river.AddWorker(w, ingest.NewWorker(a.Ingest))
 	river.AddWorker(w, jobs.NewCleanupWorker(a.cleanups(), a.logger))
 	return w
 }
@@ -111,9 +120,10 @@ func (a *App) PeriodicJobs() []*river.PeriodicJob {
 	return jobs.PeriodicCleanups(a.cleanups(), time.Hour)
 }
 
-// cleanups are the hourly clean-ups: idempotency keys past their 24 hours and rate-limit refusals
-// past their retention are deleted; Stripe events whose processing job ended without finishing
-// them are marked FAILED; the audit log's partitions for the coming months are created.
+// cleanups are the hourly clean-ups: idempotency keys past their 24 hours, rate-limit refusals
+// past their retention and the rejected rows of uploads older than UPLOAD_RETENTION are deleted;
+// Stripe events whose processing job ended without finishing them are marked FAILED; the audit
+// log's partitions for the coming months are created.
 func (a *App) cleanups() map[string]jobs.CleanupFunc {
 	return map[string]jobs.CleanupFunc{
 		"idempotency_keys": func(ctx context.Context) (int64, error) { return idempotency.Purge(ctx, a.db) },
@@ -122,6 +132,7 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 		},
 		"abandoned_stripe_events": a.Billing.FailAbandonedEvents,
 		"audit_partitions":        func(ctx context.Context) (int64, error) { return 0, audit.EnsurePartitions(ctx, a.db) },
+		"lead_rejections":         a.Ingest.PurgeRejections,
 	}
 }
 

@@ -89,6 +89,17 @@ type Config struct {
 	// WorkerConcurrency is WORKER_CONCURRENCY, background jobs run at once by this instance.
 	// Default 10.
 	WorkerConcurrency int
+
+	// MaxUploadBytes is MAX_UPLOAD_BYTES, the largest lead upload: a multipart request to
+	// /graphql whose body is larger is refused with 413. Default 209715200 (200 MiB).
+	MaxUploadBytes int64
+	// MaxUploadRows is MAX_UPLOAD_ROWS, the most data rows an uploaded file may have; a larger
+	// file fails with TOO_MANY_ROWS. Default 1000000.
+	MaxUploadRows int
+	// UploadRetention is UPLOAD_RETENTION, how long an upload's rejected rows are kept (the
+	// hourly clean-up deletes older ones; the upload and its counts stay). A Go duration, or a
+	// number of days such as "90d". Default 90 days.
+	UploadRetention time.Duration
 }
 
 // BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
@@ -196,6 +207,13 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	positive("WORKER_CONCURRENCY", "10", &c.WorkerConcurrency)
+	if c.MaxUploadBytes, err = strconv.ParseInt(get("MAX_UPLOAD_BYTES", "209715200"), 10, 64); err != nil || c.MaxUploadBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MAX_UPLOAD_BYTES: %q is not a positive number of bytes", get("MAX_UPLOAD_BYTES", "")))
+	}
+	positive("MAX_UPLOAD_ROWS", "1000000", &c.MaxUploadRows)
+	if c.UploadRetention, err = ParseDays(get("UPLOAD_RETENTION", "90d")); err != nil || c.UploadRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("UPLOAD_RETENTION: %q is not a duration of at least 1h (such as 90d or 720h)", get("UPLOAD_RETENTION", "")))
+	}
 	c.TrustedProxies = list(get("TRUSTED_PROXIES", ""))
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -252,4 +270,17 @@ func ParseBonusTiers(s string) ([]BonusTier, error) {
 		tiers = append(tiers, BonusTier{PassRate: r, Points: p})
 	}
 	return tiers, nil
+}
+
+// ParseDays parses a Go duration ("720h") or a whole number of days ("90d"), which Go's
+// durations do not have.
+func ParseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100_000 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }

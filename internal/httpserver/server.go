@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -49,6 +50,12 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// MaxBodyBytes limits a request body. Default 2 MiB.
 	MaxBodyBytes int64
+	// MaxUploadBytes limits the body of a multipart (file upload) request to /graphql
+	// (MAX_UPLOAD_BYTES); the GraphQL handler answers 413 above it. Default 200 MiB.
+	MaxUploadBytes int64
+	// RejectionsCSV serves GET /partners/uploads/{id}/rejections.csv, authenticated like
+	// /graphql. Nil: not served.
+	RejectionsCSV http.Handler
 	// TrustedProxies (TRUSTED_PROXIES) are the peers whose X-Forwarded-For names the client;
 	// the client's IP is what audit entries record and anonymous rate limits are keyed by.
 	// Default none: the direct peer is the client.
@@ -74,13 +81,19 @@ func New(o Options) *Server {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = 2 << 20
 	}
+	if o.MaxUploadBytes == 0 {
+		o.MaxUploadBytes = 200 << 20
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 
 	mux := http.NewServeMux()
 	gql := authenticate(o.Authenticator, o.Logger)(o.GraphQL)
-	mux.Handle("/graphql", cors(o.CORSOrigins)(http.MaxBytesHandler(gql, o.MaxBodyBytes)))
+	mux.Handle("/graphql", cors(o.CORSOrigins)(limitBody(gql, o.MaxBodyBytes, o.MaxUploadBytes)))
+	if o.RejectionsCSV != nil {
+		mux.Handle("GET /partners/uploads/{id}/rejections.csv", authenticate(o.Authenticator, o.Logger)(o.RejectionsCSV))
+	}
 	if o.StripeWebhook != nil {
 		mux.Handle("POST /webhooks/stripe", o.StripeWebhook)
 	}
@@ -108,6 +121,20 @@ func New(o Options) *Server {
 		mux.Handle("GET /{$}", withPageCSP(playground.Handler("Leadmarket GraphiQL", "/graphql"), "https://cdn.jsdelivr.net"))
 	}
 	return &Server{opts: o, handler: requestContext(o, m)(securityHeaders(o.Production)(mux))}
+}
+
+// limitBody bounds a request's body: a multipart one (a file upload) to uploadBytes, any other
+// to bodyBytes.
+func limitBody(next http.Handler, bodyBytes, uploadBytes int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := bodyBytes
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+			limit = uploadBytes
+		}
+		r2 := *r
+		r2.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, &r2)
+	})
 }
 
 // Handler returns the server's whole handler, for in-process tests.
