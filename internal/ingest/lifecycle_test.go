@@ -144,8 +144,8 @@ func TestUploadIdempotency(t *testing.T) {
 	require.Equal(t, 1, e.count("SELECT count(*) FROM river_job WHERE args->>'upload_id' = ?", first.ID))
 
 	for name, in := range map[string]ingest.UploadInput{
-		"another file":         {File: strings.NewReader(mixedFile(11, "i"))},
-		"another dryRun":       {File: strings.NewReader(file), DryRun: true},
+		"another file":          {File: strings.NewReader(mixedFile(11, "i"))},
+		"another dryRun":        {File: strings.NewReader(file), DryRun: true},
 		"another default price": {File: strings.NewReader(file), DefaultPriceCredits: new(7)},
 	} {
 		in.PartnerID, in.IdempotencyKey = s.PartnerID, "upload-1"
