@@ -21,12 +21,12 @@ import (
 // env is an ingest service on a database of the test's own: uploads commit, and the leads'
 // dedup is global, so tests do not share one.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	db  *bun.DB
 	svc *ingest.Service
 }
 
-func newEnv(t *testing.T, o ingest.ServiceOptions) *env {
+func newEnv(t testing.TB, o ingest.ServiceOptions) *env {
 	t.Helper()
 	db := dbtest.FreshDB(t)
 	q, err := jobs.NewQueue(db.DB)

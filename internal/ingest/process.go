@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,11 +89,13 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 // call it directly.
 func (s *Service) Process(ctx context.Context, uploadID string) (bool, error) {
 	start := time.Now()
+	var ahead <-chan readAhead
 	for {
-		done, err := s.processBatch(ctx, uploadID)
+		done, next, err := s.processBatch(ctx, uploadID, ahead)
 		if err != nil || done {
 			return done, err
 		}
+		ahead = next
 		if s.afterBatch != nil {
 			if err := s.afterBatch(uploadID); err != nil {
 				return false, err
@@ -154,11 +158,31 @@ func (c *batchCounts) reject(r Reason) {
 	}
 }
 
+// batch is the staged rows of one batch, validated.
+type batch struct {
+	// after is the checkpoint the rows follow; last is the row number of the last of them.
+	after, last int
+	// n is how many rows there are: valid and rejected together.
+	n     int
+	valid []StagedRow
+	rejs  []rejected
+}
+
+// readAhead is a batch read and validated ahead, while the batch before it was being written.
+type readAhead struct {
+	b   *batch
+	err error
+}
+
 // processBatch works the next batch of the upload in one transaction, and completes the upload
-// when no staged row is left. It reports whether the upload is done.
-func (s *Service) processBatch(ctx context.Context, uploadID string) (bool, error) {
-	done := false
-	err := db.RunInConnTx(ctx, s.db, func(ctx context.Context, tx db.ConnTx) error {
+// when no staged row is left. It reports whether the upload is done. ahead, when not nil,
+// delivers the batch read ahead by the previous call: it is used when it follows the checkpoint
+// found under the lock (else it is read again). While this batch is written, the one after it is
+// read and validated on another connection, and delivered on next: the Go work of a batch
+// overlaps the database work of the one before. Staged rows never change, so reading them ahead
+// is safe; only the checkpoint says what is done.
+func (s *Service) processBatch(ctx context.Context, uploadID string, ahead <-chan readAhead) (done bool, next <-chan readAhead, err error) {
+	err = db.RunInConnTx(ctx, s.db, func(ctx context.Context, tx db.ConnTx) error {
 		j, err := lockJob(ctx, tx, uploadID)
 		if err != nil {
 			return err
@@ -180,53 +204,99 @@ func (s *Service) processBatch(ctx context.Context, uploadID string) (bool, erro
 		if err != nil {
 			return fmt.Errorf("upload %s: header: %w", uploadID, err)
 		}
-		rows, err := stagedRows(ctx, tx, uploadID, j.Checkpoint, s.opts.BatchRows)
-		if err != nil {
-			return err
+		d := Defaults{PriceCredits: j.DefaultPriceCredits, Country: j.DefaultCountry}
+		var b *batch
+		if ahead != nil {
+			if got := <-ahead; got.err == nil && got.b.after == j.Checkpoint {
+				b = got.b
+			}
 		}
-		if len(rows) > 0 {
-			counts, err := s.work(ctx, tx, j, h, rows)
+		if b == nil {
+			if b, err = s.readBatch(ctx, txQuery(tx), uploadID, j.Checkpoint, h, d); err != nil {
+				return err
+			}
+		}
+		if b.n == s.opts.BatchRows {
+			next = s.readAhead(ctx, uploadID, b.last, h, d)
+		}
+		if b.n > 0 {
+			counts, err := s.work(ctx, tx, j, h, b)
 			if err != nil {
 				return err
 			}
-			if err := advance(ctx, tx, uploadID, rows[len(rows)-1].Number, len(rows), counts); err != nil {
+			if err := advance(ctx, tx, uploadID, b.last, b.n, counts); err != nil {
 				return err
 			}
 		}
-		if len(rows) < s.opts.BatchRows {
+		if b.n < s.opts.BatchRows {
 			// Every row was staged before the job existed: a short batch is the last one.
 			done = true
-			return complete(ctx, tx, j)
+			return s.complete(ctx, tx, j)
 		}
 		return publishProgress(ctx, tx, uploadID)
 	})
-	return done, err
+	return done, next, err
 }
 
-// stagedRows reads up to limit staged rows after the checkpoint, in row order.
-func stagedRows(ctx context.Context, tx db.ConnTx, uploadID string, checkpoint, limit int) ([]Row, error) {
-	var rows []Row
-	err := tx.Pgx(ctx, func(conn *pgx.Conn) error {
-		res, err := conn.Query(ctx, `SELECT row_number, fields, field_count, malformed FROM lead_upload_rows
-			WHERE upload_id = $1 AND row_number > $2 ORDER BY row_number LIMIT $3`,
-			pgx.QueryExecModeCacheStatement, uuid.MustParse(uploadID), checkpoint, limit)
-		if err != nil {
-			return err
-		}
-		defer res.Close()
-		for res.Next() {
-			var r Row
-			if err := res.Scan(&r.Number, &r.Values, &r.FieldCount, &r.Malformed); err != nil {
+// queryFunc runs a query written with $1, $2, … placeholders and hands its rows to scan.
+type queryFunc func(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error
+
+// txQuery runs queries in tx.
+func txQuery(tx db.ConnTx) queryFunc {
+	return func(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error {
+		return tx.Pgx(ctx, func(conn *pgx.Conn) error {
+			rows, err := conn.Query(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+			if err != nil {
 				return err
 			}
-			rows = append(rows, r)
-		}
-		return res.Err()
-	})
+			defer rows.Close()
+			if err := scan(rows); err != nil {
+				return err
+			}
+			rows.Close()
+			return rows.Err()
+		})
+	}
+}
+
+// readAhead reads and validates the batch after row `after` in the background, on a connection
+// of the pool.
+func (s *Service) readAhead(ctx context.Context, uploadID string, after int, h *Header, d Defaults) <-chan readAhead {
+	ch := make(chan readAhead, 1)
+	go func() {
+		b, err := s.readBatch(ctx, func(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error {
+			return db.QueryPrepared(ctx, s.db, query, args, scan)
+		}, uploadID, after, h, d)
+		ch <- readAhead{b: b, err: err}
+	}()
+	return ch
+}
+
+// readBatch reads up to Options.BatchRows staged rows after the checkpoint, in row order, and
+// validates them.
+func (s *Service) readBatch(ctx context.Context, query queryFunc, uploadID string, after int, h *Header, d Defaults) (*batch, error) {
+	var rows []Row
+	err := query(ctx, `SELECT row_number, fields, field_count, malformed FROM lead_upload_rows
+		WHERE upload_id = $1 AND row_number > $2 ORDER BY row_number LIMIT $3`,
+		[]any{uuid.MustParse(uploadID), after, s.opts.BatchRows}, func(res pgx.Rows) error {
+			for res.Next() {
+				var r Row
+				if err := res.Scan(&r.Number, &r.Values, &r.FieldCount, &r.Malformed); err != nil {
+					return err
+				}
+				rows = append(rows, r)
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, fmt.Errorf("staged rows of %s: %w", uploadID, err)
 	}
-	return rows, nil
+	b := &batch{after: after, last: after, n: len(rows)}
+	if len(rows) > 0 {
+		b.last = rows[len(rows)-1].Number
+	}
+	b.valid, b.rejs = validateAll(h, rows, d)
+	return b, nil
 }
 
 // rejected is a rejection on its way to lead_rejections.
@@ -239,19 +309,9 @@ type rejected struct {
 // rejections and returns its counts. Dedup is by hash_key, in DESIGN §6's order: an earlier row
 // of the file (lead_upload_keys, kept across batches), then the partner's own leads, then
 // everyone else's.
-func (s *Service) work(ctx context.Context, tx db.ConnTx, j *job, h *Header, rows []Row) (batchCounts, error) {
+func (s *Service) work(ctx context.Context, tx db.ConnTx, j *job, h *Header, b *batch) (batchCounts, error) {
 	var counts batchCounts
-	d := Defaults{PriceCredits: j.DefaultPriceCredits, Country: j.DefaultCountry}
-	var valid []StagedRow
-	var rejs []rejected
-	for _, row := range rows {
-		staged, rej := Validate(h, row, d)
-		if rej != nil {
-			rejs = append(rejs, rejected{Rejection: *rej})
-			continue
-		}
-		valid = append(valid, staged)
-	}
+	valid, rejs := b.valid, append([]rejected(nil), b.rejs...)
 
 	// Within the file: the first row with a key is the file's; later ones are duplicates of it.
 	earlier, err := claimKeys(ctx, tx, j.ID, valid)
@@ -339,6 +399,39 @@ func (s *Service) work(ctx context.Context, tx db.ConnTx, j *job, h *Header, row
 	return counts, writeRejections(ctx, tx, j.ID, h, rejs)
 }
 
+// validateChunk is the fewest rows validateAll gives a goroutine of its own.
+const validateChunk = 500
+
+// validateAll runs Validate on every row, on all cores (phone parsing makes it the costliest Go
+// work of a batch), and returns the valid rows and the rejections, each in row order.
+func validateAll(h *Header, rows []Row, d Defaults) ([]StagedRow, []rejected) {
+	type result struct {
+		staged StagedRow
+		rej    *Rejection
+	}
+	results := make([]result, len(rows))
+	workers := min(runtime.GOMAXPROCS(0), (len(rows)+validateChunk-1)/validateChunk)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += workers {
+				results[i].staged, results[i].rej = Validate(h, rows[i], d)
+			}
+		})
+	}
+	wg.Wait()
+	var valid []StagedRow
+	var rejs []rejected
+	for _, r := range results {
+		if r.rej != nil {
+			rejs = append(rejs, rejected{Rejection: *r.rej})
+			continue
+		}
+		valid = append(valid, r.staged)
+	}
+	return valid, rejs
+}
+
 // claimKeys records the batch's keys as the file's (each with its first row) and returns those
 // an earlier batch had recorded already, with their first row. The keys are new to the file
 // exactly when they are not returned.
@@ -357,14 +450,38 @@ func claimKeys(ctx context.Context, tx db.ConnTx, uploadID string, valid []Stage
 			rowNumbers = append(rowNumbers, int32(v.RowNumber))
 		}
 	}
-	// The SELECT sees the table as it was before the statement, not the rows its INSERT adds:
-	// it returns just the keys of earlier batches.
+	id := uuid.MustParse(uploadID)
 	err := tx.Pgx(ctx, func(conn *pgx.Conn) error {
-		res, err := conn.Query(ctx, `WITH batch AS (SELECT * FROM unnest($2::text[], $3::int[]) AS b(hash_key, row_number)),
-			claimed AS (INSERT INTO lead_upload_keys (upload_id, hash_key, row_number)
-				SELECT $1, hash_key, row_number FROM batch ON CONFLICT (upload_id, hash_key) DO NOTHING)
-			SELECT k.hash_key, k.row_number FROM lead_upload_keys AS k JOIN batch USING (hash_key) WHERE k.upload_id = $1`,
-			pgx.QueryExecModeCacheStatement, uuid.MustParse(uploadID), keys, rowNumbers)
+		res, err := conn.Query(ctx, `INSERT INTO lead_upload_keys (upload_id, hash_key, row_number)
+			SELECT $1, k, r FROM unnest($2::text[], $3::int[]) AS b(k, r)
+			ON CONFLICT (upload_id, hash_key) DO NOTHING RETURNING hash_key`,
+			pgx.QueryExecModeCacheStatement, id, keys, rowNumbers)
+		if err != nil {
+			return err
+		}
+		claimed := make(map[string]bool, len(keys))
+		for res.Next() {
+			var k string
+			if err := res.Scan(&k); err != nil {
+				return err
+			}
+			claimed[k] = true
+		}
+		if res.Close(); res.Err() != nil {
+			return res.Err()
+		}
+		if len(claimed) == len(keys) {
+			return nil
+		}
+		// Keys an earlier batch claimed: their rows repeat that batch's, which the rejection names.
+		var taken []string
+		for _, k := range keys {
+			if !claimed[k] {
+				taken = append(taken, k)
+			}
+		}
+		res, err = conn.Query(ctx, `SELECT hash_key, row_number FROM lead_upload_keys WHERE upload_id = $1 AND hash_key = ANY($2)`,
+			pgx.QueryExecModeCacheStatement, id, taken)
 		if err != nil {
 			return err
 		}
@@ -579,7 +696,7 @@ func advance(ctx context.Context, tx bun.IDB, uploadID string, last, n int, c ba
 
 // complete ends the upload COMPLETED: its remaining staging (keys) goes, its audit entry and
 // final progress are written.
-func complete(ctx context.Context, tx bun.IDB, j *job) error {
+func (s *Service) complete(ctx context.Context, tx bun.IDB, j *job) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM lead_upload_rows WHERE upload_id = ?;
 		DELETE FROM lead_upload_keys WHERE upload_id = ?;
 		UPDATE lead_uploads SET status = 'COMPLETED', completed_at = now(), updated_at = now() WHERE id = ?`,
