@@ -35,6 +35,9 @@ CREATE TABLE lead_uploads (
     rejection_counts      jsonb NOT NULL DEFAULT '{}',
     error_code            text,
     error_message         text,
+    -- job_id is the River job working the upload; an upload whose job is gone unfinished is
+    -- FAILED by the hourly clean-up.
+    job_id                bigint,
     created_at            timestamptz NOT NULL DEFAULT now(),
     started_at            timestamptz,
     completed_at          timestamptz,
@@ -47,6 +50,7 @@ CREATE TABLE lead_uploads (
 );
 CREATE INDEX lead_uploads_partner_idx ON lead_uploads (partner_id, created_at DESC, id DESC);
 CREATE INDEX lead_uploads_retention_idx ON lead_uploads (created_at) WHERE rejections_purged_at IS NULL;
+CREATE INDEX lead_uploads_unfinished_idx ON lead_uploads (updated_at) WHERE status IN ('QUEUED', 'PROCESSING');
 
 -- The rows of an upload as the request read them, before validation: the job's input.
 CREATE TABLE lead_upload_rows (

@@ -122,8 +122,8 @@ func (a *App) PeriodicJobs() []*river.PeriodicJob {
 
 // cleanups are the hourly clean-ups: idempotency keys past their 24 hours, rate-limit refusals
 // past their retention and the rejected rows of uploads older than UPLOAD_RETENTION are deleted;
-// Stripe events whose processing job ended without finishing them are marked FAILED; the audit
-// log's partitions for the coming months are created.
+// Stripe events and lead uploads whose job ended without finishing them are marked FAILED; the
+// audit log's partitions for the coming months are created.
 func (a *App) cleanups() map[string]jobs.CleanupFunc {
 	return map[string]jobs.CleanupFunc{
 		"idempotency_keys": func(ctx context.Context) (int64, error) { return idempotency.Purge(ctx, a.db) },
@@ -133,6 +133,7 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 		"abandoned_stripe_events": a.Billing.FailAbandonedEvents,
 		"audit_partitions":        func(ctx context.Context) (int64, error) { return 0, audit.EnsurePartitions(ctx, a.db) },
 		"lead_rejections":         a.Ingest.PurgeRejections,
+		"abandoned_lead_uploads":  a.Ingest.FailAbandonedUploads,
 	}
 }
 

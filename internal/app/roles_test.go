@@ -36,6 +36,9 @@ func TestAccess_RolesByOperation(t *testing.T) {
 			VALUES ('roles test', 10, 1000, 'usd') RETURNING id, credits, price_cents, currency)
 		INSERT INTO credit_orders (workspace_id, package_id, user_id, credits, amount_cents, currency)
 		SELECT ?, id, ?, credits, price_cents, currency FROM p RETURNING id`, ws, owner.ID).Scan(ctx, &orderID))
+	var uploadID string
+	require.NoError(t, db.NewRaw(`INSERT INTO lead_uploads (partner_id, file_sha256, default_price_credits)
+		VALUES (?, repeat('0', 64), 5) RETURNING id`, partnerID).Scan(ctx, &uploadID))
 
 	type role struct {
 		name  string
@@ -97,6 +100,12 @@ func TestAccess_RolesByOperation(t *testing.T) {
 			cells(F, F, F, F, "ok", MFA, "ok")},
 		{"partnerBalance", `query($p: ID!) { partnerBalance(partnerId: $p) { balanceCents } }`, partnerVars, "partnerBalance",
 			cells(F, F, F, F, "ok", MFA, "ok")},
+		{"leadUploads", `query($p: ID!) { leadUploads(partnerId: $p) { edges { cursor } } }`, partnerVars, "leadUploads",
+			cells(F, F, F, F, "ok", MFA, "ok")},
+		{"partnerStats", `query($p: ID!) { partnerStats(partnerId: $p) { leadsTotal } }`, partnerVars, "partnerStats",
+			cells(F, F, F, F, "ok", MFA, "ok")},
+		{"leadUpload", `query($id: ID!) { leadUpload(id: $id) { id } }`, func(int) map[string]any { return map[string]any{"id": uploadID} }, "leadUpload",
+			cells("null", "null", "null", "null", "ok", "null", "ok")},
 		{"creditOrder", `query($id: ID!) { creditOrder(id: $id) { id } }`, func(int) map[string]any { return map[string]any{"id": orderID} }, "creditOrder",
 			cells("null", "null", "ok", "ok", "null", "null", "ok")},
 		{"adjustCredits", `mutation($ws: ID!) { adjustCredits(workspaceId: $ws, delta: 1, reason: "roles test") { credits } }`, wsVars, "adjustCredits",

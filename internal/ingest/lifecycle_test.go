@@ -294,3 +294,31 @@ func TestUploadPublishesProgress(t *testing.T) {
 		require.GreaterOrEqual(t, seen[i]["rowsProcessed"], seen[i-1]["rowsProcessed"])
 	}
 }
+
+// An upload whose job ended without finishing it (discarded by River's rescuer after its process
+// died in the last attempt) is FAILED by the hourly clean-up; one whose job is alive is not.
+func TestFailAbandonedUploads(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ingest.ServiceOptions{})
+	ctx := context.Background()
+	s := e.supplier()
+	abandoned := e.upload(s, mixedFile(5, "ab"), ingest.UploadInput{})
+	alive := e.upload(s, mixedFile(5, "al"), ingest.UploadInput{})
+	_, err := e.db.ExecContext(ctx, `UPDATE lead_uploads SET status = 'PROCESSING', updated_at = now() - interval '1 hour'
+		WHERE id IN (?, ?)`, abandoned.ID, alive.ID)
+	require.NoError(t, err)
+	_, err = e.db.ExecContext(ctx, "UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE args->>'upload_id' = ?", abandoned.ID)
+	require.NoError(t, err)
+
+	n, err := e.svc.FailAbandonedUploads(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	got := e.get(s, abandoned.ID)
+	require.Equal(t, ingest.StatusFailed, got.Status)
+	require.Equal(t, string(ingest.CodeProcessingFailed), *got.ErrorCode)
+	require.Zero(t, e.count("SELECT count(*) FROM lead_upload_rows WHERE upload_id = ?", abandoned.ID))
+	require.Equal(t, ingest.StatusProcessing, e.get(s, alive.ID).Status)
+	n, err = e.svc.FailAbandonedUploads(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

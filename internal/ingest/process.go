@@ -68,7 +68,8 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	var cancel *river.JobCancelError
 	switch {
 	case err != nil && (job.Attempt >= job.MaxAttempts || errors.As(err, &cancel)):
-		if ferr := w.svc.failProcessing(context.WithoutCancel(ctx), job.Args.UploadID, job.Attempt); ferr != nil {
+		msg := fmt.Sprintf("processing stopped after %d failed attempts; %s", job.Attempt, failedAdvice)
+		if ferr := w.svc.failProcessing(context.WithoutCancel(ctx), job.Args.UploadID, msg); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		return err
@@ -738,23 +739,51 @@ func finalEntry(ctx context.Context, tx bun.IDB, id, action, severity string) er
 	return events.Publish(ctx, tx, ProgressEvent, progressOf(*u))
 }
 
-// failProcessing ends an upload whose job gave up FAILED with CodeProcessingFailed: what its
-// batches committed stands (their leads and rejections), the rest of its staging goes.
-func (s *Service) failProcessing(ctx context.Context, uploadID string, attempts int) error {
+// failedAdvice ends the message of an upload FAILED with CodeProcessingFailed.
+const failedAdvice = "the rows counted so far stand. Upload the file again to process the rest: " +
+	"rows accepted already are then reported as duplicates."
+
+// AbandonAfter is how long an unfinished upload without a live job waits before the hourly
+// clean-up fails it: well past the time its job takes to be rescued and retried.
+const AbandonAfter = 15 * time.Minute
+
+// FailAbandonedUploads fails the uploads that are not finished but have no job left to finish
+// them (a process that died in its job's last attempt leaves it PROCESSING, and River's rescuer
+// discards the job, attempts used up): FAILED with CodeProcessingFailed, they are in front of
+// their partner, who uploads the file again. It returns how many it failed; an hourly clean-up
+// runs it.
+func (s *Service) FailAbandonedUploads(ctx context.Context) (int64, error) {
+	var ids []string
+	if err := s.db.NewRaw(`SELECT u.id FROM lead_uploads AS u
+		WHERE u.status IN ('QUEUED', 'PROCESSING') AND u.updated_at < ?
+			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = u.job_id
+				AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled'))`,
+		time.Now().Add(-AbandonAfter)).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("abandoned uploads: %w", err)
+	}
+	for _, id := range ids {
+		if err := s.failProcessing(ctx, id, "processing ended unfinished; "+failedAdvice); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(ids)), nil
+}
+
+// failProcessing ends an upload whose job gave up FAILED with CodeProcessingFailed and msg: what
+// its batches committed stands (their leads and rejections), the rest of its staging goes.
+func (s *Service) failProcessing(ctx context.Context, uploadID, msg string) error {
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		j, err := lockJob(ctx, tx, uploadID)
 		if err != nil || j == nil || j.Status == StatusCompleted || j.Status == StatusFailed {
 			return err
 		}
-		msg := fmt.Sprintf("processing stopped after %d failed attempts; the rows counted so far stand. "+
-			"Upload the file again to process the rest: rows accepted already are then reported as duplicates.", attempts)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM lead_upload_rows WHERE upload_id = ?;
 			DELETE FROM lead_upload_keys WHERE upload_id = ?;
 			UPDATE lead_uploads SET status = 'FAILED', error_code = ?, error_message = ?, completed_at = now(), updated_at = now()
 			WHERE id = ?`, uploadID, uploadID, string(CodeProcessingFailed), msg, uploadID); err != nil {
 			return fmt.Errorf("fail upload %s: %w", uploadID, err)
 		}
-		s.opts.Logger.ErrorContext(ctx, "lead upload failed", "upload", uploadID, "attempts", attempts)
+		s.opts.Logger.ErrorContext(ctx, "lead upload failed", "upload", uploadID, "reason", msg)
 		return finalEntry(ctx, tx, uploadID, "lead_upload.failed", audit.SeverityWarning)
 	})
 }

@@ -331,12 +331,13 @@ func (s *Service) stage(ctx context.Context, tx db.ConnTx, c *auth.Caller, actor
 	if err != nil {
 		return "", err
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE lead_uploads SET header = ?, rows_total = ?, updated_at = now() WHERE id = ?",
-		pgdialect.Array(rd.Header().Names), rows, id); err != nil {
-		return "", fmt.Errorf("stage upload: %w", err)
-	}
-	if _, err := s.queue.InsertTx(ctx, tx.Tx, ProcessArgs{UploadID: id}, nil); err != nil {
+	res, err := s.queue.InsertTx(ctx, tx.Tx, ProcessArgs{UploadID: id}, nil)
+	if err != nil {
 		return "", err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE lead_uploads SET header = ?, rows_total = ?, job_id = ?, updated_at = now() WHERE id = ?",
+		pgdialect.Array(rd.Header().Names), rows, res.Job.ID, id); err != nil {
+		return "", fmt.Errorf("stage upload: %w", err)
 	}
 	entry.Action = "lead_upload.created"
 	entry.New = map[string]any{"status": StatusQueued, "rowsTotal": rows}
