@@ -115,7 +115,6 @@ func (s *Service) Process(ctx context.Context, uploadID string) (bool, error) {
 type job struct {
 	ID                  string   `bun:"id"`
 	PartnerID           string   `bun:"partner_id"`
-	UploadedBy          *string  `bun:"uploaded_by"`
 	Status              string   `bun:"status"`
 	DryRun              bool     `bun:"dry_run"`
 	Header              []string `bun:"header,array"`
@@ -128,8 +127,7 @@ type job struct {
 // whose first run still works) waits, then reads the checkpoint this batch moved.
 func lockJob(ctx context.Context, tx bun.IDB, id string) (*job, error) {
 	var j job
-	err := tx.NewRaw(`SELECT id, partner_id, uploaded_by, status, dry_run, header, checkpoint_row, default_price_credits,
-			default_country
+	err := tx.NewRaw(`SELECT id, partner_id, status, dry_run, header, checkpoint_row, default_price_credits, default_country
 		FROM lead_uploads WHERE id = ? FOR UPDATE`, id).Scan(ctx, &j)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -312,7 +310,7 @@ type rejected struct {
 // everyone else's.
 func (s *Service) work(ctx context.Context, tx db.ConnTx, j *job, h *Header, b *batch) (batchCounts, error) {
 	var counts batchCounts
-	valid, rejs := b.valid, append([]rejected(nil), b.rejs...)
+	valid, rejs := b.valid, b.rejs
 
 	// Within the file: the first row with a key is the file's; later ones are duplicates of it.
 	earlier, err := claimKeys(ctx, tx, j.ID, valid)

@@ -297,16 +297,17 @@ func cleanFileName(name string) string {
 func (s *Service) stage(ctx context.Context, tx db.ConnTx, c *auth.Caller, actor string, in UploadInput,
 	req uploadRequest, d Defaults, size int64,
 ) (string, error) {
+	fileName := cleanFileName(in.FileName)
 	var id string
 	if err := tx.NewRaw(`INSERT INTO lead_uploads (partner_id, uploaded_by, file_name, file_sha256, file_bytes, dry_run,
 			default_price_credits, default_country)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		req.PartnerID, c.UserID, cleanFileName(in.FileName), req.FileSHA256, size, req.DryRun, d.PriceCredits, d.Country).
+		req.PartnerID, c.UserID, fileName, req.FileSHA256, size, req.DryRun, d.PriceCredits, d.Country).
 		Scan(ctx, &id); err != nil {
 		return "", fmt.Errorf("create upload: %w", err)
 	}
 	entry := audit.Entry{ActorUserID: c.UserID, ActorType: actor, ResourceType: "lead_upload", ResourceID: id,
-		Metadata: map[string]any{"partnerId": req.PartnerID, "fileName": cleanFileName(in.FileName),
+		Metadata: map[string]any{"partnerId": req.PartnerID, "fileName": fileName,
 			"fileSha256": req.FileSHA256, "fileBytes": size, "dryRun": req.DryRun}}
 
 	rd, err := NewReader(in.File, Options{MaxRows: s.opts.MaxRows})
