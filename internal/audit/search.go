@@ -80,11 +80,7 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, args pag
 	}); err != nil {
 		return page.Page[Log]{}, err
 	}
-	limit, err := args.Limit(LogPages)
-	if err != nil {
-		return page.Page[Log]{}, err
-	}
-	after, err := page.Cursor(args, func(p page.TimeID) bool { return apperr.CheckID(p.I) == nil && p.ValidTime() })
+	limit, after, err := page.Open(args, LogPages, func(p page.TimeID) bool { return apperr.CheckID(p.I) == nil && p.ValidTime() })
 	if err != nil {
 		return page.Page[Log]{}, err
 	}
