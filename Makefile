@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test generate vet bench-browse bench-webhook bench-guardrails build
+.PHONY: run test generate vet bench-browse bench-webhook bench-guardrails bench-seed build
 
 ## run: the API on http://127.0.0.1:8080 (embedded PostgreSQL under .data/ when DATABASE_URL is unset)
 run:
@@ -34,3 +34,7 @@ bench-webhook:
 ## bench-guardrails: the browse benchmark with rate limits off, on in memory and on in Redis (REDIS_URL)
 bench-guardrails:
 	go run ./bench/guardrails
+
+## bench-seed: seed --demo's rows/s vs. a plain INSERT ... SELECT generate_series into a leads-shaped table (LEADS=100000)
+bench-seed:
+	go run ./bench/seed -leads $(or $(LEADS),100000)
