@@ -1,6 +1,7 @@
 package lead_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,7 +79,8 @@ func TestDedupVectorsAreTheSharedOnes(t *testing.T) {
 	require.NoError(t, err)
 	got, err := os.ReadFile(vectorsPath)
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(got), "internal/lead/%s differs from %s: copy it again", vectorsPath, shared)
+	require.True(t, bytes.Equal(want, got), "internal/lead/%s differs from %s: copy it again (`diff` shows how)",
+		vectorsPath, shared)
 }
 
 func TestNormalizeVectors(t *testing.T) {
