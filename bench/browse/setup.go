@@ -16,7 +16,6 @@ import (
 
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/internal/app"
-	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -64,20 +63,13 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 			e.close(ctx)
 		}
 	}()
-	prepared, err := benchdb.Prepare(ctx, benchdb.Options{ServerURL: o.DatabaseURL, Name: BenchDatabase,
-		Leads: o.Leads, Fresh: o.Fresh, Log: os.Stderr, LogPrefix: "browse: "})
+	prepared, owner, token, err := benchdb.PrepareOwner(ctx, benchdb.Options{ServerURL: o.DatabaseURL, Name: BenchDatabase,
+		Leads: o.Leads, Fresh: o.Fresh, Log: os.Stderr, LogPrefix: "browse: "}, benchSecret)
 	e.benchURL, e.dbReport = prepared.URL, prepared.Report // the URL also on error, for close to drop
 	if err != nil {
 		return nil, err
 	}
-	owner, err := benchdb.Owner(prepared.Users)
-	if err != nil {
-		return nil, err
-	}
-	e.userID, e.workspaceID = owner.UserID, owner.WorkspaceID
-	if e.token, err = auth.NewTokens(benchSecret).Issue(owner.Subject, owner.Email, false, 24*time.Hour); err != nil {
-		return nil, err
-	}
+	e.userID, e.workspaceID, e.token = owner.UserID, owner.WorkspaceID, token
 	if err := e.startServer(ctx); err != nil {
 		return nil, err
 	}

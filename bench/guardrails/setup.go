@@ -18,7 +18,6 @@ import (
 
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/internal/app"
-	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -79,19 +78,12 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis at %s does not answer (start it, or pass -redis-url): %w", o.redisURL, err)
 	}
-	prepared, err := benchdb.Prepare(ctx, benchdb.Options{ServerURL: o.DatabaseURL, Name: benchDatabase,
-		Leads: o.Leads, Fresh: o.Fresh, Log: os.Stderr, LogPrefix: "guardrails: "})
+	prepared, _, token, err := benchdb.PrepareOwner(ctx, benchdb.Options{ServerURL: o.DatabaseURL, Name: benchDatabase,
+		Leads: o.Leads, Fresh: o.Fresh, Log: os.Stderr, LogPrefix: "guardrails: "}, benchSecret)
 	if err != nil {
 		return nil, err
 	}
-	e.dbReport = prepared.Report
-	owner, err := benchdb.Owner(prepared.Users)
-	if err != nil {
-		return nil, err
-	}
-	if e.token, err = auth.NewTokens(benchSecret).Issue(owner.Subject, owner.Email, false, 24*time.Hour); err != nil {
-		return nil, err
-	}
+	e.dbReport, e.token = prepared.Report, token
 	if e.bdb, err = db.Open(ctx, prepared.URL, o.Pool); err != nil {
 		return nil, err
 	}

@@ -22,8 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
-	"github.com/leadmarket/leadmarket/internal/audit"
-	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/seed"
 )
 
@@ -33,12 +31,7 @@ const dbName = "lm_bench_seed"
 // statements at a time), which the baseline copies so that both sides use the machine alike.
 const batch = 50_000
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/seed:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchdb.Main("bench/seed", run) }
 
 func run() error {
 	serverURL := flag.String("database-url", benchdb.DefaultServerURL(), "PostgreSQL server to create the benchmark database on")
@@ -58,14 +51,11 @@ func run() error {
 			fmt.Fprintln(os.Stderr, "bench/seed:", err)
 		}
 	}()
-	bdb, err := db.Open(ctx, dbURL, 4)
+	bdb, err := benchdb.OpenMigrated(ctx, dbURL, 4)
 	if err != nil {
 		return err
 	}
 	defer bdb.Close()
-	if _, err := db.Migrate(ctx, bdb, audit.EnsurePartitions); err != nil {
-		return err
-	}
 
 	host := *serverURL
 	if u, err := url.Parse(*serverURL); err == nil {
