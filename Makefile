@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails build
+.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails bench-seed bench-ingest build
 
 # golangci-lint runs through the module proxy at a pinned version: nothing to install by hand.
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -42,3 +42,11 @@ bench-webhook:
 ## bench-guardrails: the browse benchmark with rate limits off, on in memory and on in Redis (REDIS_URL)
 bench-guardrails:
 	go run ./bench/guardrails
+
+## bench-seed: seed --demo's rows/s vs. a plain INSERT ... SELECT generate_series into a leads-shaped table (LEADS=100000)
+bench-seed:
+	go run ./bench/seed -leads $(or $(LEADS),100000)
+
+## bench-ingest: a 200,000-row CSV uploaded over HTTP to COMPLETED vs. COPY of the same leads; peak server RSS of a 1,000,000-row upload
+bench-ingest:
+	go run ./bench/ingest

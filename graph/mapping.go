@@ -124,8 +124,8 @@ func toCreditTransaction(t credit.Transaction) *model.CreditTransaction {
 
 func toAuditLog(l audit.Log) *model.AuditLog {
 	return &model.AuditLog{
-		ID: l.ID, OccurredAt: l.OccurredAt, ActorUserID: l.ActorUserID, ActorType: model.ActorType(l.ActorType),
-		WorkspaceID: l.WorkspaceID, Action: l.Action, ResourceType: l.ResourceType, ResourceID: l.ResourceID,
+		ID: l.ID, OccurredAt: l.OccurredAt, ActorUserID: optional(l.ActorUserID), ActorType: model.ActorType(l.ActorType),
+		WorkspaceID: optional(l.WorkspaceID), Action: l.Action, ResourceType: l.ResourceType, ResourceID: l.ResourceID,
 		OldValues: rawJSON(l.OldValues), NewValues: rawJSON(l.NewValues), Metadata: rawJSON(l.Metadata),
 		Severity: model.AuditSeverity(l.Severity), IP: l.IP, UserAgent: l.UserAgent, RequestID: l.RequestID,
 		Operation: l.Operation,

@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
+	"github.com/leadmarket/leadmarket/bench/internal/loadgen"
 )
 
 // BenchDatabase is the name of the benchmark's database on that server.
@@ -67,37 +68,22 @@ const PageSize = 50
 
 // options are the command's flags.
 type options struct {
-	databaseURL string
-	leads       int
-	duration    time.Duration
-	warmup      time.Duration
-	concurrency int
-	pool        int
-	pages       int
-	keep        bool
-	fresh       bool
-	cpuProfile  string
-	memProfile  string
-	diagnose    bool
+	loadgen.Flags
+	keep       bool
+	cpuProfile string
+	memProfile string
+	diagnose   bool
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.databaseURL, "database-url", benchdb.DefaultServerURL(),
-		"PostgreSQL server to create the benchmark database "+BenchDatabase+" on (its database part is only used to connect)")
-	flag.IntVar(&o.leads, "leads", 100_000, "demo leads to seed")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per side")
-	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per side")
-	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent workers per side")
-	flag.IntVar(&o.pool, "pool", 20, "database connections of each side (the server's DB_MAX_CONNS and the pgxpool size)")
-	flag.IntVar(&o.pages, "pages", 5, "pages a worker walks through cursors before starting again from the first")
+	o.Register(flag.CommandLine, benchdb.DefaultServerURL(), BenchDatabase, 10*time.Second, 2*time.Second)
 	flag.BoolVar(&o.keep, "keep", true, "keep the benchmark database for the next run (false: drop it at the end)")
-	flag.BoolVar(&o.fresh, "fresh", false, "drop the benchmark database and seed it again")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured GraphQL phase (server and client) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the GraphQL phases (server and client) to this file")
 	flag.BoolVar(&o.diagnose, "diagnose", false, "also measure graphql-handler (the server's handler called in process, without network, HTTP client or response decoding) and graphql-executor (gqlgen alone, over a page in memory)")
 	flag.Parse()
-	if o.leads < PageSize || o.concurrency < 1 || o.pool < 2 || o.pages < 1 || o.duration <= 0 || o.warmup < 0 {
+	if o.Leads < PageSize || o.Concurrency < 1 || o.Pool < 2 || o.Pages < 1 || o.Duration <= 0 || o.Warmup < 0 {
 		fmt.Fprintln(os.Stderr, "browse: -leads must be at least 50, -concurrency and -pages at least 1, -pool at least 2, -duration positive")
 		os.Exit(2)
 	}
@@ -121,9 +107,9 @@ func run(ctx context.Context, o options) error {
 	defer env.close(ctx)
 
 	fmt.Printf("browse benchmark: %d leads, concurrency %d, %s per side (warm-up %s), first %d, filters countries+seniorities, nested partner, %d pages per walk\n",
-		o.leads, o.concurrency, o.duration, o.warmup, PageSize, o.pages)
+		o.Leads, o.Concurrency, o.Duration, o.Warmup, PageSize, o.Pages)
 	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, %s; database pools %d connections per side\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), o.pool)
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), o.Pool)
 	fmt.Println(env.dbReport)
 	fmt.Println(env.purchaseReport)
 

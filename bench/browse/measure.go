@@ -66,17 +66,17 @@ type workerStats struct {
 	statements, maxStatements, unknownStatements int
 }
 
-// measure runs o.concurrency workers of newStep for the warm-up, then for the measured duration,
+// measure runs o.Concurrency workers of newStep for the warm-up, then for the measured duration,
 // each worker keeping its page walk across both. With profile set, the measured phase is
 // CPU-profiled into that file.
 func (e *benchEnv) measure(ctx context.Context, side string, newStep func() step, profile string) (result, error) {
-	steps := make([]step, e.o.concurrency)
+	steps := make([]step, e.o.Concurrency)
 	for i := range steps {
 		steps[i] = newStep()
 	}
-	fmt.Printf("%s: warming up %s, measuring %s ...\n", side, e.o.warmup, e.o.duration)
-	if e.o.warmup > 0 {
-		if _, err := runFor(ctx, side, steps, e.o.warmup); err != nil {
+	fmt.Printf("%s: warming up %s, measuring %s ...\n", side, e.o.Warmup, e.o.Duration)
+	if e.o.Warmup > 0 {
+		if _, err := runFor(ctx, side, steps, e.o.Warmup); err != nil {
 			return result{}, err
 		}
 	}
@@ -88,7 +88,7 @@ func (e *benchEnv) measure(ctx context.Context, side string, newStep func() step
 		}
 	}
 	pgBefore := e.postgresCPU(ctx)
-	r, err := runFor(ctx, side, steps, e.o.duration)
+	r, err := runFor(ctx, side, steps, e.o.Duration)
 	if perr := stopProfile(); err == nil {
 		err = perr
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/internal/app"
-	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -64,20 +63,13 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 			e.close(ctx)
 		}
 	}()
-	prepared, err := benchdb.Prepare(ctx, benchdb.Options{ServerURL: o.databaseURL, Name: BenchDatabase,
-		Leads: o.leads, Fresh: o.fresh, Log: os.Stderr, LogPrefix: "browse: "})
+	prepared, owner, token, err := benchdb.PrepareOwner(ctx, benchdb.Options{ServerURL: o.DatabaseURL, Name: BenchDatabase,
+		Leads: o.Leads, Fresh: o.Fresh, Log: os.Stderr, LogPrefix: "browse: "}, benchSecret)
 	e.benchURL, e.dbReport = prepared.URL, prepared.Report // the URL also on error, for close to drop
 	if err != nil {
 		return nil, err
 	}
-	owner, err := benchdb.Owner(prepared.Users)
-	if err != nil {
-		return nil, err
-	}
-	e.userID, e.workspaceID = owner.UserID, owner.WorkspaceID
-	if e.token, err = auth.NewTokens(benchSecret).Issue(owner.Subject, owner.Email, false, 24*time.Hour); err != nil {
-		return nil, err
-	}
+	e.userID, e.workspaceID, e.token = owner.UserID, owner.WorkspaceID, token
 	if err := e.startServer(ctx); err != nil {
 		return nil, err
 	}
@@ -94,7 +86,7 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 func (e *benchEnv) startServer(ctx context.Context) error {
 	vars := map[string]string{
 		"ENV": "development", "JWT_SECRET": benchSecret, "DATABASE_URL": e.benchURL,
-		"DB_MAX_CONNS": strconv.Itoa(e.o.pool), "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error",
+		"DB_MAX_CONNS": strconv.Itoa(e.o.Pool), "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error",
 		// One caller sends thousands of requests a minute: the limits stay on, so a request pays
 		// for its check, but so high that none is refused.
 		"RATE_LIMIT_BROWSE": rateLimitOff, "RATE_LIMIT_PURCHASE": rateLimitOff, "RATE_LIMIT_STANDARD": rateLimitOff,
@@ -121,8 +113,8 @@ func (e *benchEnv) startServer(ctx context.Context) error {
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			Proxy:               nil, // loopback only
-			MaxIdleConns:        4 * e.o.concurrency,
-			MaxIdleConnsPerHost: 4 * e.o.concurrency,
+			MaxIdleConns:        4 * e.o.Concurrency,
+			MaxIdleConnsPerHost: 4 * e.o.Concurrency,
 			IdleConnTimeout:     time.Minute,
 			DisableCompression:  true,
 		},
@@ -136,7 +128,7 @@ func (e *benchEnv) startPool(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pgxpool config: %w", err)
 	}
-	cfg.MaxConns = int32(e.o.pool)
+	cfg.MaxConns = int32(e.o.Pool)
 	if e.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return fmt.Errorf("pgxpool: %w", err)
 	}
@@ -228,7 +220,7 @@ func (e *benchEnv) close(ctx context.Context) {
 	if e.o.keep || e.benchURL == "" {
 		return
 	}
-	if err := benchdb.Drop(context.WithoutCancel(ctx), e.o.databaseURL, BenchDatabase); err != nil {
+	if err := benchdb.Drop(context.WithoutCancel(ctx), e.o.DatabaseURL, BenchDatabase); err != nil {
 		fmt.Fprintln(os.Stderr, "browse:", err) // "drop lm_bench_browse: …" or "connect to …"
 		return
 	}

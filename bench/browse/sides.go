@@ -152,7 +152,7 @@ func (w *walker) next(hasNext bool) bool {
 // process's CPU, on the cores the server shares) to the server, while the raw side's rows are
 // never encoded or parsed at all.
 func (e *benchEnv) newGraphQLWorker() step {
-	w := walker{pages: e.o.pages}
+	w := walker{pages: e.o.Pages}
 	var after *string
 	var buf bytes.Buffer
 	return func(ctx context.Context) (int, error) {
@@ -190,7 +190,7 @@ func checkPage(body []byte) error {
 // query: no network, no HTTP client, and only the end cursor read from the response, so that it
 // shows what the server's own work costs.
 func (e *benchEnv) newHandlerWorker() step {
-	w := walker{pages: e.o.pages}
+	w := walker{pages: e.o.Pages}
 	var after *string
 	return func(ctx context.Context) (int, error) {
 		body, err := json.Marshal(gqlRequest{Query: measuredQuery, Variables: map[string]any{"after": after}})
@@ -340,7 +340,7 @@ const rawStatements = 2
 
 // newRawWorker returns a step that fetches pages through pgx, walking them like the GraphQL side.
 func (e *benchEnv) newRawWorker() step {
-	w := walker{pages: e.o.pages}
+	w := walker{pages: e.o.Pages}
 	var last *rawLead
 	buf := make([]rawLead, 0, PageSize+1)
 	return func(ctx context.Context) (int, error) {
@@ -379,7 +379,7 @@ func (e *benchEnv) verify(ctx context.Context) error {
 	var after *string
 	var last *rawLead
 	bought, walked := 0, 0
-	for page := 1; page <= e.o.pages; page++ {
+	for page := 1; page <= e.o.Pages; page++ {
 		var data struct {
 			MarketplaceLeads struct {
 				Edges []struct {

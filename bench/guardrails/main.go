@@ -41,34 +41,19 @@ import (
 
 // options are the command's flags.
 type options struct {
-	databaseURL string
-	redisURL    string
-	leads       int
-	duration    time.Duration
-	warmup      time.Duration
-	rounds      int
-	concurrency int
-	pool        int
-	pages       int
-	fresh       bool
+	loadgen.Flags
+	redisURL string
+	rounds   int
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.databaseURL, "database-url", benchdb.DefaultServerURL(),
-		"PostgreSQL server to create the benchmark database "+benchDatabase+" on")
+	o.Register(flag.CommandLine, benchdb.DefaultServerURL(), benchDatabase, 5*time.Second, time.Second)
 	flag.StringVar(&o.redisURL, "redis-url", firstEnv("redis://127.0.0.1:6379/0", "REDIS_URL", "TEST_REDIS_URL"),
 		"Redis of the redis side")
-	flag.IntVar(&o.leads, "leads", 100_000, "demo leads to seed")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time per side and round")
-	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per side and round")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every side once")
-	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent workers")
-	flag.IntVar(&o.pool, "pool", 20, "database connections of each server (DB_MAX_CONNS)")
-	flag.IntVar(&o.pages, "pages", 5, "pages a worker walks through cursors before starting again from the first")
-	flag.BoolVar(&o.fresh, "fresh", false, "drop the benchmark database and seed it again")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each measures every side once (in each, a side runs -duration)")
 	flag.Parse()
-	if o.leads < pageSize || o.rounds < 1 || o.concurrency < 1 || o.pool < 2 || o.pages < 1 || o.duration <= 0 {
+	if o.Leads < pageSize || o.rounds < 1 || o.Concurrency < 1 || o.Pool < 2 || o.Pages < 1 || o.Duration <= 0 {
 		fmt.Fprintln(os.Stderr, "guardrails: -leads must be at least 50; -rounds, -concurrency, -pages at least 1; -pool at least 2")
 		os.Exit(2)
 	}
@@ -97,7 +82,7 @@ func run(ctx context.Context, o options) error {
 	defer env.close()
 
 	fmt.Printf("guardrails benchmark: browse first %d with filters, %d pages per walk, %d leads; concurrency %d; %d rounds of %s per side (warm-up %s)\n",
-		pageSize, o.pages, o.leads, o.concurrency, o.rounds, o.duration, o.warmup)
+		pageSize, o.Pages, o.Leads, o.Concurrency, o.rounds, o.Duration, o.Warmup)
 	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, %s; %s; redis %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(),
 		env.dbReport, o.redisURL)
 	for _, s := range env.sides {
@@ -115,7 +100,7 @@ func run(ctx context.Context, o options) error {
 		}
 		fmt.Printf("\nround %d\n%s\n", round+1, loadgen.Header)
 		for _, s := range order {
-			r := loadgen.Run(ctx, s.name, o.concurrency, o.warmup, o.duration, env.worker(s))
+			r := loadgen.Run(ctx, s.name, o.Concurrency, o.Warmup, o.Duration, env.worker(s))
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -160,7 +145,7 @@ func limiterAlone(ctx context.Context, o options, offP50 time.Duration) error {
 		ratelimit.TierPurchase: ratelimit.PerMinute(highLimit), ratelimit.TierBrowse: ratelimit.PerMinute(highLimit),
 		ratelimit.TierStandard: ratelimit.PerMinute(highLimit),
 	}
-	fmt.Printf("\nthe limiter alone: Policy.Charge(BROWSE) for %d callers, concurrency %d, 2s per store\n", o.concurrency, o.concurrency)
+	fmt.Printf("\nthe limiter alone: Policy.Charge(BROWSE) for %d callers, concurrency %d, 2s per store\n", o.Concurrency, o.Concurrency)
 	fmt.Printf("%-8s %12s %10s %10s %22s\n", "store", "charges/s", "p50", "p99", "p50 / browse p50 (off)")
 	for _, st := range []struct {
 		name    string
@@ -174,7 +159,7 @@ func limiterAlone(ctx context.Context, o options, offP50 time.Duration) error {
 			return err
 		}
 		tiers := []ratelimit.Tier{ratelimit.TierBrowse}
-		r := loadgen.Run(ctx, st.name, o.concurrency, 200*time.Millisecond, 2*time.Second, func(ctx context.Context, w int) error {
+		r := loadgen.Run(ctx, st.name, o.Concurrency, 200*time.Millisecond, 2*time.Second, func(ctx context.Context, w int) error {
 			d, err := p.Charge(ctx, ratelimit.CallerKey(fmt.Sprintf("bench-user-%d", w), ""), tiers)
 			if err == nil && !d.Allowed {
 				err = errors.New("refused")

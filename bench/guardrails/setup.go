@@ -18,7 +18,6 @@ import (
 
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/internal/app"
-	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -79,20 +78,13 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis at %s does not answer (start it, or pass -redis-url): %w", o.redisURL, err)
 	}
-	prepared, err := benchdb.Prepare(ctx, benchdb.Options{ServerURL: o.databaseURL, Name: benchDatabase,
-		Leads: o.leads, Fresh: o.fresh, Log: os.Stderr, LogPrefix: "guardrails: "})
+	prepared, _, token, err := benchdb.PrepareOwner(ctx, benchdb.Options{ServerURL: o.DatabaseURL, Name: benchDatabase,
+		Leads: o.Leads, Fresh: o.Fresh, Log: os.Stderr, LogPrefix: "guardrails: "}, benchSecret)
 	if err != nil {
 		return nil, err
 	}
-	e.dbReport = prepared.Report
-	owner, err := benchdb.Owner(prepared.Users)
-	if err != nil {
-		return nil, err
-	}
-	if e.token, err = auth.NewTokens(benchSecret).Issue(owner.Subject, owner.Email, false, 24*time.Hour); err != nil {
-		return nil, err
-	}
-	if e.bdb, err = db.Open(ctx, prepared.URL, o.pool); err != nil {
+	e.dbReport, e.token = prepared.Report, token
+	if e.bdb, err = db.Open(ctx, prepared.URL, o.Pool); err != nil {
 		return nil, err
 	}
 	high := strconv.Itoa(highLimit)
@@ -106,7 +98,7 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 		{sideRedis, map[string]string{"RATE_LIMIT_PURCHASE": high, "RATE_LIMIT_BROWSE": high, "RATE_LIMIT_STANDARD": high,
 			"REDIS_URL": o.redisURL}},
 	} {
-		vars := map[string]string{"ENV": "development", "JWT_SECRET": benchSecret, "DB_MAX_CONNS": strconv.Itoa(o.pool), "LOG_LEVEL": "error"}
+		vars := map[string]string{"ENV": "development", "JWT_SECRET": benchSecret, "DB_MAX_CONNS": strconv.Itoa(o.Pool), "LOG_LEVEL": "error"}
 		for k, v := range s.vars {
 			vars[k] = v
 		}
@@ -121,7 +113,7 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 		e.sides = append(e.sides, side{name: s.name, limited: s.name != sideOff, server: httptest.NewServer(a.Server.Handler())})
 	}
 	e.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		Proxy: nil, MaxIdleConns: 4 * o.concurrency, MaxIdleConnsPerHost: 4 * o.concurrency,
+		Proxy: nil, MaxIdleConns: 4 * o.Concurrency, MaxIdleConnsPerHost: 4 * o.Concurrency,
 		IdleConnTimeout: time.Minute, DisableCompression: true,
 	}}
 	return e, nil
@@ -205,7 +197,7 @@ func (e *benchEnv) worker(s side) func(ctx context.Context, w int) error {
 		buf   bytes.Buffer
 		p     page
 	}
-	states := make([]state, e.o.concurrency)
+	states := make([]state, e.o.Concurrency)
 	return func(ctx context.Context, w int) error {
 		st := &states[w]
 		if err := e.browse(ctx, s, st.after, &st.buf, &st.p); err != nil {
@@ -216,7 +208,7 @@ func (e *benchEnv) worker(s side) func(ctx context.Context, w int) error {
 			return err
 		}
 		pi := st.p.Data.MarketplaceLeads.PageInfo
-		if st.page+1 < e.o.pages && pi.HasNextPage && pi.EndCursor != nil {
+		if st.page+1 < e.o.Pages && pi.HasNextPage && pi.EndCursor != nil {
 			st.after, st.page = pi.EndCursor, st.page+1
 		} else {
 			st.after, st.page = nil, 0

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -29,20 +28,13 @@ import (
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
 	"github.com/leadmarket/leadmarket/bench/internal/loadgen"
 	"github.com/leadmarket/leadmarket/internal/app"
-	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/config"
-	"github.com/leadmarket/leadmarket/internal/db"
 )
 
 const secret = "whsec_bench_webhook_secret"
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/webhook:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchdb.Main("bench/webhook", run) }
 
 func run() error {
 	serverURL := flag.String("database-url", benchdb.DefaultServerURL(), "PostgreSQL server to create the benchmark database on")
@@ -56,14 +48,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	bdb, err := db.Open(ctx, dbURL, 20)
+	bdb, err := benchdb.OpenMigrated(ctx, dbURL, 20)
 	if err != nil {
 		return err
 	}
 	defer bdb.Close()
-	if _, err := db.Migrate(ctx, bdb, audit.EnsurePartitions); err != nil {
-		return err
-	}
 	vars := map[string]string{"ENV": "development", "STRIPE_WEBHOOK_SECRET": secret, "DB_MAX_CONNS": "20"}
 	cfg, err := config.FromEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {

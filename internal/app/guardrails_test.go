@@ -592,7 +592,9 @@ func TestWebSocketOperationsKeepTheirOwnNames(t *testing.T) {
 }
 
 // A WebSocket without a valid token is closed at its connection_init: every root field needs a
-// caller, so an anonymous socket could only hold a connection open.
+// caller, so an anonymous socket could only hold a connection open. graph's InitFunc refuses it
+// with the reason "sign in first" and no close code of its own, so gqlgen closes with 1000
+// (normal closure) and that reason, before any connection_ack.
 func TestWebSocketNeedsASignedInCaller(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, nil)
@@ -613,6 +615,8 @@ func TestWebSocketNeedsASignedInCaller(t *testing.T) {
 		err = wsjson.Read(ctx, c, &m)
 		var closeErr websocket.CloseError
 		require.ErrorAs(t, err, &closeErr, "%s: got %+v", name, m)
+		require.Equal(t, websocket.StatusNormalClosure, closeErr.Code, name)
+		require.Equal(t, "sign in first", closeErr.Reason, name)
 		_ = c.CloseNow()
 		cancel()
 	}

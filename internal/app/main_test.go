@@ -34,6 +34,8 @@ type apiServer struct {
 	tokens *auth.Tokens
 }
 
+// newAPI serves the app on the test's own transaction (dbtest.TxDB): what the test writes,
+// directly or through the API, is rolled back when it ends. The servers of one test share it.
 func newAPI(t *testing.T, env map[string]string) *apiServer {
 	t.Helper()
 	vars := map[string]string{"ENV": "test", "JWT_SECRET": testSecret, "ADMIN_REQUIRE_MFA": "true"}
@@ -42,7 +44,7 @@ func newAPI(t *testing.T, env map[string]string) *apiServer {
 	}
 	cfg, err := config.FromEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	require.NoError(t, err)
-	db := dbtest.DB(t)
+	db := dbtest.TxDB(t)
 	srv := httptest.NewServer(app.New(cfg, db, slog.New(slog.NewTextHandler(io.Discard, nil))).Handler())
 	t.Cleanup(srv.Close)
 	return &apiServer{t: t, db: db, url: srv.URL, tokens: auth.NewTokens(cfg.JWTSecret)}

@@ -4,6 +4,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/uptrace/bun"
@@ -52,44 +53,14 @@ type Entry struct {
 	Severity string
 }
 
-type auditRow struct {
-	bun.BaseModel `bun:"table:audit_logs"`
-
-	ActorUserID  *string        `bun:"actor_user_id"`
-	ActorType    string         `bun:"actor_type"`
-	WorkspaceID  *string        `bun:"workspace_id"`
-	Action       string         `bun:"action"`
-	ResourceType string         `bun:"resource_type"`
-	ResourceID   string         `bun:"resource_id"`
-	OldValues    any            `bun:"old_values,type:jsonb"`
-	NewValues    any            `bun:"new_values,type:jsonb"`
-	Metadata     map[string]any `bun:"metadata,type:jsonb"`
-	Severity     string         `bun:"severity"`
-	IP           string         `bun:"ip"`
-	UserAgent    string         `bun:"user_agent"`
-	RequestID    string         `bun:"request_id"`
-	Operation    string         `bun:"operation"`
-}
-
 // Record writes e with the request info of ctx (reqinfo). Call it with the transaction of the
 // change.
 func Record(ctx context.Context, db bun.IDB, e Entry) error {
 	ri := reqinfo.From(ctx)
-	row := auditRow{
-		ActorUserID:  nullable(e.ActorUserID),
-		ActorType:    e.ActorType,
-		WorkspaceID:  nullable(e.WorkspaceID),
-		Action:       e.Action,
-		ResourceType: e.ResourceType,
-		ResourceID:   e.ResourceID,
-		OldValues:    e.Old,
-		NewValues:    e.New,
-		Metadata:     e.Metadata,
-		Severity:     e.Severity,
-		IP:           ri.IP,
-		UserAgent:    ri.UserAgent,
-		RequestID:    ri.RequestID,
-		Operation:    ri.Operation,
+	row := Log{
+		ActorUserID: e.ActorUserID, ActorType: e.ActorType, WorkspaceID: e.WorkspaceID, Action: e.Action,
+		ResourceType: e.ResourceType, ResourceID: e.ResourceID, Severity: e.Severity,
+		IP: ri.IP, UserAgent: ri.UserAgent, RequestID: ri.RequestID, Operation: ri.Operation,
 	}
 	if row.ActorType == "" {
 		row.ActorType = ActorUser
@@ -97,8 +68,21 @@ func Record(ctx context.Context, db bun.IDB, e Entry) error {
 	if row.Severity == "" {
 		row.Severity = SeverityInfo
 	}
-	if row.Metadata == nil {
-		row.Metadata = map[string]any{}
+	if e.Metadata == nil {
+		e.Metadata = map[string]any{}
+	}
+	for _, v := range []struct {
+		to   *json.RawMessage
+		from any
+	}{{&row.OldValues, e.Old}, {&row.NewValues, e.New}, {&row.Metadata, e.Metadata}} {
+		if v.from == nil {
+			continue // SQL NULL: nothing recorded
+		}
+		b, err := json.Marshal(v.from)
+		if err != nil {
+			return fmt.Errorf("audit %s: encode values: %w", e.Action, err)
+		}
+		*v.to = b
 	}
 	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
@@ -120,8 +104,8 @@ type securityRow struct {
 
 	Kind        string         `bun:"kind"`
 	RiskLevel   string         `bun:"risk_level"`
-	UserID      *string        `bun:"user_id"`
-	WorkspaceID *string        `bun:"workspace_id"`
+	UserID      string         `bun:"user_id,nullzero"`
+	WorkspaceID string         `bun:"workspace_id,nullzero"`
 	IP          string         `bun:"ip"`
 	UserAgent   string         `bun:"user_agent"`
 	RequestID   string         `bun:"request_id"`
@@ -133,7 +117,7 @@ type securityRow struct {
 func RecordSecurity(ctx context.Context, db bun.IDB, ev SecurityEvent) error {
 	ri := reqinfo.From(ctx)
 	row := securityRow{
-		Kind: ev.Kind, RiskLevel: ev.Risk, UserID: nullable(ev.UserID), WorkspaceID: nullable(ev.WorkspaceID),
+		Kind: ev.Kind, RiskLevel: ev.Risk, UserID: ev.UserID, WorkspaceID: ev.WorkspaceID,
 		IP: ri.IP, UserAgent: ri.UserAgent, RequestID: ri.RequestID, Operation: ri.Operation, Details: ev.Details,
 	}
 	if row.RiskLevel == "" {
@@ -146,11 +130,4 @@ func RecordSecurity(ctx context.Context, db bun.IDB, ev SecurityEvent) error {
 		return fmt.Errorf("security event %s: %w", ev.Kind, err)
 	}
 	return nil
-}
-
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

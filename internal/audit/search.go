@@ -13,19 +13,22 @@ import (
 	"github.com/leadmarket/leadmarket/internal/page"
 )
 
-// Log is an audit entry as read back.
+// Log is an audit entry as stored: Record writes one, Search reads them. Empty ids and nil
+// values are SQL NULL.
 type Log struct {
-	ID           string          `bun:"id"`
-	OccurredAt   time.Time       `bun:"occurred_at"`
-	ActorUserID  *string         `bun:"actor_user_id"`
+	bun.BaseModel `bun:"table:audit_logs"`
+
+	ID           string          `bun:"id,scanonly"`
+	OccurredAt   time.Time       `bun:"occurred_at,scanonly"`
+	ActorUserID  string          `bun:"actor_user_id,nullzero"`
 	ActorType    string          `bun:"actor_type"`
-	WorkspaceID  *string         `bun:"workspace_id"`
+	WorkspaceID  string          `bun:"workspace_id,nullzero"`
 	Action       string          `bun:"action"`
 	ResourceType string          `bun:"resource_type"`
 	ResourceID   string          `bun:"resource_id"`
-	OldValues    json.RawMessage `bun:"old_values"`
-	NewValues    json.RawMessage `bun:"new_values"`
-	Metadata     json.RawMessage `bun:"metadata"`
+	OldValues    json.RawMessage `bun:"old_values,type:jsonb,nullzero"`
+	NewValues    json.RawMessage `bun:"new_values,type:jsonb,nullzero"`
+	Metadata     json.RawMessage `bun:"metadata,type:jsonb,nullzero"`
 	Severity     string          `bun:"severity"`
 	IP           string          `bun:"ip"`
 	UserAgent    string          `bun:"user_agent"`
@@ -77,11 +80,7 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, args pag
 	}); err != nil {
 		return page.Page[Log]{}, err
 	}
-	limit, err := args.Limit(LogPages)
-	if err != nil {
-		return page.Page[Log]{}, err
-	}
-	after, err := page.Cursor(args, func(p page.TimeID) bool { return apperr.CheckID(p.I) == nil && p.ValidTime() })
+	limit, after, err := page.Open(args, LogPages, func(p page.TimeID) bool { return apperr.CheckID(p.I) == nil && p.ValidTime() })
 	if err != nil {
 		return page.Page[Log]{}, err
 	}

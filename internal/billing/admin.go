@@ -56,11 +56,7 @@ func (s *Service) ListEvents(ctx context.Context, c *auth.Caller, f EventFilter,
 	if err := c.AdminAccess(); err != nil {
 		return page.Page[Event]{}, err
 	}
-	limit, err := args.Limit(EventPages)
-	if err != nil {
-		return page.Page[Event]{}, err
-	}
-	after, err := page.Cursor(args, func(p page.TimeID) bool { return stripeID(p.I) && p.ValidTime() })
+	limit, after, err := page.Open(args, EventPages, func(p page.TimeID) bool { return stripeID(p.I) && p.ValidTime() })
 	if err != nil {
 		return page.Page[Event]{}, err
 	}

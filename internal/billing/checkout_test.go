@@ -65,7 +65,7 @@ func startStripeMock(t *testing.T) string {
 func TestPurchaseCredits_CreatesCheckoutSessionOnStripeMock(t *testing.T) {
 	t.Parallel()
 	stripeURL := startStripeMock(t)
-	e := newEnv(t, map[string]string{"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_URL": stripeURL})
+	e := newTxEnv(t, map[string]string{"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_URL": stripeURL})
 	ctx := context.Background()
 	ws, owner := dbtest.CreateWorkspace(t, e.db, dbtest.WorkspaceOpts{})
 	member := dbtest.CreateUser(t, e.db, dbtest.UserOpts{})
@@ -111,7 +111,7 @@ func TestPurchaseCredits_CreatesCheckoutSessionOnStripeMock(t *testing.T) {
 
 func TestPurchaseCredits_StripeDownIsUnavailableNotInternal(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_URL": "http://127.0.0.1:1"})
+	e := newTxEnv(t, map[string]string{"STRIPE_SECRET_KEY": "sk_test_123", "STRIPE_API_URL": "http://127.0.0.1:1"})
 	ws, owner := dbtest.CreateWorkspace(t, e.db, dbtest.WorkspaceOpts{})
 	var pkg string
 	require.NoError(t, e.db.NewRaw(`INSERT INTO credit_packages (name, credits, price_cents, currency) VALUES ('x', 1, 100, 'usd') RETURNING id`).Scan(context.Background(), &pkg))

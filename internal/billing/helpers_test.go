@@ -15,15 +15,17 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 	"github.com/uptrace/bun"
 
-	"github.com/leadmarket/leadmarket/internal/app"
+	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
+	"github.com/leadmarket/leadmarket/internal/httpserver"
 	"github.com/leadmarket/leadmarket/internal/jobs"
 )
 
@@ -31,19 +33,49 @@ func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
 
 const webhookSecret = "whsec_test_secret_for_leadmarket"
 
-// env is one isolated installation: its own database, the real app behind a loopback server,
-// and (on demand) a River runner working its jobs.
+// env is one installation of billing: a database, billing's service with its webhook behind the
+// real HTTP server on a loopback port, and (on demand) a River runner working its jobs.
 type env struct {
-	t      *testing.T
-	db     *bun.DB
-	dbURL  string
-	app    *app.App
+	t     *testing.T
+	db    *bun.DB
+	dbURL string // "" on the test's transaction, which a runner cannot see
+	// app is what the application assembles of billing: the tests call its service directly.
+	app    billingApp
 	url    string
 	cfg    config.Config
 	logger *slog.Logger
 }
 
+// billingApp is billing as the application wires it: the service, and the workers of its jobs.
+type billingApp struct {
+	Billing *billing.Service
+}
+
+// Workers returns the workers a runner needs for billing's jobs.
+func (a billingApp) Workers() *river.Workers {
+	w := river.NewWorkers()
+	river.AddWorker(w, billing.NewEventWorker(a.Billing))
+	return w
+}
+
+// newEnv is an installation on a database of its own, for tests whose jobs a runner works (it
+// needs their commits).
 func newEnv(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	db := dbtest.FreshDB(t)
+	e := newEnvOn(t, db, vars)
+	e.dbURL = dbtest.URL(dbtest.NameOf(context.Background(), db))
+	return e
+}
+
+// newTxEnv is an installation on the test's own transaction (dbtest.TxDB), rolled back when the
+// test ends, for tests that run no jobs.
+func newTxEnv(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	return newEnvOn(t, dbtest.TxDB(t), vars)
+}
+
+func newEnvOn(t *testing.T, db *bun.DB, vars map[string]string) *env {
 	t.Helper()
 	all := map[string]string{"ENV": "test", "JWT_SECRET": "billing-test-secret-0123456789abcdef",
 		"STRIPE_WEBHOOK_SECRET": webhookSecret, "ADMIN_REQUIRE_MFA": "true"}
@@ -52,18 +84,28 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 	}
 	cfg, err := config.FromEnv(func(k string) (string, bool) { v, ok := all[k]; return v, ok })
 	require.NoError(t, err)
-	db := dbtest.FreshDB(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := app.Build(cfg, db, logger)
+	queue, err := jobs.NewQueue(db.DB)
 	require.NoError(t, err)
-	srv := httptest.NewServer(a.Server.Handler())
+	svc := billing.NewService(db, queue, billing.Options{
+		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
+		Logger: logger,
+	})
+	proxies, err := httpserver.ParseTrustedProxies(cfg.TrustedProxies)
+	require.NoError(t, err)
+	// The HTTP server gives the webhook what it gives it in production: the client's address
+	// (behind TRUSTED_PROXIES) and a request id.
+	srv := httptest.NewServer(httpserver.New(httpserver.Options{
+		Logger: logger, StripeWebhook: svc.WebhookHandler(), TrustedProxies: proxies,
+	}).Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, db: db, dbURL: dbtest.URL(dbtest.NameOf(context.Background(), db)), app: a, url: srv.URL, cfg: cfg, logger: logger}
+	return &env{t: t, db: db, app: billingApp{Billing: svc}, url: srv.URL, cfg: cfg, logger: logger}
 }
 
 // startRunner works the environment's jobs until the test ends.
 func (e *env) startRunner() *jobs.Runner {
 	e.t.Helper()
+	require.NotEmpty(e.t, e.dbURL, "a runner needs committed jobs: use newEnv, not newTxEnv")
 	r, err := jobs.NewRunner(context.Background(), e.dbURL, e.app.Workers(), jobs.RunnerOptions{
 		Concurrency: 4, FetchPollInterval: 100 * time.Millisecond, Logger: e.logger,
 	})

@@ -146,7 +146,7 @@ func TestWebhook_AdminRetryAfterRiverDeletedTheJob(t *testing.T) {
 // retry it; events with a live job, or too recent to tell, are left alone.
 func TestFailAbandonedEvents(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newTxEnv(t, nil)
 	ctx := context.Background()
 	ws, _ := dbtest.CreateWorkspace(t, e.db, dbtest.WorkspaceOpts{})
 	deliver := func(pi string) (eventID string, jobID int64) {

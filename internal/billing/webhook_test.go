@@ -20,7 +20,7 @@ import (
 
 func TestWebhook_RefusesBadDeliveries(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newTxEnv(t, nil)
 	_, body := event("checkout.session.completed", checkoutSession("cs_x", "", "", "pi_x", 100, "paid"))
 	big := append(bytes.Repeat([]byte(" "), billing.MaxWebhookBytes), body...)
 	cases := map[string]func() int{
@@ -49,7 +49,7 @@ func TestWebhook_RefusesBadDeliveries(t *testing.T) {
 
 func TestWebhook_RefusalsRecordedPerClientAddress(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
+	e := newTxEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
 	_, body := event("checkout.session.completed", checkoutSession("cs_y", "", "", "pi_y", 100, "paid"))
 	for _, client := range []string{"198.51.100.7", "203.0.113.9", "198.51.100.7", "2001:db8::1"} {
 		require.Equal(t, http.StatusBadRequest, e.postFrom(body, "t=123,v1=deadbeef", client))

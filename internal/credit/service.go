@@ -38,22 +38,13 @@ func (s *Service) BalanceFor(ctx context.Context, c *auth.Caller, workspaceID st
 // TransactionPages are the page sizes of a workspace's ledger.
 var TransactionPages = page.Bounds{Default: 25, Max: 100}
 
-// ledgerCursor is the keyset position of a ledger entry: its id, which orders the ledger.
-type ledgerCursor struct {
-	ID int64 `json:"i"`
-}
-
 // TransactionsFor returns a page of a workspace's ledger, newest first, to its members and
 // platform admins. Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) TransactionsFor(ctx context.Context, c *auth.Caller, workspaceID string, args page.Args) (page.Page[Transaction], error) {
 	if err := workspace.RequireMemberOrAdmin(ctx, s.db, workspaceID, c); err != nil {
 		return page.Page[Transaction]{}, err
 	}
-	limit, err := args.Limit(TransactionPages)
-	if err != nil {
-		return page.Page[Transaction]{}, err
-	}
-	after, err := page.Cursor(args, func(p ledgerCursor) bool { return p.ID > 0 })
+	limit, after, err := page.Open(args, TransactionPages, page.Serial.Valid)
 	if err != nil {
 		return page.Page[Transaction]{}, err
 	}
@@ -65,7 +56,7 @@ func (s *Service) TransactionsFor(ctx context.Context, c *auth.Caller, workspace
 	if err != nil {
 		return page.Page[Transaction]{}, err
 	}
-	return page.New(txs, limit, func(t Transaction) any { return ledgerCursor{ID: t.ID} }), nil
+	return page.New(txs, limit, func(t Transaction) any { return page.Serial{ID: t.ID} }), nil
 }
 
 // AdjustInput is a platform admin's manual credit change.

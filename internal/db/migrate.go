@@ -50,10 +50,7 @@ func Migrate(ctx context.Context, db *bun.DB, after func(ctx context.Context, db
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	var applied []string
-	for _, mig := range group.Migrations {
-		applied = append(applied, mig.Name)
-	}
+	applied := names(group.Migrations)
 	// River's own tables (background jobs), through its migrator as River documents.
 	rm, err := rivermigrate.New(riverdatabasesql.New(db.DB), nil)
 	if err != nil {
@@ -81,9 +78,13 @@ func PendingMigrations(ctx context.Context, db *bun.DB) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration status: %w", err)
 	}
-	var pending []string
-	for _, mig := range ms.Unapplied() {
-		pending = append(pending, mig.Name)
+	return names(ms.Unapplied()), nil
+}
+
+func names(ms migrate.MigrationSlice) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
 	}
-	return pending, nil
+	return out
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 )
 
@@ -29,7 +28,8 @@ func QueryPrepared(ctx context.Context, bdb *bun.DB, query string, args []any, s
 	}
 	defer conn.Close()
 	return conn.Raw(func(driverConn any) error {
-		c, ok := driverConn.(*stdlib.Conn)
+		// pgx's *stdlib.Conn, or a connection wrapping one the same way (dbtest.TxDB's).
+		c, ok := driverConn.(interface{ Conn() *pgx.Conn })
 		if !ok {
 			return fmt.Errorf("db: connection is %T, not pgx's", driverConn)
 		}

@@ -1,7 +1,7 @@
 // Package dbtest is the test harness: a real PostgreSQL (TEST_DATABASE_URL, default the local
 // server, else an embedded one), one migrated database per test package cloned from a template, a
-// transaction per test rolled back at cleanup, and fresh databases for tests that need commits of
-// their own.
+// transaction per test rolled back at cleanup (TestTx, or TxDB for code that takes a *bun.DB),
+// and fresh databases for tests that need commits of their own (FreshDB).
 //
 // When TEST_DATABASE_URL is unset and nothing answers on 127.0.0.1:5432 within 2 s, the tests
 // use an embedded server (db.StartEmbedded) on 127.0.0.1:54339 with its data under

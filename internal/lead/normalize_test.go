@@ -1,8 +1,11 @@
 package lead_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,8 +20,9 @@ import (
 	"github.com/leadmarket/leadmarket/internal/lead"
 )
 
-// dedupVectors is ../shared/fixtures/dedup_vectors.json, the cases the application and the
-// database must both reproduce.
+// dedupVectors is testdata/dedup_vectors.json, the project's copy of
+// ../shared/fixtures/dedup_vectors.json (TestDedupVectorsAreTheSharedOnes keeps them equal): the
+// cases the application and the database must both reproduce.
 type dedupVectors struct {
 	Cases []struct {
 		Note  string `json:"note"`
@@ -39,35 +43,44 @@ type dedupVectors struct {
 	FreeMailDomains []string `json:"free_mail_domains"`
 }
 
-const vectorsPath = "shared/fixtures/dedup_vectors.json"
+// vectorsPath is the project's copy of the vectors, relative to this package (the tests' working
+// directory).
+const vectorsPath = "testdata/dedup_vectors.json"
 
-// loadVectors finds the shared fixtures by walking up from the working directory and looking
-// for shared/ in every ancestor. Checking <ancestor>/shared for each ancestor also covers the
-// sibling of every ancestor (<dir>/../shared), which is where CI puts its copy beside the clone
-// and where it lives locally (/work/main beside /work/shared). A missing file fails the test:
+// sharedVectorsPath is where the shared fixtures sit, relative to the repository's root: beside
+// the checkout, as CI and the team's machines lay them out.
+const sharedVectorsPath = "../shared/fixtures/dedup_vectors.json"
+
+// loadVectors reads the project's copy of the vectors. A missing or empty file fails the test:
 // skipping would let the dedup contract go unchecked.
 func loadVectors(t testing.TB) dedupVectors {
 	t.Helper()
-	dir, err := os.Getwd()
+	b, err := os.ReadFile(vectorsPath)
 	require.NoError(t, err)
-	var tried []string
-	for {
-		p := filepath.Join(dir, vectorsPath)
-		tried = append(tried, p)
-		if b, err := os.ReadFile(p); err == nil {
-			var v dedupVectors
-			require.NoError(t, json.Unmarshal(b, &v), "parse %s", p)
-			require.NotEmpty(t, v.Cases, "no cases in %s", p)
-			return v
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
+	var v dedupVectors
+	require.NoError(t, json.Unmarshal(b, &v), "parse %s", vectorsPath)
+	require.NotEmpty(t, v.Cases, "no cases in %s", vectorsPath)
+	return v
+}
+
+// The project's copy of the vectors is the shared one, byte for byte, wherever the shared one is
+// beside the checkout; a clone on its own skips this and tests with its copy.
+func TestDedupVectorsAreTheSharedOnes(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs(filepath.Join("..", "..")) // internal/lead -> the repository's root
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(root, "go.mod"))
+	require.NoError(t, err, "%s is not the repository's root", root)
+	shared := filepath.Join(root, sharedVectorsPath)
+	want, err := os.ReadFile(shared)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skipf("%s is not there: nothing to compare the copy with", shared)
 	}
-	t.Fatalf("%s not found; tried %v", vectorsPath, tried)
-	return dedupVectors{}
+	require.NoError(t, err)
+	got, err := os.ReadFile(vectorsPath)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, got), "internal/lead/%s differs from %s: copy it again (`diff` shows how)",
+		vectorsPath, shared)
 }
 
 func TestNormalizeVectors(t *testing.T) {

@@ -70,14 +70,10 @@ func (s *Service) ViewerFor(ctx context.Context, c *auth.Caller, workspaceID str
 // Browse returns a page of sellable leads for v. Errors: INVALID_INPUT for a bad page size,
 // cursor, order or filter.
 func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, error) {
-	limit, err := p.Page.Limit(LeadPages)
-	if err != nil {
-		return Page{}, err
-	}
 	if p.Order == "" {
 		p.Order = OrderNewest
 	}
-	after, err := decodeCursor(p.Page, p.Order)
+	limit, after, err := page.Open(p.Page, LeadPages, cursorOf(p.Order))
 	if err != nil {
 		return Page{}, err
 	}
@@ -98,11 +94,7 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 	if _, err := workspace.RoleOf(ctx, s.db, workspaceID, c.UserID); err != nil {
 		return Page{}, err
 	}
-	limit, err := args.Limit(LeadPages)
-	if err != nil {
-		return Page{}, err
-	}
-	cur, err := decodeCursor(args, "PURCHASED")
+	limit, cur, err := page.Open(args, LeadPages, cursorOf("PURCHASED"))
 	if err != nil {
 		return Page{}, err
 	}

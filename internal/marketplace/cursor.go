@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
-	"github.com/leadmarket/leadmarket/internal/page"
 )
 
 // cursor is the keyset position after a row of a browse (or of a workspace's leads, order
@@ -16,9 +15,9 @@ type cursor struct {
 	ID    string    `json:"i"`
 }
 
-// decodeCursor parses a's cursor, which must have been made for order. Errors: INVALID_INPUT.
-func decodeCursor(a page.Args, order string) (*cursor, error) {
-	return page.Cursor(a, func(c cursor) bool {
+// cursorOf returns the check of a cursor made for order (page.Open refuses any other).
+func cursorOf(order string) func(cursor) bool {
+	return func(c cursor) bool {
 		return c.Order == order && apperr.CheckID(c.ID) == nil && apperr.CheckTime("after", c.Time) == nil
-	})
+	}
 }

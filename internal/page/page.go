@@ -64,6 +64,24 @@ func Cursor[P any](a Args, valid func(P) bool) (*P, error) {
 	return &p, nil
 }
 
+// Open starts a page of a list with bounds b: the page size a asks for and its decoded cursor
+// (nil for the first page), as Limit and Cursor give them. Errors: INVALID_INPUT.
+func Open[P any](a Args, b Bounds, valid func(P) bool) (limit int, after *P, err error) {
+	if limit, err = a.Limit(b); err != nil {
+		return 0, nil, err
+	}
+	after, err = Cursor(a, valid)
+	return limit, after, err
+}
+
+// Serial is the keyset position of a list ordered by a serial id, newest first (a ledger).
+type Serial struct {
+	ID int64 `json:"i"`
+}
+
+// Valid reports whether p can be a serial id.
+func (p Serial) Valid() bool { return p.ID > 0 }
+
 // Encode turns a keyset position (a small struct) into the opaque string clients pass back as
 // after: base64url of its JSON.
 func Encode(position any) string {

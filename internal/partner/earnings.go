@@ -31,22 +31,13 @@ type Balance struct {
 // EarningPages are the page sizes of a partner's earnings.
 var EarningPages = page.Bounds{Default: 25, Max: 100}
 
-// earningCursor is the keyset position of an earning: its id, which orders the ledger.
-type earningCursor struct {
-	ID int64 `json:"i"`
-}
-
 // Earnings returns a page of a partner's earnings, newest first, to its members and platform
 // admins. Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) Earnings(ctx context.Context, c *auth.Caller, partnerID string, args page.Args) (page.Page[Earning], error) {
 	if err := RequireMemberOrAdmin(ctx, s.db, partnerID, c); err != nil {
 		return page.Page[Earning]{}, err
 	}
-	limit, err := args.Limit(EarningPages)
-	if err != nil {
-		return page.Page[Earning]{}, err
-	}
-	after, err := page.Cursor(args, func(p earningCursor) bool { return p.ID > 0 })
+	limit, after, err := page.Open(args, EarningPages, page.Serial.Valid)
 	if err != nil {
 		return page.Page[Earning]{}, err
 	}
@@ -60,7 +51,7 @@ func (s *Service) Earnings(ctx context.Context, c *auth.Caller, partnerID string
 	if err := q.Scan(ctx, &es); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return page.Page[Earning]{}, fmt.Errorf("earnings of %s: %w", partnerID, err)
 	}
-	return page.New(es, limit, func(e Earning) any { return earningCursor{ID: e.ID} }), nil
+	return page.New(es, limit, func(e Earning) any { return page.Serial{ID: e.ID} }), nil
 }
 
 // BalanceOf returns a partner's earnings balance to its members and platform admins.

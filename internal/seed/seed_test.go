@@ -2,8 +2,6 @@ package seed_test
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -275,30 +273,4 @@ func TestDemoKeepsExistingUser(t *testing.T) {
 			require.Equal(t, "OWNER", role)
 		}
 	}
-}
-
-// TestDemoTiming seeds SEED_TIMING_LEADS leads (default 100,000) into a fresh database and logs
-// how long it took. Set SEED_TIMING_LEADS=1000000 to measure a million.
-func TestDemoTiming(t *testing.T) {
-	if testing.Short() {
-		t.Skip("timing run")
-	}
-	n := 100_000
-	if s := os.Getenv("SEED_TIMING_LEADS"); s != "" {
-		var err error
-		n, err = strconv.Atoi(s)
-		require.NoError(t, err)
-	}
-	ctx := context.Background()
-	db := dbtest.FreshDB(t)
-	start := time.Now()
-	res, err := seed.Demo(ctx, db, seed.Options{Leads: n})
-	require.NoError(t, err)
-	require.Equal(t, n, res.Leads)
-	first := time.Since(start)
-	start = time.Now()
-	_, err = seed.Demo(ctx, db, seed.Options{Leads: n})
-	require.NoError(t, err)
-	t.Logf("seeded %d leads in %s (%.0f leads/s); a second run took %s", n, first.Round(time.Millisecond),
-		float64(n)/first.Seconds(), time.Since(start).Round(time.Millisecond))
 }

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/seed"
@@ -110,14 +112,11 @@ func Prepare(ctx context.Context, o Options) (Prepared, error) {
 	if err := recreate(ctx, admin, o.Name); err != nil {
 		return p, err
 	}
-	bdb, err := db.Open(ctx, benchURL, 4)
+	bdb, err := OpenMigrated(ctx, benchURL, 4)
 	if err != nil {
 		return p, err
 	}
 	defer bdb.Close()
-	if _, err := db.Migrate(ctx, bdb, audit.EnsurePartitions); err != nil {
-		return p, err
-	}
 	fmt.Fprintf(logw, "%sseeding %d leads into %s ...\n", o.LogPrefix, o.Leads, o.Name)
 	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: o.Leads,
 		Logger: slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))})
@@ -192,6 +191,22 @@ func Drop(ctx context.Context, serverURL, name string) error {
 	return drop(ctx, admin, name)
 }
 
+// PrepareOwner is Prepare, then the first workspace owner among the demo users and a day's token
+// for it signed with secret: the buyer the browse-shaped benchmarks browse as. The Prepared is
+// returned also on error (its URL, for a caller that drops the database).
+func PrepareOwner(ctx context.Context, o Options, secret string) (Prepared, seed.DemoUser, string, error) {
+	p, err := Prepare(ctx, o)
+	if err != nil {
+		return p, seed.DemoUser{}, "", err
+	}
+	owner, err := Owner(p.Users)
+	if err != nil {
+		return p, owner, "", err
+	}
+	token, err := auth.NewTokens(secret).Issue(owner.Subject, owner.Email, false, 24*time.Hour)
+	return p, owner, token, err
+}
+
 // Owner returns the first workspace owner among the demo users.
 func Owner(users []seed.DemoUser) (seed.DemoUser, error) {
 	for _, u := range users {
@@ -247,4 +262,27 @@ func redact(s string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// Main is a benchmark command's main: it runs run and exits 1 with its error, named after the
+// command.
+func Main(name string, run func() error) {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
+
+// OpenMigrated opens the database at dbURL with pool connections and applies the migrations (and
+// the audit partitions), as the server does at start.
+func OpenMigrated(ctx context.Context, dbURL string, pool int) (*bun.DB, error) {
+	bdb, err := db.Open(ctx, dbURL, pool)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Migrate(ctx, bdb, audit.EnsurePartitions); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	return bdb, nil
 }
