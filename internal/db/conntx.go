@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 )
 
@@ -25,7 +24,8 @@ func (t ConnTx) Pgx(ctx context.Context, fn func(*pgx.Conn) error) error {
 		n.Add(1)
 	}
 	return t.conn.Raw(func(driverConn any) error {
-		c, ok := driverConn.(*stdlib.Conn)
+		// pgx's *stdlib.Conn, or a connection wrapping one the same way (a test's).
+		c, ok := driverConn.(interface{ Conn() *pgx.Conn })
 		if !ok {
 			return fmt.Errorf("db: connection is %T, not pgx's", driverConn)
 		}
