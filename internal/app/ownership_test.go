@@ -32,6 +32,10 @@ var tableOwners = map[string]string{
 	"users":                 "internal/user",
 	"idempotency_keys":      "internal/idempotency",
 	"rate_limit_violations": "internal/ratelimit",
+	"lead_uploads":          "internal/ingest",
+	"lead_upload_rows":      "internal/ingest",
+	"lead_upload_keys":      "internal/ingest",
+	"lead_rejections":       "internal/ingest",
 }
 
 // ownershipExceptions are the documented reads and writes outside the owner (ARCHITECTURE.md):

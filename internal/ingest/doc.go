@@ -1,5 +1,5 @@
-// Package ingest reads the CSV files partners upload (DESIGN §6) and turns their rows into leads
-// ready for dedup, or into rejections with a reason. Reader and Validate are pure Go with no
+// Package ingest reads the CSV files partners upload (DESIGN §6) and makes leads of their rows,
+// ready for dedup, or rejections with a reason. Reader and Validate are pure Go with no
 // database; Service (upload.go, process.go) streams a file through Reader into a staging table,
 // and its job runs Validate on each staged row and dedups by hash_key in set-based SQL.
 //

@@ -69,11 +69,7 @@ func (s *Service) List(ctx context.Context, c *auth.Caller, partnerID string, ar
 	if err := partner.RequireMemberOrAdmin(ctx, s.db, partnerID, c); err != nil {
 		return page.Page[Upload]{}, err
 	}
-	limit, err := args.Limit(UploadPages)
-	if err != nil {
-		return page.Page[Upload]{}, err
-	}
-	after, err := page.Cursor(args, func(p uploadCursor) bool { return p.ValidTime() && apperr.CheckID(p.I) == nil })
+	limit, after, err := page.Open(args, UploadPages, func(p uploadCursor) bool { return p.ValidTime() && apperr.CheckID(p.I) == nil })
 	if err != nil {
 		return page.Page[Upload]{}, err
 	}
@@ -127,11 +123,7 @@ func Reasons() []Reason {
 // is not empty, to those who may see the upload (Get); for others, and for an upload whose
 // rejections were purged, the page is empty. Errors: INVALID_INPUT.
 func (s *Service) Rejections(ctx context.Context, c *auth.Caller, uploadID string, reason Reason, args page.Args) (page.Page[StoredRejection], error) {
-	limit, err := args.Limit(RejectionPages)
-	if err != nil {
-		return page.Page[StoredRejection]{}, err
-	}
-	after, err := page.Cursor(args, func(p rejectionCursor) bool { return p.R > 0 })
+	limit, after, err := page.Open(args, RejectionPages, func(p rejectionCursor) bool { return p.R > 0 })
 	if err != nil {
 		return page.Page[StoredRejection]{}, err
 	}
