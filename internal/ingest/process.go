@@ -87,7 +87,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 // its rejections written, the counts and the checkpoint advanced, its staged rows deleted and
 // its progress published. So Process can stop at any point (an error, a crash, ctx cancelled)
 // and be run again, by any process, without doing anything twice. The River job calls it; tests
-// call it directly.
+// call it directly, on a database with a real pool (dbtest.FreshDB): it reads the next batch on a
+// second connection while a batch holds the first, which dbtest.TxDB's single connection cannot
+// give.
 func (s *Service) Process(ctx context.Context, uploadID string) (bool, error) {
 	start := time.Now()
 	var ahead <-chan readAhead
