@@ -70,7 +70,7 @@ func run() error {
 	if b.dir, err = os.MkdirTemp("", "bench-ingest-"); err != nil {
 		return err
 	}
-	defer os.RemoveAll(b.dir)
+	defer func() { _ = os.RemoveAll(b.dir) }()
 	if b.dbURL, err = benchdb.Recreate(ctx, *serverURL, dbName); err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (b *bench) upload(ctx context.Context, path string, defaultPrice *int) (upl
 	if err != nil {
 		return uploadResult{}, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	info, err := f.Stat()
 	if err != nil {
 		return uploadResult{}, err
@@ -365,7 +365,7 @@ func (b *bench) baseline(ctx context.Context, path string, known map[string]bool
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	rd, err := ingest.NewReader(f, ingest.Options{})
 	if err != nil {
 		return 0, 0, err
