@@ -13,6 +13,8 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/config"
+	"github.com/leadmarket/leadmarket/internal/ingest"
+	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/seed"
 )
 
@@ -53,7 +55,17 @@ func seedCmd(ctx context.Context, cfg config.Config, logger *slog.Logger, args [
 	if err != nil {
 		return err
 	}
-	logger.Info("demo data ready", "leads", res.Leads, "took", time.Since(start).Round(time.Millisecond).String())
+	queue, err := jobs.NewQueue(bdb.DB)
+	if err != nil {
+		return err
+	}
+	uploads, err := seed.DemoUploads(ctx, ingest.NewService(bdb, queue, ingest.ServiceOptions{
+		MaxRows: cfg.MaxUploadRows, Retention: cfg.UploadRetention, Logger: logger,
+	}), res.Users)
+	if err != nil {
+		return err
+	}
+	logger.Info("demo data ready", "leads", res.Leads, "uploads", uploads, "took", time.Since(start).Round(time.Millisecond).String())
 	tokens := auth.NewTokens(cfg.JWTSecret)
 	users := make([]seededUser, 0, len(res.Users))
 	for _, u := range res.Users {
