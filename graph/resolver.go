@@ -10,6 +10,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/verify"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
 
@@ -21,4 +22,5 @@ type Resolver struct {
 	PartnerService     *partner.Service
 	AuditService       *audit.Service
 	BillingService     *billing.Service
+	VerifyService      *verify.Service
 }

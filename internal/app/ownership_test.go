@@ -32,6 +32,8 @@ var tableOwners = map[string]string{
 	"users":                 "internal/user",
 	"idempotency_keys":      "internal/idempotency",
 	"rate_limit_violations": "internal/ratelimit",
+	"lead_verifications":    "internal/verify",
+	"bounce_reports":        "internal/verify",
 }
 
 // ownershipExceptions are the documented reads and writes outside the owner (ARCHITECTURE.md):

@@ -294,8 +294,10 @@ func (s *Service) VerifyLeads(ctx context.Context, args LeadsArgs) error {
 		partners = map[string]bool{}
 		left     []string
 	)
+	// Twice as many as there are slots: while one writes what its call found, another holds
+	// the slot it gave back.
 	var g errgroup.Group
-	g.SetLimit(s.o.Concurrency)
+	g.SetLimit(2 * s.o.Concurrency)
 	for _, l := range taken {
 		g.Go(func() error {
 			changed, err := s.verifyOne(ctx, l, args.Token, purpose)
