@@ -81,7 +81,7 @@ func (e *env) runner(svc *verify.Service) *jobs.Runner {
 	svc.Workers(w)
 	r, err := jobs.NewRunner(context.Background(), e.dbURL, w, jobs.RunnerOptions{
 		Concurrency: 2, Queues: map[string]int{verify.Queue: svc.Concurrency()},
-		FetchPollInterval: 50 * time.Millisecond, Logger: quiet,
+		FetchPollInterval: 100 * time.Millisecond, Logger: quiet,
 	})
 	require.NoError(e.t, err)
 	require.NoError(e.t, r.Start(context.Background()))
@@ -135,7 +135,7 @@ func scalar[T any](t *testing.T, db bun.IDB, query string, args ...any) T {
 	return v
 }
 
-func exec(t *testing.T, db bun.IDB, query string, args ...any) {
+func execSQL(t *testing.T, db bun.IDB, query string, args ...any) {
 	t.Helper()
 	_, err := db.ExecContext(context.Background(), query, args...)
 	require.NoError(t, err)

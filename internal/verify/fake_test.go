@@ -34,8 +34,9 @@ type fake struct {
 	fallback func(email string) answer
 	calls    map[string]int
 	byKey    map[string]int
-	// hold, when set, makes every call wait for it to close (after counting the call).
+	// hold, when set, makes every call after the holdFrom-th wait for it to close.
 	hold       chan struct{}
+	holdFrom   int64
 	inFlight   atomic.Int64
 	maxFlight  atomic.Int64
 	totalCalls atomic.Int64
@@ -76,11 +77,15 @@ func (f *fake) setFallback(fn func(email string) answer) {
 }
 
 // holdCalls makes calls wait until the returned func is called.
-func (f *fake) holdCalls() (release func()) {
+func (f *fake) holdCalls() (release func()) { return f.holdCallsAfter(0) }
+
+// holdCallsAfter makes the calls after the first n (counted from the fake's start) wait until
+// the returned func is called.
+func (f *fake) holdCallsAfter(n int64) (release func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	hold := make(chan struct{})
-	f.hold = hold
+	f.hold, f.holdFrom = hold, n
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -106,14 +111,23 @@ func (f *fake) callsWithKey(key string) int {
 
 func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	n := f.inFlight.Add(1)
-	defer f.inFlight.Add(-1)
+	// A call stops being in flight before its answer leaves: the caller can only give its slot
+	// back, and another call start, after that.
+	inFlight := true
+	done := func() {
+		if inFlight {
+			inFlight = false
+			f.inFlight.Add(-1)
+		}
+	}
+	defer done()
 	for {
 		m := f.maxFlight.Load()
 		if n <= m || f.maxFlight.CompareAndSwap(m, n) {
 			break
 		}
 	}
-	f.totalCalls.Add(1)
+	callNo := f.totalCalls.Add(1)
 	q := r.URL.Query()
 	var email, key string
 	switch f.kind {
@@ -154,6 +168,9 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 		a = f.fallback(email)
 	}
 	hold := f.hold
+	if callNo <= f.holdFrom {
+		hold = nil
+	}
 	f.mu.Unlock()
 	if hold != nil {
 		select {
@@ -173,6 +190,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	done()
 	writeJSON(w, status, a.Body)
 }
 

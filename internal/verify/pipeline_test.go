@@ -116,7 +116,7 @@ func TestVerifyLeads_AttemptsBackoffAndUnknown(t *testing.T) {
 			require.NoError(t, err)
 			require.Zero(t, n)
 			require.Equal(t, attempt, e.mv.callsOf(email), "no call during the backoff")
-			exec(t, e.db, "UPDATE leads SET verification_due_at = now() - interval '1 second' WHERE id = ?", id) // as if it passed
+			execSQL(t, e.db, "UPDATE leads SET verification_due_at = now() - interval '1 second' WHERE id = ?", id) // as if it passed
 			continue
 		}
 		require.Equal(t, lead.StatusUnknown, s.Status, "UNKNOWN after the last attempt")
@@ -173,7 +173,7 @@ func TestVerifyLeads_LeasesKeepLeadsToOneJob(t *testing.T) {
 	require.Zero(t, n, "held by the first job")
 
 	// The first job's lease runs out: the sweep takes the lead under its own.
-	exec(t, e.db, "UPDATE leads SET verification_due_at = now() - interval '1 second' WHERE id = ?", id)
+	execSQL(t, e.db, "UPDATE leads SET verification_due_at = now() - interval '1 second' WHERE id = ?", id)
 	n, err = svc.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
