@@ -244,6 +244,12 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.StripeWebhookSecret = get("STRIPE_WEBHOOK_SECRET", "")
 	errs = append(errs, c.readVerification(get)...)
+	// The verification slots hold up to two connections each of the pool while verification
+	// runs (internal/verify's Limiter); requests need the rest.
+	if c.VerificationEnabled() && c.DBMaxConns < 2*c.VerifyConcurrency+4 {
+		errs = append(errs, fmt.Errorf("DB_MAX_CONNS: %d is too few for VERIFY_CONCURRENCY %d: verification holds up to %d connections; give at least %d",
+			c.DBMaxConns, c.VerifyConcurrency, 2*c.VerifyConcurrency, 2*c.VerifyConcurrency+4))
+	}
 	if c.IsProduction() && (c.StripeSecretKey == "" || c.StripeWebhookSecret == "") {
 		errs = append(errs, errors.New("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: required when ENV=production"))
 	}

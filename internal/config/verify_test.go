@@ -43,6 +43,15 @@ func TestVerificationErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+func TestVerificationNeedsConnections(t *testing.T) {
+	_, err := config.FromEnv(lookup(map[string]string{"ZEROBOUNCE_API_KEY": "zb", "VERIFY_CONCURRENCY": "10", "DB_MAX_CONNS": "20"}))
+	require.ErrorContains(t, err, "DB_MAX_CONNS")
+	_, err = config.FromEnv(lookup(map[string]string{"ZEROBOUNCE_API_KEY": "zb", "VERIFY_CONCURRENCY": "10", "DB_MAX_CONNS": "24"}))
+	require.NoError(t, err)
+	_, err = config.FromEnv(lookup(map[string]string{"VERIFY_CONCURRENCY": "10", "DB_MAX_CONNS": "5"}))
+	require.NoError(t, err, "verification off: no connections taken")
+}
+
 func TestParseDays(t *testing.T) {
 	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "1d": 24 * time.Hour, "36h": 36 * time.Hour} {
 		got, err := config.ParseDays(in)

@@ -19,11 +19,12 @@ const SlotLockClass int32 = 0x76657269 // "veri"
 //
 // A slot is a PostgreSQL session advisory lock, (SlotLockClass, 0..n-1), held on a connection of
 // its own for the call's duration and released right after it; a process that dies releases its
-// slots with its sessions. Inside a process, at most n callers compete for slots at a time, each
-// with a "home" slot: it takes the first free slot from its home on (one round trip,
-// verify_take_slot), and when all are taken it waits on its home slot's lock, which PostgreSQL
-// hands over the moment it is released. With several instances, each home slot then has one
-// waiter per busy instance, so no slot idles while calls wait. The database's n is the highest
+// slots with its sessions. Inside a process, at most 2n callers compete for slots at a time, two
+// for each "home" slot: a caller takes the first free slot from its home on (one round trip,
+// verify_take_slot), and when all are taken it waits on its home slot's lock. So while calls wait,
+// every slot has a waiter inside PostgreSQL, which hands the slot over the moment it is released
+// (no round trip between one call and the next); with several instances, each slot has waiters of
+// each busy instance, and PostgreSQL grants them in turn. The database's n is the highest
 // VERIFY_CONCURRENCY among the instances: give them all the same.
 type Limiter struct {
 	db    *bun.DB
@@ -31,13 +32,13 @@ type Limiter struct {
 	homes chan int
 }
 
-// NewLimiter returns a limiter of n slots (at least 1) on db. Each call holds one of db's
-// connections while it waits for and holds a slot: at most n of this process at a time.
+// NewLimiter returns a limiter of n slots (at least 1) on db. Each caller holds one of db's
+// connections while it waits for and holds a slot: at most 2n of this process at a time.
 func NewLimiter(db *bun.DB, n int) *Limiter {
 	n = max(n, 1)
-	homes := make(chan int, n)
-	for i := range n {
-		homes <- i
+	homes := make(chan int, 2*n)
+	for i := range 2 * n {
+		homes <- i % n
 	}
 	return &Limiter{db: db, n: n, homes: homes}
 }
