@@ -329,3 +329,25 @@ func TestStats(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, st.InFlight, "the slot was given back")
 }
+
+// A partner's pass rate is recounted at most every PassRateEvery while its leads are verified:
+// the verdicts in between are counted when that time has passed.
+func TestPassRate_RecountedAtMostEveryPassRateEvery(t *testing.T) {
+	t.Parallel()
+	e := newTxEnv(t)
+	ctx := context.Background()
+	svc := e.service(func(o *verify.Options) { o.PassRateEvery = 300 * time.Millisecond })
+	partnerID := dbtest.CreatePartner(t, e.db, dbtest.PartnerOpts{})
+	rate := func() float64 {
+		return scalar[float64](t, e.db, "SELECT verification_pass_rate::float8 FROM partners WHERE id = ?", partnerID)
+	}
+	valid, _ := e.pendingLead(partnerID, dbtest.LeadOpts{})
+	require.NoError(t, svc.VerifyLeads(ctx, verify.LeadsArgs{LeadIDs: []string{valid}, Token: uuid.NewString()}))
+	require.InDelta(t, 1.0, rate(), 1e-9, "the first recount is at once")
+
+	invalid, email := e.pendingLead(partnerID, dbtest.LeadOpts{})
+	e.mv.on(email, answer{Body: mvBody("invalid")})
+	require.NoError(t, svc.VerifyLeads(ctx, verify.LeadsArgs{LeadIDs: []string{invalid}, Token: uuid.NewString()}))
+	require.InDelta(t, 1.0, rate(), 1e-9, "recounted a moment ago: this one waits")
+	waitFor(t, "the recount after PassRateEvery", func() bool { return rate() > 0.49 && rate() < 0.51 })
+}

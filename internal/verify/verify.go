@@ -97,6 +97,10 @@ type Options struct {
 	BatchSize int
 	// SweepLimit is the most leads one sweep takes. Default 25,000.
 	SweepLimit int
+	// PassRateEvery is how often at most a partner's pass rate is recounted while its leads are
+	// being verified (the count reads all its leads); verdicts in between are counted at the end of
+	// that time. Default 10s.
+	PassRateEvery time.Duration
 	// Backoff is how long after failed attempt number n (from 1) the lead may be tried again.
 	// Default Backoff.
 	Backoff func(attempt int) time.Duration
@@ -141,6 +145,7 @@ func (o *Options) defaults() {
 	def(&o.RefundWindow, 30*24*time.Hour)
 	def(&o.Lease, 30*time.Minute)
 	def(&o.JobTimeout, 5*time.Minute)
+	def(&o.PassRateEvery, 10*time.Second)
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
 	}
@@ -167,6 +172,16 @@ type Service struct {
 	o       Options
 	chain   Chain
 	limiter *Limiter
+	rates   rateRefresh
+}
+
+// rateRefresh is when each partner's pass rate was last recounted by this process, and the
+// partners whose recount waits for PassRateEvery to pass.
+type rateRefresh struct {
+	mu      sync.Mutex
+	last    map[string]time.Time
+	pending map[string]bool
+	timer   *time.Timer
 }
 
 // NewService returns the verification service on db, inserting its jobs with queue.
@@ -179,7 +194,8 @@ func NewService(db *bun.DB, queue *jobs.Queue, o Options) *Service {
 	if o.ZeroBounceAPIKey != "" {
 		chain = append(chain, &ZeroBounce{BaseURL: o.ZeroBounceURL, APIKey: o.ZeroBounceAPIKey, Timeout: o.Timeout, Client: o.HTTPClient})
 	}
-	return &Service{db: db, queue: queue, o: o, chain: chain, limiter: NewLimiter(db, o.Concurrency)}
+	return &Service{db: db, queue: queue, o: o, chain: chain, limiter: NewLimiter(db, o.Concurrency),
+		rates: rateRefresh{last: map[string]time.Time{}, pending: map[string]bool{}}}
 }
 
 // Enabled reports whether a provider is configured. Without one, verification is off: leads
@@ -316,7 +332,7 @@ func (s *Service) VerifyLeads(ctx context.Context, args LeadsArgs) error {
 	err = g.Wait()
 	after, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if rerr := s.refreshPassRates(after, keys(partners)); rerr != nil {
+	if rerr := s.passRatesChanged(after, keys(partners)); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	if len(left) > 0 {
@@ -373,6 +389,49 @@ func (s *Service) verifyOne(ctx context.Context, l lead.ToVerify, token, purpose
 		return false, fmt.Errorf("record verification of lead %s: %w", l.ID, err)
 	}
 	return changed, nil
+}
+
+// passRatesChanged recounts the pass rates of partnerIDs, whose leads were given verdicts: at
+// once for those not recounted within Options.PassRateEvery, after it for the others (a timer of
+// this process; the sweep recounts the partners of recent verdicts in case the process ends
+// first). A partner with many leads is recounted every few seconds, not after every job.
+func (s *Service) passRatesChanged(ctx context.Context, partnerIDs []string) error {
+	now := time.Now()
+	var due []string
+	r := &s.rates
+	r.mu.Lock()
+	for _, id := range partnerIDs {
+		if now.Sub(r.last[id]) >= s.o.PassRateEvery {
+			due = append(due, id)
+			r.last[id] = now
+			delete(r.pending, id)
+		} else {
+			r.pending[id] = true
+		}
+	}
+	if len(r.pending) > 0 && r.timer == nil {
+		r.timer = time.AfterFunc(s.o.PassRateEvery, s.recountPending)
+	}
+	r.mu.Unlock()
+	return s.refreshPassRates(ctx, due)
+}
+
+// recountPending recounts the partners whose recount passRatesChanged put off.
+func (s *Service) recountPending() {
+	r := &s.rates
+	r.mu.Lock()
+	ids := keys(r.pending)
+	now := time.Now()
+	for _, id := range ids {
+		r.last[id] = now
+	}
+	r.pending, r.timer = map[string]bool{}, nil
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	if err := s.refreshPassRates(ctx, ids); err != nil {
+		s.o.Logger.WarnContext(ctx, "recount pass rates", "partners", len(ids), "err", err)
+	}
 }
 
 // refreshPassRates recomputes the pass rates of partnerIDs from their leads' verdicts and stores
