@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -231,18 +230,4 @@ func zbBody(status, sub string) string {
 		"city": nil, "zipcode": nil, "processed_at": time.Now().UTC().Format("2006-01-02 15:04:05.000"),
 	})
 	return string(b)
-}
-
-// mvAnswers is a fallback for MillionVerifier that answers by the address's local part: an
-// address that starts with "invalid" is invalid, with "unknown" unknown, anything else ok.
-func mvAnswers(delay time.Duration) func(string) answer {
-	return func(email string) answer {
-		result := "ok"
-		for _, r := range []string{"invalid", "unknown", "catch_all", "disposable"} {
-			if strings.HasPrefix(email, r) {
-				result = r
-			}
-		}
-		return answer{Body: mvBody(result), Delay: delay}
-	}
 }
