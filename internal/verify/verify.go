@@ -289,8 +289,9 @@ func (s *Service) insertJobs(ctx context.Context, tx bun.Tx, ids []string, token
 const recordTimeout = 30 * time.Second
 
 // VerifyLeads verifies the leads of a job: it takes those still open under the job's lease, asks
-// the providers about each (at most Options.Concurrency at a time, each call in a Limiter slot)
-// and writes each verdict or failed attempt as soon as it has it. When ctx ends first, the leads
+// the providers about each (each call in a Limiter slot, so at most Options.Concurrency in flight
+// across every instance) and writes each verdict or failed attempt, in a transaction of its own,
+// as soon as it has it. When ctx ends first, the leads
 // it did not get to are let go (taken again by the job's next run or the sweep) and ctx's error
 // is returned.
 func (s *Service) VerifyLeads(ctx context.Context, args LeadsArgs) error {
