@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
@@ -241,9 +242,7 @@ func (s *Service) report(ctx context.Context, tx bun.Tx, c *auth.Caller, in Repo
 	if err != nil || !created {
 		return r, err
 	}
-	if _, err := s.queue.InsertTx(ctx, tx, BounceArgs{ReportID: r.ID}, &river.InsertOpts{
-		Queue: Queue, Priority: priorityBounce, MaxAttempts: s.o.MaxAttempts,
-	}); err != nil {
+	if _, err := s.queue.InsertTx(ctx, tx, BounceArgs{ReportID: r.ID}, s.bounceJobOpts()); err != nil {
 		return Report{}, err
 	}
 	if err := audit.Record(ctx, tx, audit.Entry{
@@ -258,6 +257,44 @@ func (s *Service) report(ctx context.Context, tx bun.Tx, c *auth.Caller, in Repo
 		return Report{}, err
 	}
 	return r, nil
+}
+
+// bounceJobOpts are the options of a report's check: on Queue ahead of the pipeline, retried up
+// to VERIFY_MAX_ATTEMPTS times, and one live job per report, so that the sweep can enqueue the
+// report of a job that died of our own failures without ever checking a report twice at once.
+func (s *Service) bounceJobOpts() *river.InsertOpts {
+	return &river.InsertOpts{
+		Queue: Queue, Priority: priorityBounce, MaxAttempts: s.o.MaxAttempts,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled,
+		}},
+	}
+}
+
+// requeueStuckReports enqueues the check of every report still PENDING since before since whose
+// job is gone (discarded after database failures, or lost): a report is settled, never left.
+// Reports whose job lives are skipped by the job's uniqueness. It returns how many it enqueued.
+func (s *Service) requeueStuckReports(ctx context.Context, since time.Time) (int, error) {
+	var ids []string
+	if err := s.db.NewRaw("SELECT id FROM bounce_reports WHERE status = 'PENDING' AND created_at < ? ORDER BY created_at LIMIT 1000", since).
+		Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("stuck bounce reports: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			res, err := s.queue.InsertTx(ctx, tx, BounceArgs{ReportID: id}, s.bounceJobOpts())
+			if err == nil && !res.UniqueSkippedAsDuplicate {
+				n++
+			}
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // windowText renders the refund window for people: in days when it is whole days.

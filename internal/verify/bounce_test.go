@@ -303,3 +303,34 @@ func TestSweep_RefundsASoldLeadFoundInvalid(t *testing.T) {
 	require.True(t, scalar[bool](t, e.db, `SELECT EXISTS (SELECT 1 FROM audit_logs WHERE action = 'lead.invalidated'
 		AND resource_id = ? AND metadata->>'purpose' = 'PIPELINE')`, leadID))
 }
+
+// A report whose check job is gone (discarded after failures of our own) is enqueued again by the
+// sweep, once however often the sweep runs, and never while its job lives.
+func TestSweep_RequeuesStuckReports(t *testing.T) {
+	t.Parallel()
+	e := newTxEnv(t)
+	ctx := context.Background()
+	svc := e.service()
+	partnerID := dbtest.CreatePartner(t, e.db, dbtest.PartnerOpts{})
+	leadID, _ := e.pendingLead(partnerID, dbtest.LeadOpts{VerificationStatus: "VALID"})
+	b := e.buyer(50)
+	r, err := svc.ReportBounce(ctx, b.caller, verify.ReportInput{PurchaseID: e.buy(b, leadID), IdempotencyKey: "k"})
+	require.NoError(t, err)
+	jobs := func() int {
+		return scalar[int](t, e.db, "SELECT count(*) FROM river_job WHERE kind = 'verify_bounce' AND args->>'report_id' = ?", r.ID)
+	}
+	require.Equal(t, 1, jobs())
+	execSQL(t, e.db, "UPDATE bounce_reports SET created_at = now() - interval '2 hours' WHERE id = ?", r.ID)
+	_, err = svc.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, jobs(), "its job lives: nothing enqueued")
+
+	execSQL(t, e.db, "UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE kind = 'verify_bounce' AND args->>'report_id' = ?", r.ID)
+	for range 2 {
+		_, err = svc.Sweep(ctx)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 2, jobs(), "enqueued again, once")
+	require.Equal(t, 1, scalar[int](t, e.db, `SELECT count(*) FROM river_job WHERE kind = 'verify_bounce' AND args->>'report_id' = ?
+		AND state = 'available'`, r.ID))
+}

@@ -43,8 +43,9 @@ const sweepChunk = 1000
 // holds, leads whose backoff after a failed attempt has passed, and those held by a job past its
 // lease (its process died) — and enqueues their jobs, each chunk in one transaction with its
 // leases. It also refreshes the pass rates of the partners given verdicts since the sweep before
-// last, in case a job died between its verdicts and its refresh. It returns how many leads it
-// enqueued; with verification off, none.
+// last, in case a job died between its verdicts and its refresh, and enqueues again the check of
+// bounce reports left pending by a job that is gone. It returns how many leads it enqueued; with
+// verification off, none.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if !s.Enabled() {
 		return 0, nil
@@ -68,6 +69,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if len(ids) < sweepChunk {
 			break
 		}
+	}
+	if n, err := s.requeueStuckReports(ctx, time.Now().Add(-s.o.Lease)); err != nil {
+		return total, err
+	} else if n > 0 {
+		s.o.Logger.WarnContext(ctx, "verification sweep: bounce reports enqueued again", "reports", n)
 	}
 	partners, err := partnersVerifiedSince(ctx, s.db, time.Now().Add(-2*s.o.SweepInterval))
 	if err != nil {
