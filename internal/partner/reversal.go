@@ -53,24 +53,30 @@ type PassRate struct {
 	Rate      float64
 }
 
-// LockForPassRates locks the rows of partnerIDs (in id order) until tx ends. A pass-rate refresh
-// takes the lock before it counts, so refreshes of one partner run one after the other and the
-// last to write is the last to have counted: a slower one cannot write an older count over a
-// newer one. Readers (commission accrual) do not wait for it.
+// PassRateLockClass is the first key of the transaction advisory locks LockForPassRates takes
+// (the second is a hash of the partner's id).
+const PassRateLockClass int32 = 0x70617373 // "pass"
+
+// LockForPassRates serialises pass-rate refreshes of partnerIDs until tx ends (transaction
+// advisory locks, taken in id order). A refresh takes them before it counts, so refreshes of one
+// partner run one after the other and the last to write is the last to have counted: a slower
+// one cannot write an older count over a newer one. They are not row locks: sales and refunds,
+// whose earnings entries lock the partner's row for their foreign key, never wait for a refresh,
+// nor a refresh for them.
 func LockForPassRates(ctx context.Context, tx bun.IDB, partnerIDs []string) error {
 	if len(partnerIDs) == 0 {
 		return nil
 	}
-	var ids []string
-	if err := tx.NewRaw("SELECT id FROM partners WHERE id = ANY(?::uuid[]) ORDER BY id FOR UPDATE",
-		pgdialect.Array(partnerIDs)).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("lock partners: %w", err)
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?, hashtext(id)) FROM unnest(?::text[]) AS id ORDER BY id`,
+		PassRateLockClass, pgdialect.Array(partnerIDs)); err != nil {
+		return fmt.Errorf("lock pass rates: %w", err)
 	}
 	return nil
 }
 
 // SetPassRates stores each partner's verification pass rate (partners.verification_pass_rate, to
-// four places, within 0..1): the rate Accrue charges the bonus tiers by on every later sale.
+// four places, within 0..1): the rate Accrue charges the bonus tiers by on every later sale. The
+// update takes no lock a sale's or a refund's foreign key check waits for.
 func SetPassRates(ctx context.Context, tx bun.IDB, rates []PassRate) error {
 	if len(rates) == 0 {
 		return nil

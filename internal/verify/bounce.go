@@ -40,6 +40,9 @@ const (
 	EventReportResolved = "bounce_report.resolved"
 )
 
+// refundedReason is the reason of a REFUNDED report.
+const refundedReason = "the address was found invalid; the purchase's credits were refunded"
+
 // refundCause says what found a lead INVALID, for the audit log.
 type refundCause struct {
 	Purpose string
@@ -79,8 +82,12 @@ func (s *Service) refundLead(ctx context.Context, tx bun.Tx, leadID, previous st
 			slices.SortFunc(ps, func(a, b marketplace.PurchaseRecord) int { return strings.Compare(a.WorkspaceID, b.WorkspaceID) })
 		}
 	}
+	// The balances first (in workspace order), the partner's earnings last: a refund then never
+	// waits for a lock while it holds the partner's row (which its earnings' foreign key locks),
+	// as a sale takes its buyer's balance before its earnings too.
 	var done []refunded
 	settled := make([]string, 0, len(ps))
+	balances := map[string]int64{}
 	for _, p := range ps {
 		settled = append(settled, p.ID)
 		balance, err := credit.Apply(ctx, tx, credit.Entry{
@@ -93,28 +100,36 @@ func (s *Service) refundLead(ctx context.Context, tx bun.Tx, leadID, previous st
 		if err != nil {
 			return nil, err
 		}
-		reversals, err := partner.ReverseSales(ctx, tx, []string{p.ID})
-		if err != nil {
-			return nil, err
-		}
-		var reversed int64
-		for _, r := range reversals {
-			reversed += r.AmountCents
-		}
+		balances[p.ID] = balance
+		done = append(done, refunded{PurchaseID: p.ID, WorkspaceID: p.WorkspaceID, Credits: p.CreditsSpent})
+	}
+	ids := make([]string, len(done))
+	for i, d := range done {
+		ids[i] = d.PurchaseID
+	}
+	reversals, err := partner.ReverseSales(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	reversed := map[string]int64{}
+	for _, r := range reversals {
+		reversed[r.LeadPurchaseID] += r.AmountCents
+	}
+	for _, d := range done {
+		balance := balances[d.PurchaseID]
 		if err := audit.Record(ctx, tx, audit.Entry{
-			ActorType: audit.ActorSystem, WorkspaceID: p.WorkspaceID, Action: "credits.refunded",
-			ResourceType: "lead_purchase", ResourceID: p.ID, Severity: audit.SeverityNotice,
-			Old: map[string]any{"credits": balance - p.CreditsSpent}, New: map[string]any{"credits": balance},
+			ActorType: audit.ActorSystem, WorkspaceID: d.WorkspaceID, Action: "credits.refunded",
+			ResourceType: "lead_purchase", ResourceID: d.PurchaseID, Severity: audit.SeverityNotice,
+			Old: map[string]any{"credits": balance - d.Credits}, New: map[string]any{"credits": balance},
 			Metadata: map[string]any{
-				"reason": "lead found invalid", "leadId": leadID, "reference": RefundReference(p.ID), "refunded": p.CreditsSpent,
-				"purpose": cause.Purpose, "bounceReportId": cause.ReportID, "partnerEarningReversedCents": reversed,
+				"reason": "lead found invalid", "leadId": leadID, "reference": RefundReference(d.PurchaseID), "refunded": d.Credits,
+				"purpose": cause.Purpose, "bounceReportId": cause.ReportID, "partnerEarningReversedCents": reversed[d.PurchaseID],
 			},
 		}); err != nil {
 			return nil, err
 		}
-		done = append(done, refunded{PurchaseID: p.ID, WorkspaceID: p.WorkspaceID, Credits: p.CreditsSpent})
 	}
-	if err := refundReports(ctx, tx, settled, "the address was found invalid; the purchase's credits were refunded"); err != nil {
+	if err := refundReports(ctx, tx, settled, refundedReason); err != nil {
 		return nil, err
 	}
 	if len(done) == 0 {
@@ -235,15 +250,28 @@ func (s *Service) report(ctx context.Context, tx bun.Tx, c *auth.Caller, in Repo
 		return Report{}, apperr.New(apperr.InvalidInput, "a bounce can be reported within %s of the purchase; this one was made %s",
 			windowText(s.o.RefundWindow), p.CreatedAt.UTC().Format(time.DateOnly)).With("reason", "REFUND_WINDOW_CLOSED")
 	}
-	r, created, err := insertReport(ctx, tx, Report{
+	// A purchase refunded already (its lead was found INVALID since) needs no check: its report
+	// is settled as it is written.
+	refunded, err := credit.Applied(ctx, tx, RefundReference(p.ID))
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{
 		PurchaseID: p.ID, WorkspaceID: p.WorkspaceID, LeadID: p.LeadID, ReportedBy: c.UserID,
-		PurchaseCredits: p.CreditsSpent, PurchasedAt: p.CreatedAt,
-	})
+		PurchaseCredits: p.CreditsSpent, PurchasedAt: p.CreatedAt, Status: ReportPending,
+	}
+	if refunded {
+		reason := refundedReason
+		rep.Status, rep.Reason = ReportRefunded, &reason
+	}
+	r, created, err := insertReport(ctx, tx, rep)
 	if err != nil || !created {
 		return r, err
 	}
-	if _, err := s.queue.InsertTx(ctx, tx, BounceArgs{ReportID: r.ID}, s.bounceJobOpts()); err != nil {
-		return Report{}, err
+	if !refunded {
+		if _, err := s.queue.InsertTx(ctx, tx, BounceArgs{ReportID: r.ID}, s.bounceJobOpts()); err != nil {
+			return Report{}, err
+		}
 	}
 	if err := audit.Record(ctx, tx, audit.Entry{
 		ActorUserID: c.UserID, WorkspaceID: p.WorkspaceID, Action: "lead.bounce_reported", ResourceType: "bounce_report",

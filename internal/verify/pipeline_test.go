@@ -336,7 +336,7 @@ func TestPassRate_RecountedAtMostEveryPassRateEvery(t *testing.T) {
 	t.Parallel()
 	e := newTxEnv(t)
 	ctx := context.Background()
-	svc := e.service(func(o *verify.Options) { o.PassRateEvery = 300 * time.Millisecond })
+	svc := e.service(func(o *verify.Options) { o.PassRateEvery = 2 * time.Second })
 	partnerID := dbtest.CreatePartner(t, e.db, dbtest.PartnerOpts{})
 	rate := func() float64 {
 		return scalar[float64](t, e.db, "SELECT verification_pass_rate::float8 FROM partners WHERE id = ?", partnerID)

@@ -36,7 +36,7 @@ var mvFailures = []struct {
 	{"result error with HTTP 200", answer{Body: mvError("Insufficient credits")}, "Insufficient credits"},
 	{"HTTP 429", answer{Status: http.StatusTooManyRequests, Body: `{"error":"Too many requests"}`}, "HTTP 429"},
 	{"HTTP 500", answer{Status: http.StatusInternalServerError, Body: `<html>oops</html>`}, "HTTP 500"},
-	{"timeout", answer{Body: mvBody("ok"), Delay: 2 * time.Second}, "no answer within"},
+	{"timeout", answer{Body: mvBody("ok"), Delay: 3 * time.Second}, "no answer within"},
 	{"not JSON", answer{Body: `<html><body>Service Unavailable</body></html>`}, "not JSON"},
 	{"undocumented result", answer{Body: `{"result":"maybe","resultcode":9}`}, "undocumented result"},
 }
@@ -53,7 +53,7 @@ var zbFailures = []struct {
 	{"HTTP 429", answer{Status: http.StatusTooManyRequests, Body: `{"error":"Rate limit"}`}, "HTTP 429"},
 	{"HTTP 500", answer{Status: http.StatusInternalServerError, Body: ``}, "HTTP 500"},
 	{"HTTP 503", answer{Status: http.StatusServiceUnavailable, Body: `Service Unavailable`}, "HTTP 503"},
-	{"timeout", answer{Body: zbBody("valid", ""), Delay: 2 * time.Second}, "no answer within"},
+	{"timeout", answer{Body: zbBody("valid", ""), Delay: 3 * time.Second}, "no answer within"},
 	{"not JSON", answer{Body: `valid`}, "not JSON"},
 }
 
@@ -96,7 +96,7 @@ func TestChain_EveryStatusThroughBothProviders(t *testing.T) {
 		{"do_not_mail", "mx_forward", lead.StatusRisky},
 	}
 	// Through ZeroBounce after MillionVerifier's unknown, and after each of its failures (its
-	// timeout is TestChain_FailuresFallThroughAndFail's: it takes a second each here).
+	// timeout is TestChain_FailuresFallThroughAndFail's: it would take a second each here).
 	type step struct {
 		name   string
 		answer answer
@@ -144,7 +144,7 @@ func TestChain_FailuresFallThroughAndFail(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mv, zb := newMV(t), newZB(t)
-	ch := chainOn(mv, zb, 300*time.Millisecond)
+	ch := chainOn(mv, zb, time.Second)
 	for _, f := range mvFailures {
 		email := "mvfail-" + f.name + "@example.com"
 		mv.on(email, f.answer)

@@ -142,14 +142,20 @@ func reportByID(ctx context.Context, db bun.IDB, id string) (*Report, error) {
 	return &r, nil
 }
 
-// insertReport writes r unless its purchase has a report already; it returns the purchase's
-// report and whether it is the one written now. Two reports of one purchase at once: the second
-// waits for the first's transaction and gets its report.
+// insertReport writes r (PENDING, or REFUNDED with its reason when r says so) unless its purchase
+// has a report already; it returns the purchase's report and whether it is the one written now.
+// Two reports of one purchase at once: the second waits for the first's transaction and gets its
+// report.
 func insertReport(ctx context.Context, tx bun.IDB, r Report) (Report, bool, error) {
 	var out Report
-	err := tx.NewRaw(`INSERT INTO bounce_reports (purchase_id, workspace_id, lead_id, reported_by, purchase_credits, purchased_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (purchase_id) DO NOTHING RETURNING `+reportColumns,
-		r.PurchaseID, r.WorkspaceID, r.LeadID, r.ReportedBy, r.PurchaseCredits, r.PurchasedAt).Scan(ctx, &out)
+	refunded := r.Status == ReportRefunded
+	err := tx.NewRaw(`INSERT INTO bounce_reports (purchase_id, workspace_id, lead_id, reported_by, purchase_credits, purchased_at,
+			status, credits_refunded, reason, resolved_at)
+		VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN 'REFUNDED' ELSE 'PENDING' END, CASE WHEN ? THEN ? ELSE 0 END,
+			?, CASE WHEN ? THEN now() END)
+		ON CONFLICT (purchase_id) DO NOTHING RETURNING `+reportColumns,
+		r.PurchaseID, r.WorkspaceID, r.LeadID, r.ReportedBy, r.PurchaseCredits, r.PurchasedAt,
+		refunded, refunded, r.PurchaseCredits, r.Reason, refunded).Scan(ctx, &out)
 	if err == nil {
 		return out, true, nil
 	}
