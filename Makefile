@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails bench-seed bench-ingest build
+.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails bench-seed bench-ingest bench-verify build
 
 # golangci-lint runs through the module proxy at a pinned version: nothing to install by hand.
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -50,3 +50,7 @@ bench-seed:
 ## bench-ingest: a 200,000-row CSV uploaded over HTTP to COMPLETED vs. COPY of the same leads; peak server RSS of a 1,000,000-row upload
 bench-ingest:
 	go run ./bench/ingest
+
+## bench-verify: 20,000 pending leads verified against a fake MillionVerifier answering in 20 ms vs. the limit concurrency / latency
+bench-verify:
+	go run ./bench/verify

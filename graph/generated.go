@@ -71,6 +71,26 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	BounceReport struct {
+		CreatedAt       func(childComplexity int) int
+		CreditsRefunded func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Purchase        func(childComplexity int) int
+		Reason          func(childComplexity int) int
+		ResolvedAt      func(childComplexity int) int
+		Status          func(childComplexity int) int
+	}
+
+	BounceReportConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	BounceReportEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	CreditBalance struct {
 		Credits     func(childComplexity int) int
 		WorkspaceID func(childComplexity int) int
@@ -142,6 +162,7 @@ type ComplexityRoot struct {
 		Seniority              func(childComplexity int) int
 		Title                  func(childComplexity int) int
 		VerificationStatus     func(childComplexity int) int
+		VerifiedAt             func(childComplexity int) int
 	}
 
 	LeadConnection struct {
@@ -217,8 +238,10 @@ type ComplexityRoot struct {
 		CreateWorkspace          func(childComplexity int, name string) int
 		PurchaseCredits          func(childComplexity int, input model.PurchaseCreditsInput) int
 		PurchaseLeads            func(childComplexity int, input model.PurchaseLeadsInput) int
+		ReportLeadBounce         func(childComplexity int, input model.ReportLeadBounceInput) int
 		RetryFailedWebhookEvents func(childComplexity int, since time.Time) int
 		RetryWebhookEvent        func(childComplexity int, id string) int
+		ReverifyLeads            func(childComplexity int, leadIds []string) int
 		UploadLeads              func(childComplexity int, input model.UploadLeadsInput) int
 	}
 
@@ -268,6 +291,12 @@ type ComplexityRoot struct {
 		VerificationPassRate func(childComplexity int) int
 	}
 
+	ProviderCount struct {
+		Calls    func(childComplexity int) int
+		Failures func(childComplexity int) int
+		Provider func(childComplexity int) int
+	}
+
 	PurchaseCreditsPayload struct {
 		CheckoutURL func(childComplexity int) int
 		Order       func(childComplexity int) int
@@ -282,6 +311,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		AuditLogs          func(childComplexity int, filter *model.AuditLogFilter, first *int, after *string) int
+		BounceReports      func(childComplexity int, workspaceID string, first *int, after *string) int
 		CreditBalance      func(childComplexity int, workspaceID string) int
 		CreditOrder        func(childComplexity int, id string) int
 		CreditPackages     func(childComplexity int) int
@@ -295,6 +325,7 @@ type ComplexityRoot struct {
 		PartnerBalance     func(childComplexity int, partnerID string) int
 		PartnerEarnings    func(childComplexity int, partnerID string, first *int, after *string) int
 		PartnerStats       func(childComplexity int, partnerID string) int
+		VerificationStats  func(childComplexity int) int
 		WebhookEvent       func(childComplexity int, id string) int
 		WebhookEvents      func(childComplexity int, filter *model.WebhookEventFilter, first *int, after *string) int
 	}
@@ -315,6 +346,20 @@ type ComplexityRoot struct {
 		IsPlatformAdmin func(childComplexity int) int
 		Partners        func(childComplexity int) int
 		Workspaces      func(childComplexity int) int
+	}
+
+	VerificationStats struct {
+		ByProvider      func(childComplexity int) int
+		ByStatus        func(childComplexity int) int
+		FailuresLast24h func(childComplexity int) int
+		InFlight        func(childComplexity int) int
+		Pending         func(childComplexity int) int
+		VerifiedLast24h func(childComplexity int) int
+	}
+
+	VerificationStatusCount struct {
+		Count  func(childComplexity int) int
+		Status func(childComplexity int) int
 	}
 
 	WebhookAttempt struct {
@@ -386,6 +431,8 @@ type MutationResolver interface {
 	AddWorkspaceMember(ctx context.Context, workspaceID string, email string, role model.WorkspaceRole) (*model.WorkspaceMember, error)
 	AdjustCredits(ctx context.Context, workspaceID string, delta int, reason string, idempotencyKey *string) (*model.CreditBalance, error)
 	UploadLeads(ctx context.Context, input model.UploadLeadsInput) (*model.LeadUpload, error)
+	ReverifyLeads(ctx context.Context, leadIds []string) (int, error)
+	ReportLeadBounce(ctx context.Context, input model.ReportLeadBounceInput) (*model.BounceReport, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*model.User, error)
@@ -404,6 +451,8 @@ type QueryResolver interface {
 	LeadUpload(ctx context.Context, id string) (*model.LeadUpload, error)
 	LeadUploads(ctx context.Context, partnerID string, first *int, after *string) (*model.LeadUploadConnection, error)
 	PartnerStats(ctx context.Context, partnerID string) (*model.PartnerStats, error)
+	VerificationStats(ctx context.Context) (*model.VerificationStats, error)
+	BounceReports(ctx context.Context, workspaceID string, first *int, after *string) (*model.BounceReportConnection, error)
 }
 type UserResolver interface {
 	Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error)
@@ -553,6 +602,75 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditLogEdge.Node(childComplexity), true
+
+	case "BounceReport.createdAt":
+		if e.ComplexityRoot.BounceReport.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReport.CreatedAt(childComplexity), true
+	case "BounceReport.creditsRefunded":
+		if e.ComplexityRoot.BounceReport.CreditsRefunded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReport.CreditsRefunded(childComplexity), true
+	case "BounceReport.id":
+		if e.ComplexityRoot.BounceReport.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReport.ID(childComplexity), true
+	case "BounceReport.purchase":
+		if e.ComplexityRoot.BounceReport.Purchase == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReport.Purchase(childComplexity), true
+	case "BounceReport.reason":
+		if e.ComplexityRoot.BounceReport.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReport.Reason(childComplexity), true
+	case "BounceReport.resolvedAt":
+		if e.ComplexityRoot.BounceReport.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReport.ResolvedAt(childComplexity), true
+	case "BounceReport.status":
+		if e.ComplexityRoot.BounceReport.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReport.Status(childComplexity), true
+
+	case "BounceReportConnection.edges":
+		if e.ComplexityRoot.BounceReportConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReportConnection.Edges(childComplexity), true
+	case "BounceReportConnection.pageInfo":
+		if e.ComplexityRoot.BounceReportConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReportConnection.PageInfo(childComplexity), true
+
+	case "BounceReportEdge.cursor":
+		if e.ComplexityRoot.BounceReportEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReportEdge.Cursor(childComplexity), true
+	case "BounceReportEdge.node":
+		if e.ComplexityRoot.BounceReportEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BounceReportEdge.Node(childComplexity), true
 
 	case "CreditBalance.credits":
 		if e.ComplexityRoot.CreditBalance.Credits == nil {
@@ -872,6 +990,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Lead.VerificationStatus(childComplexity), true
+	case "Lead.verifiedAt":
+		if e.ComplexityRoot.Lead.VerifiedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Lead.VerifiedAt(childComplexity), true
 
 	case "LeadConnection.edges":
 		if e.ComplexityRoot.LeadConnection.Edges == nil {
@@ -1182,6 +1306,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PurchaseLeads(childComplexity, args["input"].(model.PurchaseLeadsInput)), true
+	case "Mutation.reportLeadBounce":
+		if e.ComplexityRoot.Mutation.ReportLeadBounce == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reportLeadBounce_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReportLeadBounce(childComplexity, args["input"].(model.ReportLeadBounceInput)), true
 	case "Mutation.retryFailedWebhookEvents":
 		if e.ComplexityRoot.Mutation.RetryFailedWebhookEvents == nil {
 			break
@@ -1204,6 +1339,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RetryWebhookEvent(childComplexity, args["id"].(string)), true
+	case "Mutation.reverifyLeads":
+		if e.ComplexityRoot.Mutation.ReverifyLeads == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reverifyLeads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReverifyLeads(childComplexity, args["leadIds"].([]string)), true
 	case "Mutation.uploadLeads":
 		if e.ComplexityRoot.Mutation.UploadLeads == nil {
 			break
@@ -1373,6 +1519,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PartnerStats.VerificationPassRate(childComplexity), true
 
+	case "ProviderCount.calls":
+		if e.ComplexityRoot.ProviderCount.Calls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProviderCount.Calls(childComplexity), true
+	case "ProviderCount.failures":
+		if e.ComplexityRoot.ProviderCount.Failures == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProviderCount.Failures(childComplexity), true
+	case "ProviderCount.provider":
+		if e.ComplexityRoot.ProviderCount.Provider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProviderCount.Provider(childComplexity), true
+
 	case "PurchaseCreditsPayload.checkoutUrl":
 		if e.ComplexityRoot.PurchaseCreditsPayload.CheckoutURL == nil {
 			break
@@ -1422,6 +1587,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditLogs(childComplexity, args["filter"].(*model.AuditLogFilter), args["first"].(*int), args["after"].(*string)), true
+	case "Query.bounceReports":
+		if e.ComplexityRoot.Query.BounceReports == nil {
+			break
+		}
+
+		args, err := ec.field_Query_bounceReports_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.BounceReports(childComplexity, args["workspaceId"].(string), args["first"].(*int), args["after"].(*string)), true
 	case "Query.creditBalance":
 		if e.ComplexityRoot.Query.CreditBalance == nil {
 			break
@@ -1556,6 +1732,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PartnerStats(childComplexity, args["partnerId"].(string)), true
+	case "Query.verificationStats":
+		if e.ComplexityRoot.Query.VerificationStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.VerificationStats(childComplexity), true
 	case "Query.webhookEvent":
 		if e.ComplexityRoot.Query.WebhookEvent == nil {
 			break
@@ -1635,6 +1817,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Workspaces(childComplexity), true
+
+	case "VerificationStats.byProvider":
+		if e.ComplexityRoot.VerificationStats.ByProvider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStats.ByProvider(childComplexity), true
+	case "VerificationStats.byStatus":
+		if e.ComplexityRoot.VerificationStats.ByStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStats.ByStatus(childComplexity), true
+	case "VerificationStats.failuresLast24h":
+		if e.ComplexityRoot.VerificationStats.FailuresLast24h == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStats.FailuresLast24h(childComplexity), true
+	case "VerificationStats.inFlight":
+		if e.ComplexityRoot.VerificationStats.InFlight == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStats.InFlight(childComplexity), true
+	case "VerificationStats.pending":
+		if e.ComplexityRoot.VerificationStats.Pending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStats.Pending(childComplexity), true
+	case "VerificationStats.verifiedLast24h":
+		if e.ComplexityRoot.VerificationStats.VerifiedLast24h == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStats.VerifiedLast24h(childComplexity), true
+
+	case "VerificationStatusCount.count":
+		if e.ComplexityRoot.VerificationStatusCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStatusCount.Count(childComplexity), true
+	case "VerificationStatusCount.status":
+		if e.ComplexityRoot.VerificationStatusCount.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VerificationStatusCount.Status(childComplexity), true
 
 	case "WebhookAttempt.attempt":
 		if e.ComplexityRoot.WebhookAttempt.Attempt == nil {
@@ -1812,6 +2044,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("LeadFilter", ec.unmarshalInputLeadFilter),
 			graphql.NewInputUnmarshaler("PurchaseCreditsInput", ec.unmarshalInputPurchaseCreditsInput),
 			graphql.NewInputUnmarshaler("PurchaseLeadsInput", ec.unmarshalInputPurchaseLeadsInput),
+			graphql.NewInputUnmarshaler("ReportLeadBounceInput", ec.unmarshalInputReportLeadBounceInput),
 			graphql.NewInputUnmarshaler("UploadLeadsInput", ec.unmarshalInputUploadLeadsInput),
 			graphql.NewInputUnmarshaler("WebhookEventFilter", ec.unmarshalInputWebhookEventFilter),
 		)
@@ -2017,6 +2250,15 @@ type Query {
 
   "A partner's supply at a glance: its leads, uploads and rejected rows. The partner's members and platform admins."
   partnerStats(partnerId: ID!): PartnerStats! @auth
+
+  """
+  The email verification pipeline's figures: leads waiting for a verdict, provider calls in
+  flight across every instance, verdicts and failures of the last 24 hours. Platform admins.
+  """
+  verificationStats: VerificationStats! @auth(requires: PLATFORM_ADMIN)
+
+  "A workspace's bounce reports, newest first. Members and platform admins."
+  bounceReports(workspaceId: ID!, first: Int = 25, after: String): BounceReportConnection! @auth
 }
 
 type Mutation {
@@ -2069,6 +2311,27 @@ type Mutation {
   IDEMPOTENCY_KEY_REUSED. Keys are kept 24 hours.
   """
   uploadLeads(input: UploadLeadsInput!): LeadUpload! @auth @rateLimit(tier: PURCHASE)
+
+  """
+  Verifies the given leads' addresses again (1 to 1000 ids), whatever their status; each keeps
+  its status until the new verdict. Returns how many leads were enqueued (ids that are no lead are
+  left out). Platform admins. UNAVAILABLE when no verification provider is configured.
+  """
+  reverifyLeads(leadIds: [ID!]!): Int! @auth(requires: PLATFORM_ADMIN)
+
+  """
+  Reports that the address of a bought lead bounced. Members of the buying workspace, within
+  BOUNCE_REFUND_WINDOW (30 days by default) of the purchase, once per purchase: a purchase reported
+  already answers with its report. The address is verified again now (a fresh provider call, not
+  the stored verdict) in the background: if it is INVALID, the lead stops being sold and every
+  workspace that bought it within the window gets its credits back (a REFUND in the ledger,
+  reference bounce:<purchase id>, once per purchase), and the partner's commission on each such
+  sale is reversed; otherwise the report is DECLINED with the verdict as its reason. Poll
+  bounceReports for the outcome. The same idempotencyKey sent again, even at the same moment,
+  returns the same report. A purchase of another workspace is NOT_FOUND; one past the window is
+  INVALID_INPUT with extensions.reason REFUND_WINDOW_CLOSED.
+  """
+  reportLeadBounce(input: ReportLeadBounceInput!): BounceReport! @auth @rateLimit(tier: PURCHASE)
 }
 
 "The signed-in user."
@@ -2197,6 +2460,8 @@ type Lead {
   phonePreview: String!
   linkedinUrl: String
   createdAt: Time!
+  "When verification last gave the lead a verdict; null while it never has (PENDING)."
+  verifiedAt: Time
   partner: Partner!
   "Whether the caller's workspace (or the workspaceId the query named) bought this lead."
   purchasedByMyWorkspace: Boolean!
@@ -2627,6 +2892,79 @@ type PartnerStats {
   "Valid / verified e-mails of the partner's leads; null until one is verified."
   verificationPassRate: Float
 }
+
+"How many leads have a verification status."
+type VerificationStatusCount {
+  status: VerificationStatus!
+  count: Int!
+}
+
+"A verification provider's calls over the last 24 hours."
+type ProviderCount {
+  "millionverifier or zerobounce."
+  provider: String!
+  calls: Int!
+  "Calls that got no answer: a timeout, an HTTP error, the provider's own error, an undocumented answer."
+  failures: Int!
+}
+
+"The email verification pipeline's figures."
+type VerificationStats {
+  "Leads without a verdict yet (PENDING), including those waiting for a retry."
+  pending: Int!
+  "Provider calls in flight right now, across every instance (at most VERIFY_CONCURRENCY)."
+  inFlight: Int!
+  "Leads given a verdict in the last 24 hours."
+  verifiedLast24h: Int!
+  "Every lead by verification status, each status listed."
+  byStatus: [VerificationStatusCount!]!
+  "Each provider's calls and failed calls in the last 24 hours."
+  byProvider: [ProviderCount!]!
+  """
+  Failed attempts in the last 24 hours: checks no provider could answer. Each is retried after a
+  backoff; after VERIFY_MAX_ATTEMPTS of them the lead is UNKNOWN.
+  """
+  failuresLast24h: Int!
+}
+
+input ReportLeadBounceInput {
+  "The purchase whose lead's address bounced."
+  purchaseId: ID!
+  "Any unique string of up to 255 characters; reuse it to retry safely."
+  idempotencyKey: String!
+}
+
+enum BounceReportStatus {
+  "The address is being verified again."
+  PENDING
+  "The address was found invalid: the purchase's credits were refunded."
+  REFUNDED
+  "The address was not found invalid; reason holds the verdict."
+  DECLINED
+}
+
+"A buyer's report that the address of a bought lead bounced."
+type BounceReport {
+  id: ID!
+  purchase: LeadPurchase!
+  status: BounceReportStatus!
+  "The credits given back (the purchase's price) once REFUNDED; 0 otherwise."
+  creditsRefunded: Int!
+  "Why the report was settled: the verdict (VALID, CATCH_ALL, RISKY, UNKNOWN: ...) when DECLINED; null while PENDING."
+  reason: String
+  createdAt: Time!
+  resolvedAt: Time
+}
+
+type BounceReportEdge {
+  cursor: String!
+  node: BounceReport!
+}
+
+type BounceReportConnection {
+  edges: [BounceReportEdge!]!
+  pageInfo: PageInfo!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2691,6 +3029,46 @@ func (ec *executionContext) childFields_AuditLogEdge(ctx context.Context, field 
 		return ec.fieldContext_AuditLogEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditLogEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_BounceReport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_BounceReport_id(ctx, field)
+	case "purchase":
+		return ec.fieldContext_BounceReport_purchase(ctx, field)
+	case "status":
+		return ec.fieldContext_BounceReport_status(ctx, field)
+	case "creditsRefunded":
+		return ec.fieldContext_BounceReport_creditsRefunded(ctx, field)
+	case "reason":
+		return ec.fieldContext_BounceReport_reason(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_BounceReport_createdAt(ctx, field)
+	case "resolvedAt":
+		return ec.fieldContext_BounceReport_resolvedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BounceReport", field.Name)
+}
+
+func (ec *executionContext) childFields_BounceReportConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_BounceReportConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_BounceReportConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BounceReportConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_BounceReportEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_BounceReportEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_BounceReportEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BounceReportEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_CreditBalance(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2831,6 +3209,8 @@ func (ec *executionContext) childFields_Lead(ctx context.Context, field graphql.
 		return ec.fieldContext_Lead_linkedinUrl(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Lead_createdAt(ctx, field)
+	case "verifiedAt":
+		return ec.fieldContext_Lead_verifiedAt(ctx, field)
 	case "partner":
 		return ec.fieldContext_Lead_partner(ctx, field)
 	case "purchasedByMyWorkspace":
@@ -3065,6 +3445,18 @@ func (ec *executionContext) childFields_PartnerStats(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type PartnerStats", field.Name)
 }
 
+func (ec *executionContext) childFields_ProviderCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "provider":
+		return ec.fieldContext_ProviderCount_provider(ctx, field)
+	case "calls":
+		return ec.fieldContext_ProviderCount_calls(ctx, field)
+	case "failures":
+		return ec.fieldContext_ProviderCount_failures(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProviderCount", field.Name)
+}
+
 func (ec *executionContext) childFields_PurchaseCreditsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "checkoutUrl":
@@ -3123,6 +3515,34 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_partners(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_VerificationStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "pending":
+		return ec.fieldContext_VerificationStats_pending(ctx, field)
+	case "inFlight":
+		return ec.fieldContext_VerificationStats_inFlight(ctx, field)
+	case "verifiedLast24h":
+		return ec.fieldContext_VerificationStats_verifiedLast24h(ctx, field)
+	case "byStatus":
+		return ec.fieldContext_VerificationStats_byStatus(ctx, field)
+	case "byProvider":
+		return ec.fieldContext_VerificationStats_byProvider(ctx, field)
+	case "failuresLast24h":
+		return ec.fieldContext_VerificationStats_failuresLast24h(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type VerificationStats", field.Name)
+}
+
+func (ec *executionContext) childFields_VerificationStatusCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_VerificationStatusCount_status(ctx, field)
+	case "count":
+		return ec.fieldContext_VerificationStatusCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type VerificationStatusCount", field.Name)
 }
 
 func (ec *executionContext) childFields_WebhookAttempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3489,6 +3909,20 @@ func (ec *executionContext) field_Mutation_purchaseLeads_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_reportLeadBounce_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ReportLeadBounceInput, error) {
+			return ec.unmarshalNReportLeadBounceInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐReportLeadBounceInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_retryFailedWebhookEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3514,6 +3948,20 @@ func (ec *executionContext) field_Mutation_retryWebhookEvent_args(ctx context.Co
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_reverifyLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "leadIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["leadIds"] = arg0
 	return args, nil
 }
 
@@ -3556,6 +4004,36 @@ func (ec *executionContext) field_Query_auditLogs_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_bounceReports_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["workspaceId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
@@ -4433,6 +4911,295 @@ func (ec *executionContext) fieldContext_AuditLogEdge_node(_ context.Context, fi
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_AuditLog(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BounceReport_id(ctx context.Context, field graphql.CollectedField, obj *model.BounceReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReport_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReport_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BounceReport", field, false, false, "ID")
+}
+
+func (ec *executionContext) _BounceReport_purchase(ctx context.Context, field graphql.CollectedField, obj *model.BounceReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReport_purchase(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Purchase, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadPurchase) graphql.Marshaler {
+			return ec.marshalNLeadPurchase2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadPurchase(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReport_purchase(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BounceReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadPurchase(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BounceReport_status(ctx context.Context, field graphql.CollectedField, obj *model.BounceReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReport_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BounceReportStatus) graphql.Marshaler {
+			return ec.marshalNBounceReportStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReport_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BounceReport", field, false, false, "BounceReportStatus")
+}
+
+func (ec *executionContext) _BounceReport_creditsRefunded(ctx context.Context, field graphql.CollectedField, obj *model.BounceReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReport_creditsRefunded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsRefunded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReport_creditsRefunded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BounceReport", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BounceReport_reason(ctx context.Context, field graphql.CollectedField, obj *model.BounceReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReport_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReport_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BounceReport", field, false, false, "String")
+}
+
+func (ec *executionContext) _BounceReport_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.BounceReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReport_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReport_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BounceReport", field, false, false, "Time")
+}
+
+func (ec *executionContext) _BounceReport_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *model.BounceReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReport_resolvedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReport_resolvedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BounceReport", field, false, false, "Time")
+}
+
+func (ec *executionContext) _BounceReportConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.BounceReportConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReportConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.BounceReportEdge) graphql.Marshaler {
+			return ec.marshalNBounceReportEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReportConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BounceReportConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BounceReportEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BounceReportConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.BounceReportConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReportConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReportConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BounceReportConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BounceReportEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.BounceReportEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReportEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReportEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BounceReportEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _BounceReportEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.BounceReportEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BounceReportEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BounceReport) graphql.Marshaler {
+			return ec.marshalNBounceReport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BounceReportEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BounceReportEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BounceReport(ctx, field)
 		},
 	}
 	return fc, nil
@@ -5612,6 +6379,29 @@ func (ec *executionContext) _Lead_createdAt(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_Lead_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Lead", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Lead_verifiedAt(ctx context.Context, field graphql.CollectedField, obj *model.Lead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Lead_verifiedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VerifiedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Lead_verifiedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Lead", field, false, false, "Time")
 }
 
@@ -7206,6 +7996,130 @@ func (ec *executionContext) fieldContext_Mutation_uploadLeads(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_reverifyLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reverifyLeads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReverifyLeads(ctx, fc.Args["leadIds"].([]string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal int
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal int
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reverifyLeads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reverifyLeads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reportLeadBounce(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reportLeadBounce(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReportLeadBounce(ctx, fc.Args["input"].(model.ReportLeadBounceInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BounceReport
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BounceReport
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BounceReport) graphql.Marshaler {
+			return ec.marshalNBounceReport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reportLeadBounce(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BounceReport(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reportLeadBounce_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7815,6 +8729,75 @@ func (ec *executionContext) _PartnerStats_verificationPassRate(ctx context.Conte
 }
 func (ec *executionContext) fieldContext_PartnerStats_verificationPassRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PartnerStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ProviderCount_provider(ctx context.Context, field graphql.CollectedField, obj *model.ProviderCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProviderCount_provider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Provider, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProviderCount_provider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProviderCount", field, false, false, "String")
+}
+
+func (ec *executionContext) _ProviderCount_calls(ctx context.Context, field graphql.CollectedField, obj *model.ProviderCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProviderCount_calls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Calls, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProviderCount_calls(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProviderCount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProviderCount_failures(ctx context.Context, field graphql.CollectedField, obj *model.ProviderCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProviderCount_failures(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failures, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProviderCount_failures(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProviderCount", field, false, false, "Int")
 }
 
 func (ec *executionContext) _PurchaseCreditsPayload_checkoutUrl(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseCreditsPayload) (ret graphql.Marshaler) {
@@ -8941,6 +9924,118 @@ func (ec *executionContext) fieldContext_Query_partnerStats(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_verificationStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_verificationStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().VerificationStats(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.VerificationStats
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.VerificationStats
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.VerificationStats) graphql.Marshaler {
+			return ec.marshalNVerificationStats2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_verificationStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_VerificationStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_bounceReports(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_bounceReports(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().BounceReports(ctx, fc.Args["workspaceId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BounceReportConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BounceReportConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BounceReportConnection) graphql.Marshaler {
+			return ec.marshalNBounceReportConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_bounceReports(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BounceReportConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_bounceReports_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9249,6 +10344,208 @@ func (ec *executionContext) fieldContext_User_partners(_ context.Context, field 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _VerificationStats_pending(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStats_pending(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pending, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStats_pending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VerificationStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _VerificationStats_inFlight(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStats_inFlight(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InFlight, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStats_inFlight(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VerificationStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _VerificationStats_verifiedLast24h(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStats_verifiedLast24h(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VerifiedLast24h, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStats_verifiedLast24h(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VerificationStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _VerificationStats_byStatus(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStats_byStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.VerificationStatusCount) graphql.Marshaler {
+			return ec.marshalNVerificationStatusCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatusCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStats_byStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VerificationStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_VerificationStatusCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VerificationStats_byProvider(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStats_byProvider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByProvider, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ProviderCount) graphql.Marshaler {
+			return ec.marshalNProviderCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐProviderCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStats_byProvider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "VerificationStats",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProviderCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _VerificationStats_failuresLast24h(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStats_failuresLast24h(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailuresLast24h, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStats_failuresLast24h(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VerificationStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _VerificationStatusCount_status(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStatusCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStatusCount_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.VerificationStatus) graphql.Marshaler {
+			return ec.marshalNVerificationStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStatusCount_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VerificationStatusCount", field, false, false, "VerificationStatus")
+}
+
+func (ec *executionContext) _VerificationStatusCount_count(ctx context.Context, field graphql.CollectedField, obj *model.VerificationStatusCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VerificationStatusCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VerificationStatusCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VerificationStatusCount", field, false, false, "Int")
 }
 
 func (ec *executionContext) _WebhookAttempt_attempt(ctx context.Context, field graphql.CollectedField, obj *model.WebhookAttempt) (ret graphql.Marshaler) {
@@ -11289,6 +12586,55 @@ func UnmarshalPurchaseLeadsInput(ctx context.Context, raw any) (model.PurchaseLe
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReportLeadBounceInput(ctx context.Context, obj any) (model.ReportLeadBounceInput, error) {
+	var it model.ReportLeadBounceInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"purchaseId", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "purchaseId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("purchaseId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PurchaseID = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReportLeadBounceInput unmarshals raw into the ReportLeadBounceInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReportLeadBounceInput(ctx context.Context, raw any) (model.ReportLeadBounceInput, error) {
+	var out model.ReportLeadBounceInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReportLeadBounceInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUploadLeadsInput(ctx context.Context, obj any) (model.UploadLeadsInput, error) {
 	var it model.UploadLeadsInput
 	if obj == nil {
@@ -11594,6 +12940,145 @@ func (ec *executionContext) _AuditLogEdge(ctx context.Context, sel ast.Selection
 			}
 		case "node":
 			out.Values[i] = ec._AuditLogEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var bounceReportImplementors = []string{"BounceReport"}
+
+func (ec *executionContext) _BounceReport(ctx context.Context, sel ast.SelectionSet, obj *model.BounceReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bounceReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BounceReport")
+		case "id":
+			out.Values[i] = ec._BounceReport_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "purchase":
+			out.Values[i] = ec._BounceReport_purchase(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._BounceReport_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditsRefunded":
+			out.Values[i] = ec._BounceReport_creditsRefunded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._BounceReport_reason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._BounceReport_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resolvedAt":
+			out.Values[i] = ec._BounceReport_resolvedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var bounceReportConnectionImplementors = []string{"BounceReportConnection"}
+
+func (ec *executionContext) _BounceReportConnection(ctx context.Context, sel ast.SelectionSet, obj *model.BounceReportConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bounceReportConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BounceReportConnection")
+		case "edges":
+			out.Values[i] = ec._BounceReportConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._BounceReportConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var bounceReportEdgeImplementors = []string{"BounceReportEdge"}
+
+func (ec *executionContext) _BounceReportEdge(ctx context.Context, sel ast.SelectionSet, obj *model.BounceReportEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bounceReportEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BounceReportEdge")
+		case "cursor":
+			out.Values[i] = ec._BounceReportEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._BounceReportEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12041,6 +13526,11 @@ func (ec *executionContext) _Lead(ctx context.Context, sel ast.SelectionSet, obj
 		case "createdAt":
 			out.Values[i] = ec._Lead_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifiedAt":
+			out.Values[i] = ec._Lead_verifiedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "partner":
@@ -12600,6 +14090,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "reverifyLeads":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reverifyLeads(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reportLeadBounce":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reportLeadBounce(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -12938,6 +14442,49 @@ func (ec *executionContext) _PartnerStats(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var providerCountImplementors = []string{"ProviderCount"}
+
+func (ec *executionContext) _ProviderCount(ctx context.Context, sel ast.SelectionSet, obj *model.ProviderCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, providerCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProviderCount")
+		case "provider":
+			out.Values[i] = ec._ProviderCount_provider(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "calls":
+			out.Values[i] = ec._ProviderCount_calls(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failures":
+			out.Values[i] = ec._ProviderCount_failures(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var purchaseCreditsPayloadImplementors = []string{"PurchaseCreditsPayload"}
 
 func (ec *executionContext) _PurchaseCreditsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PurchaseCreditsPayload) graphql.Marshaler {
@@ -13139,6 +14686,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_partnerStats(ctx, field)
 				})
+		case "verificationStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_verificationStats(ctx, field)
+				})
+		case "bounceReports":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_bounceReports(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -13284,6 +14843,102 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_partners(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var verificationStatsImplementors = []string{"VerificationStats"}
+
+func (ec *executionContext) _VerificationStats(ctx context.Context, sel ast.SelectionSet, obj *model.VerificationStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, verificationStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VerificationStats")
+		case "pending":
+			out.Values[i] = ec._VerificationStats_pending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inFlight":
+			out.Values[i] = ec._VerificationStats_inFlight(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verifiedLast24h":
+			out.Values[i] = ec._VerificationStats_verifiedLast24h(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "byStatus":
+			out.Values[i] = ec._VerificationStats_byStatus(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "byProvider":
+			out.Values[i] = ec._VerificationStats_byProvider(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failuresLast24h":
+			out.Values[i] = ec._VerificationStats_failuresLast24h(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var verificationStatusCountImplementors = []string{"VerificationStatusCount"}
+
+func (ec *executionContext) _VerificationStatusCount(ctx context.Context, sel ast.SelectionSet, obj *model.VerificationStatusCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, verificationStatusCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("VerificationStatusCount")
+		case "status":
+			out.Values[i] = ec._VerificationStatusCount_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._VerificationStatusCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -14064,6 +15719,56 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNBounceReport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReport(ctx context.Context, sel ast.SelectionSet, v *model.BounceReport) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BounceReport!")
+		return graphql.Null
+	}
+	return ec._BounceReport(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNBounceReportConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportConnection(ctx context.Context, sel ast.SelectionSet, v *model.BounceReportConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BounceReportConnection!")
+		return graphql.Null
+	}
+	return ec._BounceReportConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNBounceReportEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.BounceReportEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNBounceReportEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNBounceReportEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportEdge(ctx context.Context, sel ast.SelectionSet, v *model.BounceReportEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BounceReportEdge!")
+		return graphql.Null
+	}
+	return ec._BounceReportEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNBounceReportStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportStatus(ctx context.Context, v any) (model.BounceReportStatus, error) {
+	var res model.BounceReportStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBounceReportStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportStatus(ctx context.Context, sel ast.SelectionSet, v model.BounceReportStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNCompanySize2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCompanySize(ctx context.Context, v any) (model.CompanySize, error) {
 	var res model.CompanySize
 	err := res.UnmarshalGQL(v)
@@ -14515,6 +16220,30 @@ func (ec *executionContext) marshalNPartnerStats2ᚖgithubᚗcomᚋleadmarketᚋ
 	return ec._PartnerStats(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNProviderCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐProviderCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ProviderCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProviderCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐProviderCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProviderCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐProviderCount(ctx context.Context, sel ast.SelectionSet, v *model.ProviderCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProviderCount!")
+		return graphql.Null
+	}
+	return ec._ProviderCount(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNPurchaseCreditsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPurchaseCreditsInput(ctx context.Context, v any) (model.PurchaseCreditsInput, error) {
 	res, err := ec.unmarshalInputPurchaseCreditsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14583,6 +16312,11 @@ func (ec *executionContext) unmarshalNRejectionReason2githubᚗcomᚋleadmarket�
 
 func (ec *executionContext) marshalNRejectionReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx context.Context, sel ast.SelectionSet, v model.RejectionReason) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNReportLeadBounceInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐReportLeadBounceInput(ctx context.Context, v any) (model.ReportLeadBounceInput, error) {
+	res, err := ec.unmarshalInputReportLeadBounceInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNRetryWebhookEventsPayload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRetryWebhookEventsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RetryWebhookEventsPayload) graphql.Marshaler {
@@ -14658,6 +16392,14 @@ func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋleadmarketᚋleadmark
 	return ec._User(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNVerificationStats2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStats(ctx context.Context, sel ast.SelectionSet, v *model.VerificationStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "VerificationStats!")
+		return graphql.Null
+	}
+	return ec._VerificationStats(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNVerificationStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatus(ctx context.Context, v any) (model.VerificationStatus, error) {
 	var res model.VerificationStatus
 	err := res.UnmarshalGQL(v)
@@ -14666,6 +16408,30 @@ func (ec *executionContext) unmarshalNVerificationStatus2githubᚗcomᚋleadmark
 
 func (ec *executionContext) marshalNVerificationStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatus(ctx context.Context, sel ast.SelectionSet, v model.VerificationStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNVerificationStatusCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatusCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.VerificationStatusCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNVerificationStatusCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatusCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNVerificationStatusCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatusCount(ctx context.Context, sel ast.SelectionSet, v *model.VerificationStatusCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "VerificationStatusCount!")
+		return graphql.Null
+	}
+	return ec._VerificationStatusCount(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNWebhookAttempt2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WebhookAttempt) graphql.Marshaler {

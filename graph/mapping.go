@@ -16,6 +16,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/verify"
 )
 
 // toLead maps a domain lead. Its query judged "bought by my workspace" for the viewer (and
@@ -27,7 +28,7 @@ func toLead(l lead.Lead) *model.Lead {
 		CompanyDomain: l.CompanyDomain, CompanySize: model.CompanySize(l.CompanySize), Industry: l.Industry,
 		Country: l.Country, Region: l.Region, City: l.City, PriceCredits: l.PriceCredits, MaxBuyers: l.MaxBuyers,
 		BuyersCount: l.BuyersCount, VerificationStatus: model.VerificationStatus(l.VerificationStatus),
-		EmailPreview: l.EmailPreview, PhonePreview: l.PhonePreview, CreatedAt: l.CreatedAt,
+		EmailPreview: l.EmailPreview, PhonePreview: l.PhonePreview, CreatedAt: l.CreatedAt, VerifiedAt: l.VerifiedAt,
 		PartnerID: l.PartnerID, PurchasedByMyWorkspace: l.ContactVisible,
 	}
 	if l.ContactVisible {
@@ -201,6 +202,28 @@ func toPartnerStats(st ingest.Stats) *model.PartnerStats {
 	}
 	for i, c := range st.RejectionsByReason {
 		out.RejectionsByReason[i] = &model.RejectionCount{Reason: model.RejectionReason(c.Reason), Count: int(c.Count)}
+	}
+	return out
+}
+
+func toBounceReport(r verify.Report) *model.BounceReport {
+	return &model.BounceReport{
+		ID: r.ID, Status: model.BounceReportStatus(r.Status), CreditsRefunded: int(r.CreditsRefunded), Reason: r.Reason,
+		CreatedAt: r.CreatedAt, ResolvedAt: r.ResolvedAt,
+		Purchase: &model.LeadPurchase{ID: r.PurchaseID, LeadID: r.LeadID, CreditsSpent: int(r.PurchaseCredits), CreatedAt: r.PurchasedAt},
+	}
+}
+
+func toVerificationStats(st verify.Stats) *model.VerificationStats {
+	out := &model.VerificationStats{
+		Pending: int(st.Pending), InFlight: int(st.InFlight), VerifiedLast24h: int(st.VerifiedLast24h),
+		FailuresLast24h: int(st.FailuresLast24h),
+	}
+	for _, c := range st.ByStatus {
+		out.ByStatus = append(out.ByStatus, &model.VerificationStatusCount{Status: model.VerificationStatus(c.Status), Count: int(c.Count)})
+	}
+	for _, p := range st.ByProvider {
+		out.ByProvider = append(out.ByProvider, &model.ProviderCount{Provider: p.Provider, Calls: int(p.Calls), Failures: int(p.Failures)})
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/verify"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
 
@@ -23,4 +24,5 @@ type Resolver struct {
 	AuditService       *audit.Service
 	BillingService     *billing.Service
 	IngestService      *ingest.Service
+	VerifyService      *verify.Service
 }

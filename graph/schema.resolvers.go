@@ -17,6 +17,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/page"
+	"github.com/leadmarket/leadmarket/internal/verify"
 )
 
 // Lead is the resolver for the lead field.
@@ -136,6 +137,22 @@ func (r *mutationResolver) UploadLeads(ctx context.Context, input model.UploadLe
 		return nil, err
 	}
 	return toLeadUpload(*u), nil
+}
+
+// ReverifyLeads is the resolver for the reverifyLeads field.
+func (r *mutationResolver) ReverifyLeads(ctx context.Context, leadIds []string) (int, error) {
+	return r.VerifyService.Reverify(ctx, auth.CallerFrom(ctx), leadIds)
+}
+
+// ReportLeadBounce is the resolver for the reportLeadBounce field.
+func (r *mutationResolver) ReportLeadBounce(ctx context.Context, input model.ReportLeadBounceInput) (*model.BounceReport, error) {
+	rep, err := r.VerifyService.ReportBounce(ctx, auth.CallerFrom(ctx), verify.ReportInput{
+		PurchaseID: input.PurchaseID, IdempotencyKey: input.IdempotencyKey,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return toBounceReport(rep), nil
 }
 
 // Me is the resolver for the me field.
@@ -325,6 +342,27 @@ func (r *queryResolver) PartnerStats(ctx context.Context, partnerID string) (*mo
 		return nil, err
 	}
 	return toPartnerStats(st), nil
+}
+
+// VerificationStats is the resolver for the verificationStats field.
+func (r *queryResolver) VerificationStats(ctx context.Context) (*model.VerificationStats, error) {
+	st, err := r.VerifyService.Stats(ctx, auth.CallerFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return toVerificationStats(st), nil
+}
+
+// BounceReports is the resolver for the bounceReports field.
+func (r *queryResolver) BounceReports(ctx context.Context, workspaceID string, first *int, after *string) (*model.BounceReportConnection, error) {
+	p, err := r.VerifyService.Reports(ctx, auth.CallerFrom(ctx), workspaceID, page.Of(first, after))
+	if err != nil {
+		return nil, err
+	}
+	edges, info := connection(p, toBounceReport, func(c string, n *model.BounceReport) *model.BounceReportEdge {
+		return &model.BounceReportEdge{Cursor: c, Node: n}
+	})
+	return &model.BounceReportConnection{Edges: edges, PageInfo: info}, nil
 }
 
 // Workspaces is the resolver for the workspaces field.

@@ -28,13 +28,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	if err != nil {
 		return err
 	}
+	logVerification(logger, a)
 	// Listen first: an address that cannot be had stops start-up before any job is taken.
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: listen on %s: %w", *addr, err)
 	}
 	runner, err := jobs.NewRunner(ctx, url, a.Workers(), jobs.RunnerOptions{
-		Concurrency: cfg.WorkerConcurrency, PeriodicJobs: a.PeriodicJobs(), Logger: logger,
+		Concurrency: cfg.WorkerConcurrency, Queues: a.Queues(), PeriodicJobs: a.PeriodicJobs(), Logger: logger,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -52,4 +53,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 		logger.Error("stop background jobs", "err", err)
 	}
 	return serveErr
+}
+
+// logVerification says once at start whether email verification runs: without an API key it is
+// off, and new leads stay PENDING until one is set.
+func logVerification(logger *slog.Logger, a *app.App) {
+	if !a.Verify.Enabled() {
+		logger.Warn("email verification is off: neither MILLIONVERIFIER_API_KEY nor ZEROBOUNCE_API_KEY is set; leads stay PENDING")
+		return
+	}
+	logger.Info("email verification is on", "providers", a.Verify.Providers(), "concurrency", a.Verify.Concurrency())
 }

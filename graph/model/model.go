@@ -30,6 +30,7 @@ type Lead struct {
 	PhonePreview       string             `json:"phonePreview"`
 	LinkedinURL        *string            `json:"linkedinUrl,omitempty"`
 	CreatedAt          time.Time          `json:"createdAt"`
+	VerifiedAt         *time.Time         `json:"verifiedAt,omitempty"`
 
 	// Partner is filled from the request's partner loader before the lead is returned
 	// (graph/relations.go); PurchasedByMyWorkspace comes from the lead's own query.

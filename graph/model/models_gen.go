@@ -53,6 +53,29 @@ type AuditLogFilter struct {
 	OccurredBefore *time.Time     `json:"occurredBefore,omitempty"`
 }
 
+// A buyer's report that the address of a bought lead bounced.
+type BounceReport struct {
+	ID       string             `json:"id"`
+	Purchase *LeadPurchase      `json:"purchase"`
+	Status   BounceReportStatus `json:"status"`
+	// The credits given back (the purchase's price) once REFUNDED; 0 otherwise.
+	CreditsRefunded int `json:"creditsRefunded"`
+	// Why the report was settled: the verdict (VALID, CATCH_ALL, RISKY, UNKNOWN: ...) when DECLINED; null while PENDING.
+	Reason     *string    `json:"reason,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	ResolvedAt *time.Time `json:"resolvedAt,omitempty"`
+}
+
+type BounceReportConnection struct {
+	Edges    []*BounceReportEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+type BounceReportEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *BounceReport `json:"node"`
+}
+
 type CreditBalance struct {
 	WorkspaceID string `json:"workspaceId"`
 	Credits     int    `json:"credits"`
@@ -228,6 +251,15 @@ type PartnerStats struct {
 	VerificationPassRate *float64 `json:"verificationPassRate,omitempty"`
 }
 
+// A verification provider's calls over the last 24 hours.
+type ProviderCount struct {
+	// millionverifier or zerobounce.
+	Provider string `json:"provider"`
+	Calls    int    `json:"calls"`
+	// Calls that got no answer: a timeout, an HTTP error, the provider's own error, an undocumented answer.
+	Failures int `json:"failures"`
+}
+
 type PurchaseCreditsInput struct {
 	WorkspaceID string `json:"workspaceId"`
 	PackageID   string `json:"packageId"`
@@ -269,6 +301,13 @@ type RejectionCount struct {
 	Count  int             `json:"count"`
 }
 
+type ReportLeadBounceInput struct {
+	// The purchase whose lead's address bounced.
+	PurchaseID string `json:"purchaseId"`
+	// Any unique string of up to 255 characters; reuse it to retry safely.
+	IdempotencyKey string `json:"idempotencyKey"`
+}
+
 type RetryWebhookEventsPayload struct {
 	// How many events were queued again.
 	Retried int             `json:"retried"`
@@ -293,6 +332,29 @@ type UploadLeadsInput struct {
 	DryRun *bool `json:"dryRun,omitempty"`
 	// Any unique string of up to 255 characters; reuse it to retry safely.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// The email verification pipeline's figures.
+type VerificationStats struct {
+	// Leads without a verdict yet (PENDING), including those waiting for a retry.
+	Pending int `json:"pending"`
+	// Provider calls in flight right now, across every instance (at most VERIFY_CONCURRENCY).
+	InFlight int `json:"inFlight"`
+	// Leads given a verdict in the last 24 hours.
+	VerifiedLast24h int `json:"verifiedLast24h"`
+	// Every lead by verification status, each status listed.
+	ByStatus []*VerificationStatusCount `json:"byStatus"`
+	// Each provider's calls and failed calls in the last 24 hours.
+	ByProvider []*ProviderCount `json:"byProvider"`
+	// Failed attempts in the last 24 hours: checks no provider could answer. Each is retried after a
+	// backoff; after VERIFY_MAX_ATTEMPTS of them the lead is UNKNOWN.
+	FailuresLast24h int `json:"failuresLast24h"`
+}
+
+// How many leads have a verification status.
+type VerificationStatusCount struct {
+	Status VerificationStatus `json:"status"`
+	Count  int                `json:"count"`
 }
 
 type WebhookAttempt struct {
@@ -473,6 +535,66 @@ func (e *AuditSeverity) UnmarshalJSON(b []byte) error {
 }
 
 func (e AuditSeverity) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type BounceReportStatus string
+
+const (
+	// The address is being verified again.
+	BounceReportStatusPending BounceReportStatus = "PENDING"
+	// The address was found invalid: the purchase's credits were refunded.
+	BounceReportStatusRefunded BounceReportStatus = "REFUNDED"
+	// The address was not found invalid; reason holds the verdict.
+	BounceReportStatusDeclined BounceReportStatus = "DECLINED"
+)
+
+var AllBounceReportStatus = []BounceReportStatus{
+	BounceReportStatusPending,
+	BounceReportStatusRefunded,
+	BounceReportStatusDeclined,
+}
+
+func (e BounceReportStatus) IsValid() bool {
+	switch e {
+	case BounceReportStatusPending, BounceReportStatusRefunded, BounceReportStatusDeclined:
+		return true
+	}
+	return false
+}
+
+func (e BounceReportStatus) String() string {
+	return string(e)
+}
+
+func (e *BounceReportStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = BounceReportStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid BounceReportStatus", str)
+	}
+	return nil
+}
+
+func (e BounceReportStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *BounceReportStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e BounceReportStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

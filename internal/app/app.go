@@ -28,6 +28,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/user"
+	"github.com/leadmarket/leadmarket/internal/verify"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
 
@@ -39,8 +40,11 @@ type App struct {
 	Server  *httpserver.Server
 	Billing *billing.Service
 	Ingest  *ingest.Service
-	db      *bun.DB
-	logger  *slog.Logger
+	// Verify is email verification and bounce refunds; ingest enqueues an upload's leads with
+	// its EnqueueTx.
+	Verify *verify.Service
+	db     *bun.DB
+	logger *slog.Logger
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
@@ -63,8 +67,13 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
 		Logger: logger,
 	})
+	verifySvc := verify.NewService(bdb, queue, VerifyOptions(cfg, logger))
 	ingestSvc := ingest.NewService(bdb, queue, ingest.ServiceOptions{
 		MaxRows: cfg.MaxUploadRows, Retention: cfg.UploadRetention, Logger: logger,
+		EnqueueVerificationFunc: func(ctx context.Context, tx bun.Tx, leadIDs []string) error {
+			_, err := verifySvc.EnqueueTx(ctx, tx, leadIDs)
+			return err
+		},
 	})
 	tiers := make([]partner.BonusTier, len(cfg.CommissionBonusTiers))
 	for i, t := range cfg.CommissionBonusTiers {
@@ -78,6 +87,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		AuditService:       audit.NewService(bdb, workspace.RoleCheck(bdb)),
 		BillingService:     billingSvc,
 		IngestService:      ingestSvc,
+		VerifyService:      verifySvc,
 	}
 	guard, err := buildGuardrails(cfg, bdb)
 	if err != nil {
@@ -103,7 +113,17 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
 	})
-	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, db: bdb, logger: logger}, nil
+	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, db: bdb, logger: logger}, nil
+}
+
+// VerifyOptions are the verification service's options from cfg.
+func VerifyOptions(cfg config.Config, logger *slog.Logger) verify.Options {
+	return verify.Options{
+		MillionVerifierAPIKey: cfg.MillionVerifierAPIKey, MillionVerifierURL: cfg.MillionVerifierURL,
+		ZeroBounceAPIKey: cfg.ZeroBounceAPIKey, ZeroBounceURL: cfg.ZeroBounceURL,
+		Concurrency: cfg.VerifyConcurrency, Timeout: cfg.VerifyTimeout, MaxAttempts: cfg.VerifyMaxAttempts,
+		SweepInterval: cfg.VerifySweepInterval, RefundWindow: cfg.BounceRefundWindow, Logger: logger,
+	}
 }
 
 // Workers returns the background workers of this app, for a jobs.Runner.
@@ -112,12 +132,21 @@ func (a *App) Workers() *river.Workers {
 	river.AddWorker(w, billing.NewEventWorker(a.Billing))
 	river.AddWorker(w, ingest.NewWorker(a.Ingest))
 	river.AddWorker(w, jobs.NewCleanupWorker(a.cleanups(), a.logger))
+	a.Verify.Workers(w)
 	return w
 }
 
-// PeriodicJobs returns the jobs the leader instance schedules: the hourly clean-ups.
+// PeriodicJobs returns the jobs the leader instance schedules: the hourly clean-ups, and the
+// verification sweep when verification is on.
 func (a *App) PeriodicJobs() []*river.PeriodicJob {
-	return jobs.PeriodicCleanups(a.cleanups(), time.Hour)
+	return append(jobs.PeriodicCleanups(a.cleanups(), time.Hour), a.Verify.PeriodicJobs()...)
+}
+
+// Queues returns the queues besides River's default one and how many of their jobs this instance
+// runs at once: verification's, as many as it has provider slots (each job keeps up to twice that
+// many checks going, which share the slots).
+func (a *App) Queues() map[string]int {
+	return map[string]int{verify.Queue: a.Verify.Concurrency()}
 }
 
 // cleanups are the hourly clean-ups: idempotency keys past their 24 hours, rate-limit refusals

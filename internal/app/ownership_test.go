@@ -36,6 +36,8 @@ var tableOwners = map[string]string{
 	"lead_upload_rows":      "internal/ingest",
 	"lead_upload_keys":      "internal/ingest",
 	"lead_rejections":       "internal/ingest",
+	"lead_verifications":    "internal/verify",
+	"bounce_reports":        "internal/verify",
 }
 
 // ownershipExceptions are the documented reads and writes outside the owner (ARCHITECTURE.md):

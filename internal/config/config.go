@@ -100,6 +100,31 @@ type Config struct {
 	// hourly clean-up deletes older ones; the upload and its counts stay). A Go duration, or a
 	// number of days such as "90d". Default 90 days.
 	UploadRetention time.Duration
+	// MillionVerifierAPIKey is MILLIONVERIFIER_API_KEY. Default empty: MillionVerifier is not
+	// asked. With neither it nor ZEROBOUNCE_API_KEY, verification is off and leads stay PENDING.
+	MillionVerifierAPIKey string
+	// MillionVerifierURL is MILLIONVERIFIER_URL, its API base. Default https://api.millionverifier.com.
+	MillionVerifierURL string
+	// ZeroBounceAPIKey is ZEROBOUNCE_API_KEY. Default empty: ZeroBounce is not asked.
+	ZeroBounceAPIKey string
+	// ZeroBounceURL is ZEROBOUNCE_URL, its API base. Default https://api.zerobounce.net.
+	ZeroBounceURL string
+	// VerifyConcurrency is VERIFY_CONCURRENCY, the most provider calls in flight across every
+	// instance together. Default 5.
+	VerifyConcurrency int
+	// VerifyTimeout is VERIFY_TIMEOUT, the longest one provider call may take (2s to 60s).
+	// Default 20s.
+	VerifyTimeout time.Duration
+	// VerifyMaxAttempts is VERIFY_MAX_ATTEMPTS: after this many failed attempts (no provider
+	// could answer) a lead is UNKNOWN. Default 3.
+	VerifyMaxAttempts int
+	// VerifySweepInterval is VERIFY_SWEEP_INTERVAL, how often pending leads and failed ones due
+	// for a retry are taken. Default 5m.
+	VerifySweepInterval time.Duration
+	// BounceRefundWindow is BOUNCE_REFUND_WINDOW: a purchase this recent may be reported as
+	// bounced, and is refunded when its lead is found INVALID. A Go duration or whole days ("30d").
+	// Default 30 days.
+	BounceRefundWindow time.Duration
 }
 
 // BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
@@ -235,10 +260,69 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("STRIPE_API_URL: %q is not an http(s) URL such as https://api.stripe.com", c.StripeAPIURL))
 	}
 	c.StripeWebhookSecret = get("STRIPE_WEBHOOK_SECRET", "")
+	errs = append(errs, c.readVerification(get)...)
+	// The verification slots hold up to two connections each of the pool while verification
+	// runs (internal/verify's Limiter); requests need the rest.
+	if c.VerificationEnabled() && c.DBMaxConns < 2*c.VerifyConcurrency+4 {
+		errs = append(errs, fmt.Errorf("DB_MAX_CONNS: %d is too few for VERIFY_CONCURRENCY %d: verification holds up to %d connections; give at least %d",
+			c.DBMaxConns, c.VerifyConcurrency, 2*c.VerifyConcurrency, 2*c.VerifyConcurrency+4))
+	}
 	if c.IsProduction() && (c.StripeSecretKey == "" || c.StripeWebhookSecret == "") {
 		errs = append(errs, errors.New("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: required when ENV=production"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// readVerification reads the email verification variables.
+func (c *Config) readVerification(get func(name, def string) string) []error {
+	var errs []error
+	httpURL := func(name, def string) string {
+		v := strings.TrimRight(get(name, def), "/")
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an http(s) URL such as %s", name, v, def))
+		}
+		return v
+	}
+	c.MillionVerifierAPIKey = get("MILLIONVERIFIER_API_KEY", "")
+	c.MillionVerifierURL = httpURL("MILLIONVERIFIER_URL", "https://api.millionverifier.com")
+	c.ZeroBounceAPIKey = get("ZEROBOUNCE_API_KEY", "")
+	c.ZeroBounceURL = httpURL("ZEROBOUNCE_URL", "https://api.zerobounce.net")
+	var err error
+	if c.VerifyConcurrency, err = strconv.Atoi(get("VERIFY_CONCURRENCY", "5")); err != nil || c.VerifyConcurrency < 1 || c.VerifyConcurrency > 100 {
+		errs = append(errs, fmt.Errorf("VERIFY_CONCURRENCY: %q is not a number from 1 to 100", get("VERIFY_CONCURRENCY", "")))
+	}
+	if c.VerifyTimeout, err = time.ParseDuration(get("VERIFY_TIMEOUT", "20s")); err != nil ||
+		c.VerifyTimeout < 2*time.Second || c.VerifyTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("VERIFY_TIMEOUT: %q is not a duration from 2s to 60s", get("VERIFY_TIMEOUT", "")))
+	}
+	if c.VerifyMaxAttempts, err = strconv.Atoi(get("VERIFY_MAX_ATTEMPTS", "3")); err != nil || c.VerifyMaxAttempts < 1 || c.VerifyMaxAttempts > 20 {
+		errs = append(errs, fmt.Errorf("VERIFY_MAX_ATTEMPTS: %q is not a number from 1 to 20", get("VERIFY_MAX_ATTEMPTS", "")))
+	}
+	if c.VerifySweepInterval, err = time.ParseDuration(get("VERIFY_SWEEP_INTERVAL", "5m")); err != nil || c.VerifySweepInterval < time.Second {
+		errs = append(errs, fmt.Errorf("VERIFY_SWEEP_INTERVAL: %q is not a duration of at least 1s", get("VERIFY_SWEEP_INTERVAL", "")))
+	}
+	if c.BounceRefundWindow, err = ParseDays(get("BOUNCE_REFUND_WINDOW", "30d")); err != nil || c.BounceRefundWindow < time.Hour {
+		errs = append(errs, fmt.Errorf("BOUNCE_REFUND_WINDOW: %q is not a duration of at least 1h such as 30d or 720h", get("BOUNCE_REFUND_WINDOW", "")))
+	}
+	return errs
+}
+
+// VerificationEnabled reports whether a verification provider has an API key.
+func (c Config) VerificationEnabled() bool {
+	return c.MillionVerifierAPIKey != "" || c.ZeroBounceAPIKey != ""
+}
+
+// ParseDays parses a Go duration ("720h") or a whole number of days ("30d"), which Go's
+// durations do not have.
+func ParseDays(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 func list(s string) []string {
@@ -270,17 +354,4 @@ func ParseBonusTiers(s string) ([]BonusTier, error) {
 		tiers = append(tiers, BonusTier{PassRate: r, Points: p})
 	}
 	return tiers, nil
-}
-
-// ParseDays parses a Go duration ("720h") or a whole number of days ("90d"), which Go's
-// durations do not have.
-func ParseDays(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 || days > 100_000 {
-			return 0, fmt.Errorf("%q is not a number of days", s)
-		}
-		return time.Duration(days) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(s)
 }

@@ -108,6 +108,15 @@ func refusal(ctx context.Context, tx bun.IDB, e Entry) error {
 		With("required", -e.Amount).With("balance", current)
 }
 
+// Applied reports whether the entry with reference has been applied.
+func Applied(ctx context.Context, db bun.IDB, reference string) (bool, error) {
+	var applied bool
+	if err := db.NewRaw("SELECT EXISTS (SELECT 1 FROM credit_ledger WHERE reference = ?)", reference).Scan(ctx, &applied); err != nil {
+		return false, fmt.Errorf("ledger entry %s: %w", reference, err)
+	}
+	return applied, nil
+}
+
 // OpenBalance gives a workspace its balance row, with 0 credits, in the transaction that creates
 // the workspace; it leaves an existing row as it is. Every workspace has one: Apply and Balance
 // answer NOT_FOUND without it.

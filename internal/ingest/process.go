@@ -344,9 +344,15 @@ func (s *Service) work(ctx context.Context, tx db.ConnTx, j *job, h *Header, b *
 				return counts, err
 			}
 		} else {
-			inserted, refused, err := insertLeads(ctx, tx, j.PartnerID, firsts)
+			inserted, ids, refused, err := insertLeads(ctx, tx, j.PartnerID, firsts)
 			if err != nil {
 				return counts, err
+			}
+			// The new leads' verification starts when this batch commits, and only then.
+			if s.opts.EnqueueVerificationFunc != nil {
+				if err := s.opts.EnqueueVerificationFunc(ctx, tx.Tx, ids); err != nil {
+					return counts, fmt.Errorf("upload %s: enqueue verification: %w", j.ID, err)
+				}
 			}
 			var lost []string
 			for _, v := range firsts {
@@ -571,23 +577,23 @@ func matchKeys(ctx context.Context, tx bun.IDB, keysQuery string, args ...any) (
 // uploads racing with the same leads cannot deadlock), and returns the keys it inserted. A row
 // the leads table's CHECK constraints refuse does not fail the batch: the rows are then inserted
 // one by one, and those refused come back by row number with the reason.
-func insertLeads(ctx context.Context, tx db.ConnTx, partnerID string, rows []StagedRow) (map[string]bool, map[int]Rejection, error) {
+func insertLeads(ctx context.Context, tx db.ConnTx, partnerID string, rows []StagedRow) (map[string]bool, []string, map[int]Rejection, error) {
 	inserted := make(map[string]bool, len(rows))
 	refused := map[int]Rejection{}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT leads"); err != nil {
-		return nil, nil, fmt.Errorf("insert leads: %w", err)
+		return nil, nil, nil, fmt.Errorf("insert leads: %w", err)
 	}
 	ins, err := lead.InsertNew(ctx, tx, batchLeadsSQL+" ORDER BY b.hash_key", partnerID)
 	if db.IsCheckViolation(err) {
 		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT leads"); err != nil {
-			return nil, nil, fmt.Errorf("insert leads: %w", err)
+			return nil, nil, nil, fmt.Errorf("insert leads: %w", err)
 		}
 		ins = nil
 		byKey := append([]StagedRow(nil), rows...)
 		sort.Slice(byKey, func(a, b int) bool { return byKey[a].Normalized.HashKey < byKey[b].Normalized.HashKey })
 		for _, r := range byKey {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT lead_row"); err != nil {
-				return nil, nil, fmt.Errorf("insert leads: %w", err)
+				return nil, nil, nil, fmt.Errorf("insert leads: %w", err)
 			}
 			one, err := lead.InsertNew(ctx, tx, batchLeadsSQL+" WHERE b.row_number = ?", partnerID, r.RowNumber)
 			if db.IsCheckViolation(err) {
@@ -595,22 +601,24 @@ func insertLeads(ctx context.Context, tx db.ConnTx, partnerID string, rows []Sta
 				refused[r.RowNumber] = Rejection{RowNumber: r.RowNumber, Reason: ReasonInvalidValue, Field: field, Detail: detail,
 					Raw: r.Raw}
 				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT lead_row"); err != nil {
-					return nil, nil, fmt.Errorf("insert leads: %w", err)
+					return nil, nil, nil, fmt.Errorf("insert leads: %w", err)
 				}
 				continue
 			}
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			ins = append(ins, one...)
 		}
 	} else if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	for _, l := range ins {
+	ids := make([]string, len(ins))
+	for i, l := range ins {
 		inserted[l.HashKey] = true
+		ids[i] = l.ID
 	}
-	return inserted, refused, nil
+	return inserted, ids, refused, nil
 }
 
 // refusal says, for the partner, which value of a row the leads table's CHECK constraints

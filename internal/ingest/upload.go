@@ -138,6 +138,11 @@ type ServiceOptions struct {
 	// to a fresh run (river.JobSnooze), so that no run comes near the job timeout or the rescue
 	// of stuck jobs. Default 2 minutes.
 	WorkBudget time.Duration
+	// EnqueueVerificationFunc, when set, enqueues the e-mail verification of the leads a batch
+	// inserted, in the batch's transaction (verify.Service.EnqueueTx): an upload's leads are
+	// verified as soon as they exist, and the last batch is the one that completes the upload.
+	// Default nil: nothing is enqueued (the verification sweep still finds the leads PENDING).
+	EnqueueVerificationFunc func(ctx context.Context, tx bun.Tx, leadIDs []string) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

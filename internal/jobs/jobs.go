@@ -44,6 +44,17 @@ func (q *Queue) InsertTx(ctx context.Context, tx bun.Tx, args river.JobArgs, opt
 	return res, nil
 }
 
+// InsertManyTx inserts jobs in tx in one go; they become workable when tx commits.
+func (q *Queue) InsertManyTx(ctx context.Context, tx bun.Tx, params []river.InsertManyParams) error {
+	if len(params) == 0 {
+		return nil
+	}
+	if _, err := q.client.InsertManyFastTx(ctx, tx.Tx, params); err != nil {
+		return fmt.Errorf("jobs: insert %d %s: %w", len(params), params[0].Args.Kind(), err)
+	}
+	return nil
+}
+
 // RetryTx makes job id available to run again now, in tx. A job that exhausted its attempts gets
 // one more.
 func (q *Queue) RetryTx(ctx context.Context, tx bun.Tx, id int64) error {
@@ -57,6 +68,10 @@ func (q *Queue) RetryTx(ctx context.Context, tx bun.Tx, id int64) error {
 type RunnerOptions struct {
 	// Concurrency is how many jobs run at once (WORKER_CONCURRENCY). Default 10.
 	Concurrency int
+	// Queues are queues worked besides River's default one, each with how many of its jobs run
+	// at once (verification has its own, so that its backlog never holds up the default queue's
+	// jobs). Default none.
+	Queues map[string]int
 	// PeriodicJobs are scheduled by whichever instance is leader.
 	PeriodicJobs []*river.PeriodicJob
 	// RescueStuckJobsAfter is how long a job may stay running before it is taken for the job of a
@@ -87,14 +102,19 @@ func NewRunner(ctx context.Context, databaseURL string, workers *river.Workers, 
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Concurrency}}
 	cfg.MaxConns = int32(o.Concurrency + 4)
+	for name, n := range o.Queues {
+		queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+		cfg.MaxConns += int32(max(n, 1))
+	}
 	db.SetApplicationName(cfg.ConnConfig)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Concurrency}},
+		Queues:               queues,
 		Workers:              workers,
 		PeriodicJobs:         o.PeriodicJobs,
 		FetchPollInterval:    o.FetchPollInterval,

@@ -27,6 +27,8 @@ type Lead struct {
 	EmailPreview       string    `bun:"email_preview"`
 	PhonePreview       string    `bun:"phone_preview"`
 	CreatedAt          time.Time `bun:"created_at"`
+	// VerifiedAt is when verification last gave the lead a verdict; nil while it never has.
+	VerifiedAt *time.Time `bun:"verified_at"`
 
 	ContactVisible bool   `bun:"contact_visible"`
 	Email          string `bun:"email"`

@@ -29,7 +29,8 @@ type leadQuery struct {
 // leadColumns are the columns of Lead every read returns, in the order run scans them.
 const leadColumns = `l.id, l.partner_id, l.first_name, l.last_name, l.title, l.seniority, l.department,
 	l.company_name, l.company_domain, l.company_size, l.industry, l.country, l.region, l.city, l.price_credits,
-	l.max_buyers, l.buyers_count, l.verification_status, l.status, l.email_preview, l.phone_preview, l.created_at`
+	l.max_buyers, l.buyers_count, l.verification_status, l.status, l.email_preview, l.phone_preview, l.created_at,
+	l.verified_at`
 
 // visibleLeads reads leads as viewer v sees them: contact columns are blanked in SQL unless one of
 // v's workspaces bought the lead, so unbought contact data never leaves the database.
@@ -168,7 +169,7 @@ func (q *leadQuery) run(ctx context.Context, bdb *bun.DB, orderBy string, limit 
 		dest := []any{&l.ID, &l.PartnerID, &l.FirstName, &l.LastName, &l.Title, &l.Seniority, &l.Department,
 			&l.CompanyName, &l.CompanyDomain, &l.CompanySize, &l.Industry, &l.Country, &l.Region, &l.City,
 			&l.PriceCredits, &l.MaxBuyers, &l.BuyersCount, &l.VerificationStatus, &l.Status, &l.EmailPreview,
-			&l.PhonePreview, &l.CreatedAt, &l.ContactVisible, &l.Email, &l.Phone, &l.LinkedinURL}
+			&l.PhonePreview, &l.CreatedAt, &l.VerifiedAt, &l.ContactVisible, &l.Email, &l.Phone, &l.LinkedinURL}
 		if q.purchases {
 			dest = append(dest, &l.PurchasedAt, &l.PurchaseID)
 		}
