@@ -27,4 +27,10 @@ func setComplexity(c *ComplexityRoot) {
 	c.Query.PartnerEarnings = func(child int, _ string, first *int, _ *string) int {
 		return gqlhttp.ConnectionCost(child, first, 25)
 	}
+	c.Query.WorkspaceLeads = func(child int, _ string, first *int, _ *string, _ *model.WorkspaceLeadFilter, _ *model.WorkspaceLeadOrder) int {
+		return gqlhttp.ConnectionCost(child, first, 50)
+	}
+	c.Query.Exports = func(child int, _ *string, first *int, _ *string) int {
+		return gqlhttp.ConnectionCost(child, first, 25)
+	}
 }

@@ -8,8 +8,10 @@ import (
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
 
@@ -21,4 +23,6 @@ type Resolver struct {
 	PartnerService     *partner.Service
 	AuditService       *audit.Service
 	BillingService     *billing.Service
+	PipelineService    *pipeline.Service
+	ExportService      *export.Service
 }

@@ -20,11 +20,13 @@ import (
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/httpserver"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
 	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/user"
 	"github.com/leadmarket/leadmarket/internal/workspace"
@@ -37,6 +39,8 @@ const UserCacheTTL = 30 * time.Second
 type App struct {
 	Server  *httpserver.Server
 	Billing *billing.Service
+	// Exports writes the CSV exports its workers run.
+	Exports *export.Service
 	db      *bun.DB
 	logger  *slog.Logger
 }
@@ -65,13 +69,18 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	for i, t := range cfg.CommissionBonusTiers {
 		tiers[i] = partner.BonusTier{PassRate: t.PassRate, Points: t.Points}
 	}
+	auditSvc := audit.NewService(bdb, workspace.RoleCheck(bdb))
+	pipelineSvc := pipeline.NewService(bdb)
+	exportSvc := export.NewService(bdb, queue, pipelineSvc, auditSvc, export.Options{Retention: cfg.ExportRetention, Logger: logger})
 	res := &graph.Resolver{
 		WorkspaceService:   workspace.NewService(bdb, workspace.Options{OpenBalanceFunc: credit.OpenBalance}),
 		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}),
 		CreditService:      credit.NewService(bdb),
 		PartnerService:     partner.NewService(bdb),
-		AuditService:       audit.NewService(bdb, workspace.RoleCheck(bdb)),
+		AuditService:       auditSvc,
 		BillingService:     billingSvc,
+		PipelineService:    pipelineSvc,
+		ExportService:      exportSvc,
 	}
 	guard, err := buildGuardrails(cfg, bdb)
 	if err != nil {
@@ -88,6 +97,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	srv := httpserver.New(httpserver.Options{
 		Addr: cfg.HTTPAddr, Production: cfg.IsProduction(), Logger: logger, GraphQL: gql,
 		StripeWebhook:   billingSvc.WebhookHandler(),
+		ExportDownload:  exportSvc.DownloadHandler(),
 		Authenticator:   auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA),
 		ReadyFunc:       func(ctx context.Context) error { return Ready(ctx, bdb) },
 		ShutdownTimeout: cfg.ShutdownTimeout,
@@ -95,7 +105,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
 	})
-	return &App{Server: srv, Billing: billingSvc, db: bdb, logger: logger}, nil
+	return &App{Server: srv, Billing: billingSvc, Exports: exportSvc, db: bdb, logger: logger}, nil
 }
 
 // Workers returns the background workers of this app, for a jobs.Runner.
@@ -103,6 +113,7 @@ func (a *App) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, billing.NewEventWorker(a.Billing))
 	river.AddWorker(w, jobs.NewCleanupWorker(a.cleanups(), a.logger))
+	river.AddWorker(w, export.NewWorker(a.Exports))
 	return w
 }
 
@@ -113,7 +124,8 @@ func (a *App) PeriodicJobs() []*river.PeriodicJob {
 
 // cleanups are the hourly clean-ups: idempotency keys past their 24 hours and rate-limit refusals
 // past their retention are deleted; Stripe events whose processing job ended without finishing
-// them are marked FAILED; the audit log's partitions for the coming months are created.
+// them are marked FAILED; the audit log's partitions for the coming months are created; exports
+// past their retention are deleted with their files.
 func (a *App) cleanups() map[string]jobs.CleanupFunc {
 	return map[string]jobs.CleanupFunc{
 		"idempotency_keys": func(ctx context.Context) (int64, error) { return idempotency.Purge(ctx, a.db) },
@@ -122,6 +134,7 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 		},
 		"abandoned_stripe_events": a.Billing.FailAbandonedEvents,
 		"audit_partitions":        func(ctx context.Context) (int64, error) { return 0, audit.EnsurePartitions(ctx, a.db) },
+		"expired_exports":         func(ctx context.Context) (int64, error) { return export.PurgeExpired(ctx, a.db) },
 	}
 }
 

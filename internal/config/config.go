@@ -89,6 +89,11 @@ type Config struct {
 	// WorkerConcurrency is WORKER_CONCURRENCY, background jobs run at once by this instance.
 	// Default 10.
 	WorkerConcurrency int
+
+	// ExportRetention is EXPORT_RETENTION, how long a CSV export is kept after it was requested
+	// (then its download answers 404 and the hourly clean-up deletes it): a Go duration or a
+	// number of days such as "7d". Default 7 days.
+	ExportRetention time.Duration
 }
 
 // BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
@@ -196,6 +201,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	positive("WORKER_CONCURRENCY", "10", &c.WorkerConcurrency)
+	if c.ExportRetention, err = parseRetention(get("EXPORT_RETENTION", "7d")); err != nil || c.ExportRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("EXPORT_RETENTION: %q is not a duration of at least 1m (such as 168h or 7d)",
+			get("EXPORT_RETENTION", "")))
+	}
 	c.TrustedProxies = list(get("TRUSTED_PROXIES", ""))
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -252,4 +261,16 @@ func ParseBonusTiers(s string) ([]BonusTier, error) {
 		tiers = append(tiers, BonusTier{PassRate: r, Points: p})
 	}
 	return tiers, nil
+}
+
+// parseRetention reads a Go duration ("168h") or a whole number of days ("7d").
+func parseRetention(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
