@@ -32,6 +32,9 @@ var tableOwners = map[string]string{
 	"users":                 "internal/user",
 	"idempotency_keys":      "internal/idempotency",
 	"rate_limit_violations": "internal/ratelimit",
+	"workspace_leads":       "internal/pipeline",
+	"exports":               "internal/export",
+	"export_chunks":         "internal/export",
 }
 
 // ownershipExceptions are the documented reads and writes outside the owner (ARCHITECTURE.md):
