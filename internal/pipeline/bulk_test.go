@@ -336,8 +336,14 @@ func TestInputRules(t *testing.T) {
 	// Non-members are refused, whatever they ask.
 	stranger := dbtest.CreateUser(t, db, dbtest.UserOpts{})
 	for _, op := range []func() error{
-		func() error { _, err := tm.svc.BulkUpdateStatus(ctx, caller(stranger), tm.in(ids(tm.leads...)), "LOST"); return err },
-		func() error { _, err := tm.svc.BulkAddTags(ctx, caller(stranger), tm.in(ids(tm.leads...)), []string{"x"}); return err },
+		func() error {
+			_, err := tm.svc.BulkUpdateStatus(ctx, caller(stranger), tm.in(ids(tm.leads...)), "LOST")
+			return err
+		},
+		func() error {
+			_, err := tm.svc.BulkAddTags(ctx, caller(stranger), tm.in(ids(tm.leads...)), []string{"x"})
+			return err
+		},
 		func() error { _, err := tm.svc.BulkDelete(ctx, caller(stranger), tm.in(ids(tm.leads...))); return err },
 		func() error {
 			_, err := tm.svc.List(ctx, caller(stranger), pipeline.ListParams{WorkspaceID: tm.ws})
@@ -362,10 +368,18 @@ func TestCrossWorkspaceIDsAreNotFound(t *testing.T) {
 	all := append(append([]string{missing}, mine.leads...), theirs.leads...)
 	c := caller(mine.owner)
 	for name, op := range map[string]func(pipeline.BulkInput) (pipeline.BulkResult, error){
-		"status": func(in pipeline.BulkInput) (pipeline.BulkResult, error) { return mine.svc.BulkUpdateStatus(ctx, c, in, "LOST") },
-		"assign": func(in pipeline.BulkInput) (pipeline.BulkResult, error) { return mine.svc.BulkAssign(ctx, c, in, mine.member.ID) },
-		"tags":   func(in pipeline.BulkInput) (pipeline.BulkResult, error) { return mine.svc.BulkAddTags(ctx, c, in, []string{"x"}) },
-		"untag":  func(in pipeline.BulkInput) (pipeline.BulkResult, error) { return mine.svc.BulkRemoveTags(ctx, c, in, []string{"x"}) },
+		"status": func(in pipeline.BulkInput) (pipeline.BulkResult, error) {
+			return mine.svc.BulkUpdateStatus(ctx, c, in, "LOST")
+		},
+		"assign": func(in pipeline.BulkInput) (pipeline.BulkResult, error) {
+			return mine.svc.BulkAssign(ctx, c, in, mine.member.ID)
+		},
+		"tags": func(in pipeline.BulkInput) (pipeline.BulkResult, error) {
+			return mine.svc.BulkAddTags(ctx, c, in, []string{"x"})
+		},
+		"untag": func(in pipeline.BulkInput) (pipeline.BulkResult, error) {
+			return mine.svc.BulkRemoveTags(ctx, c, in, []string{"x"})
+		},
 		"delete": func(in pipeline.BulkInput) (pipeline.BulkResult, error) { return mine.svc.BulkDelete(ctx, c, in) },
 		"restore": func(in pipeline.BulkInput) (pipeline.BulkResult, error) {
 			return mine.svc.BulkRestore(ctx, c, in)
