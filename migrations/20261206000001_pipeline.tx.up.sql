@@ -16,7 +16,8 @@ CREATE TABLE workspace_leads (
     purchased_at     timestamptz NOT NULL,
     status           text NOT NULL DEFAULT 'NEW' CHECK (status IN ('NEW', 'CONTACTED', 'QUALIFIED', 'WON', 'LOST')),
     assignee_user_id uuid REFERENCES users (id),
-    -- tags are trimmed, lower-cased, 1 to 40 characters, distinct and sorted (internal/pipeline).
+    -- tags are trimmed, lower-cased, 1 to 40 characters, distinct and sorted bytewise (COLLATE "C",
+    -- as Go sorts them) by internal/pipeline.
     tags             text[] NOT NULL DEFAULT '{}' CHECK (cardinality(tags) <= 20),
     deleted_at       timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now()

@@ -112,8 +112,9 @@ func (s *Service) create(ctx context.Context, kind, workspaceID string, c *auth.
 const exportColumns = `id, kind, coalesce(workspace_id::text, '') AS workspace_id, created_by, file_name, status, rows_total,
 	rows_done, bytes, coalesce(error_code, '') AS error_code, created_at, completed_at, expires_at`
 
-// Get returns the export with id if c may see it (its creator, while still a member of its
-// workspace; or platform-admin access), else nil. Errors: INVALID_INPUT for a malformed id.
+// Get returns the export with id if c may see it, else nil: its creator (while still a member of
+// its workspace), the owners and admins of its workspace, and platform-admin access.
+// Errors: INVALID_INPUT for a malformed id.
 func (s *Service) Get(ctx context.Context, c *auth.Caller, id string) (*Export, error) {
 	e, allowed, err := s.visible(ctx, c, id)
 	if err != nil || !allowed {
@@ -138,31 +139,37 @@ func (s *Service) visible(ctx context.Context, c *auth.Caller, id string) (*Expo
 	if c.AdminAccess() == nil {
 		return &e, true, nil
 	}
-	if c == nil || e.CreatedBy != c.UserID {
+	if c == nil {
 		return &e, false, nil
 	}
-	if e.WorkspaceID != "" {
-		if _, err := workspace.RoleOf(ctx, s.db, e.WorkspaceID, c.UserID); apperr.Is(err, apperr.Forbidden) {
-			return &e, false, nil
-		} else if err != nil {
-			return nil, false, err
-		}
+	if e.WorkspaceID == "" {
+		return &e, e.CreatedBy == c.UserID, nil
 	}
-	return &e, true, nil
+	role, err := workspace.RoleOf(ctx, s.db, e.WorkspaceID, c.UserID)
+	if apperr.Is(err, apperr.Forbidden) {
+		return &e, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return &e, e.CreatedBy == c.UserID || role == workspace.RoleOwner || role == workspace.RoleAdmin, nil
 }
 
 // ExportPages are the page sizes of a list of exports.
 var ExportPages = page.Bounds{Default: 25, Max: 100}
 
-// List returns a page of the exports c created, newest first, of workspaceID only when it is set
-// (c must be a member). With platform-admin access it lists everyone's (of workspaceID when set).
+// List returns a page of the exports c may see, newest first: those it created, of workspaceID
+// only when that is set (c must be a member); every export of workspaceID for its owners and
+// admins; everyone's (of workspaceID when set) with platform-admin access.
 // Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) List(ctx context.Context, c *auth.Caller, workspaceID string, args page.Args) (page.Page[Export], error) {
-	admin := c.AdminAccess() == nil
-	if workspaceID != "" {
-		if err := workspace.RequireMemberOrAdmin(ctx, s.db, workspaceID, c); err != nil {
+	all := c.AdminAccess() == nil
+	if workspaceID != "" && !all {
+		role, err := workspace.RoleOf(ctx, s.db, workspaceID, c.UserID)
+		if err != nil {
 			return page.Page[Export]{}, err
 		}
+		all = role == workspace.RoleOwner || role == workspace.RoleAdmin
 	}
 	limit, after, err := page.Open(args, ExportPages, func(p page.TimeID) bool { return apperr.CheckID(p.I) == nil && p.ValidTime() })
 	if err != nil {
@@ -170,7 +177,7 @@ func (s *Service) List(ctx context.Context, c *auth.Caller, workspaceID string, 
 	}
 	q := s.db.NewSelect().TableExpr("exports").ColumnExpr(exportColumns).
 		OrderExpr("created_at DESC, id DESC").Limit(int64(limit + 1))
-	if !admin {
+	if !all {
 		q.Where("created_by = ?", c.UserID)
 	}
 	if workspaceID != "" {

@@ -19,8 +19,8 @@ import (
 
 // DownloadHandler serves GET /exports/{file}, file being "<id>.csv": the file of a completed
 // export, streamed chunk by chunk from PostgreSQL (so any instance serves it, with one chunk in
-// memory at a time) with Content-Disposition, to its creator (while a member of its workspace)
-// or to platform-admin access. The caller comes from the bearer token, which the server's
+// memory at a time) with Content-Disposition, to those who may see it (Get: its creator, its
+// workspace's owners and admins, platform-admin access). The caller comes from the bearer token, which the server's
 // authentication (the one /graphql uses) put in the request's context. Answers: 401 without a
 // valid token; 404 for an export that does not exist, is not the caller's (also a security
 // event) or has expired; 409 while it is not completed. Each download is audited.
@@ -65,7 +65,7 @@ func (s *Service) DownloadHandler() http.Handler {
 			return
 		}
 		actor := audit.ActorUser
-		if c.UserID != e.CreatedBy {
+		if c.UserID != e.CreatedBy && c.AdminAccess() == nil {
 			actor = audit.ActorPlatformAdmin
 		}
 		if err := audit.Record(ctx, s.db, audit.Entry{

@@ -221,11 +221,12 @@ func (s *Service) count(ctx context.Context, st state, p params) (int, error) {
 	return 0, apperr.New(apperr.InvalidInput, "export %s: nothing to export", st.ID)
 }
 
-// render reads the rows after the export's position and writes them as CSV (the byte-order mark
-// and the header first, in the first chunk), with CRLF line ends: what spreadsheets open.
+// render reads the rows after the export's position and writes them as CSV, the byte-order mark
+// (so that Excel reads UTF-8) and the header first, in the first chunk. Lines end in LF, which
+// every spreadsheet reads: with CRLF, encoding/csv drops a lone carriage return inside a cell.
 func (s *Service) render(ctx context.Context, st state, p params) (chunk, error) {
 	var buf bytes.Buffer
-	w := csvx.NewWriter(&buf, csvx.Options{BOM: st.Chunks == 0, CRLF: true})
+	w := csvx.NewWriter(&buf, csvx.Options{BOM: st.Chunks == 0})
 	c := chunk{position: st.Position}
 	var err error
 	switch st.Kind {

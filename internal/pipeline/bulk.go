@@ -132,7 +132,7 @@ func (s *Service) BulkAddTags(ctx context.Context, c *auth.Caller, in BulkInput,
 	return s.run(ctx, c, in, func(context.Context, bun.Tx, string) (change, error) {
 		return change{
 			operation: "bulkAddLeadTags", action: "workspace_leads.tags_added",
-			set: bun.SafeQuery("tags = ARRAY(SELECT DISTINCT x FROM unnest(cur.tags || ?::text[]) AS x ORDER BY x)", t),
+			set: bun.SafeQuery("tags = ARRAY(SELECT DISTINCT x COLLATE \"C\" FROM unnest(cur.tags || ?::text[]) AS x ORDER BY 1)", t),
 			applies: bun.SafeQuery(`cur.deleted_at IS NULL AND NOT (cur.tags @> ?::text[])
 				AND cardinality(cur.tags) + (SELECT count(*) FROM unnest(?::text[]) AS x WHERE x <> ALL (cur.tags)) <= ?`,
 				t, t, MaxTags),
@@ -154,7 +154,7 @@ func (s *Service) BulkRemoveTags(ctx context.Context, c *auth.Caller, in BulkInp
 	return s.run(ctx, c, in, func(context.Context, bun.Tx, string) (change, error) {
 		return change{
 			operation: "bulkRemoveLeadTags", action: "workspace_leads.tags_removed",
-			set:       bun.SafeQuery("tags = ARRAY(SELECT x FROM unnest(cur.tags) AS x WHERE x <> ALL (?::text[]) ORDER BY x)", t),
+			set:       bun.SafeQuery("tags = ARRAY(SELECT x FROM unnest(cur.tags) AS x WHERE x <> ALL (?::text[]) ORDER BY x COLLATE \"C\")", t),
 			applies:   bun.SafeQuery("cur.deleted_at IS NULL AND cur.tags && ?::text[]", t),
 			skip:      bun.SafeQuery("CASE WHEN cur.deleted_at IS NOT NULL THEN 'ALREADY_DELETED' ELSE 'UNCHANGED' END"),
 			newValues: map[string]any{"tags": tags},
