@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -262,19 +263,19 @@ func (s *Service) run(ctx context.Context, c *auth.Caller, in BulkInput,
 // outcome for each selected lead in id order (sel.IDs that are no lead of the workspace's:
 // NOT_FOUND). The leads are locked in id order first (FOR NO KEY UPDATE, the lock the UPDATE
 // itself takes), so two operations on overlapping leads run one after the other on the leads they
-// share, the later one seeing what the earlier one committed, and cannot deadlock; the skips and
-// the old values are judged on the locked rows.
+// share, the later one seeing what the earlier one committed, and cannot deadlock; the change, the
+// skips and the old values are all judged on the locked rows. Every locked lead the change applies
+// to is updated (chg), every other one is skipped: the two halves of the answer need no join,
+// whose plan could go wrong for thousands of rows of a CTE.
 func apply(ctx context.Context, tx bun.Tx, workspaceID string, sel Selection, ch change) ([]outcome, error) {
 	old := "NULL::text"
 	if ch.old != "" {
 		old = ch.old
 	}
-	var from, scope schema.QueryWithArgs
+	var scope schema.QueryWithArgs
 	if sel.IDs != nil {
-		from = bun.SafeQuery("unnest(?::uuid[]) AS x(id) LEFT JOIN cur ON cur.id = x.id", pgdialect.Array(sel.IDs))
 		scope = bun.SafeQuery("w.id = ANY(?::uuid[])", pgdialect.Array(sel.IDs))
 	} else {
-		from = bun.SafeQuery("(SELECT cur.id FROM cur) AS x JOIN cur ON cur.id = x.id")
 		f := *sel.Filter
 		if ch.deletedOnly {
 			f.IncludeDeleted = true
@@ -293,17 +294,27 @@ func apply(ctx context.Context, tx bun.Tx, workspaceID string, sel Selection, ch
 	), chg AS (
 		UPDATE workspace_leads AS w SET ?, updated_at = now()
 		FROM cur
-		WHERE w.id = cur.id AND ?
-		RETURNING w.id
+		WHERE w.id = cur.id AND coalesce((?), false)
+		RETURNING w.id, `+old+` AS old
 	)
-	SELECT x.id::text AS id,
-		CASE WHEN cur.id IS NULL THEN 'NOT_FOUND' WHEN chg.id IS NOT NULL THEN '' ELSE ? END AS reason,
-		CASE WHEN chg.id IS NOT NULL THEN `+old+` END AS old
-	FROM ? LEFT JOIN chg ON chg.id = x.id
-	ORDER BY x.id`, workspaceID, scope, ch.set, ch.applies, ch.skip, from).Scan(ctx, &out)
+	SELECT chg.id::text AS id, '' AS reason, chg.old FROM chg
+	UNION ALL
+	SELECT cur.id::text, ?, NULL FROM cur WHERE NOT coalesce((?), false)`, workspaceID, scope, ch.set, ch.applies, ch.skip, ch.applies).Scan(ctx, &out)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ch.operation, err)
 	}
+	if sel.IDs != nil {
+		found := make(map[string]bool, len(out))
+		for _, o := range out {
+			found[o.ID] = true
+		}
+		for _, id := range sel.IDs {
+			if !found[id] {
+				out = append(out, outcome{ID: id, Reason: SkipNotFound})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b outcome) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
