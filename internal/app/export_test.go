@@ -21,13 +21,14 @@ import (
 	"github.com/leadmarket/leadmarket/internal/export"
 )
 
-// newAppAPI is newAPI with the assembled app, whose export jobs a test runs itself.
+// newAppAPI is newAPI with the assembled app, whose export jobs a test runs itself, on a database
+// of its own: an export job reads on one connection while it commits on another.
 func newAppAPI(t *testing.T) (*apiServer, *app.App) {
 	t.Helper()
 	vars := map[string]string{"ENV": "test", "JWT_SECRET": testSecret, "ADMIN_REQUIRE_MFA": "true"}
 	cfg, err := config.FromEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	require.NoError(t, err)
-	db := dbtest.TxDB(t)
+	db := dbtest.FreshDB(t)
 	a, err := app.Build(cfg, db, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Server.Handler())

@@ -35,6 +35,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
 
+// The export tests run on databases of their own (FreshDB), not on the test's transaction: a job
+// streams the rows it exports on one connection while it commits chunks on another.
+
 func caller(u dbtest.User) *auth.Caller { return &auth.Caller{UserID: u.ID, Email: u.Email} }
 
 // newService returns an export service on db with o (and the services it reads through).
@@ -89,7 +92,7 @@ func column(t *testing.T, header []string, name string) int {
 func TestExportKilledMidJobFinishesWithEveryRowOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := dbtest.TxDB(t)
+	db := dbtest.FreshDB(t)
 	ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	leads := dbtest.CreatePurchasedLeads(t, db, ws, 53, dbtest.PurchasesOpts{})
 
@@ -149,7 +152,7 @@ func TestExportKilledMidJobFinishesWithEveryRowOnce(t *testing.T) {
 func TestExportCSVRoundTripsAndDefusesFormulas(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := dbtest.TxDB(t)
+	db := dbtest.FreshDB(t)
 	ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	dangerous := []string{"=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tTab", "\rReturn", "\nFeed", `=HYPERLINK("http://x","y")`, "＝1+1"}
 	plain := []string{"Zoë", `Smith, "Jr."`, "a=1", " =spaced", "O'Brien"}
@@ -162,6 +165,9 @@ func TestExportCSVRoundTripsAndDefusesFormulas(t *testing.T) {
 	p := pipeline.NewService(db)
 	_, err := p.BulkAddTags(ctx, caller(owner), pipeline.BulkInput{WorkspaceID: ws, Selection: pipeline.Selection{IDs: leads}},
 		[]string{"=tag", "-minus"})
+	require.NoError(t, err)
+
+	_, err = p.BulkAssign(ctx, caller(owner), pipeline.BulkInput{WorkspaceID: ws, Selection: pipeline.Selection{IDs: leads[:3]}}, owner.ID)
 	require.NoError(t, err)
 
 	e, err := s.ExportWorkspaceLeads(ctx, caller(owner), export.LeadsInput{WorkspaceID: ws})
@@ -205,6 +211,12 @@ func TestExportCSVRoundTripsAndDefusesFormulas(t *testing.T) {
 		}
 		require.Equal(t, wantCell, r[first])
 		require.Equal(t, wantCell, r[company])
+		require.True(t, strings.HasPrefix(r[column(t, header, "partner")], "partner-"), "the partner's name")
+		wantEmail := ""
+		if i < 3 {
+			wantEmail = owner.Email
+		}
+		require.Equal(t, wantEmail, r[column(t, header, "assignee_email")])
 	}
 }
 
@@ -213,7 +225,7 @@ func TestExportCSVRoundTripsAndDefusesFormulas(t *testing.T) {
 func TestExportAccess(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := dbtest.TxDB(t)
+	db := dbtest.FreshDB(t)
 	s := newService(t, db, export.Options{})
 	ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	member := dbtest.CreateUser(t, db, dbtest.UserOpts{})
@@ -282,7 +294,7 @@ func TestExportAccess(t *testing.T) {
 func TestExportExpiresAndIsPurged(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := dbtest.TxDB(t)
+	db := dbtest.FreshDB(t)
 	s := newService(t, db, export.Options{})
 	ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	dbtest.CreatePurchasedLeads(t, db, ws, 2, dbtest.PurchasesOpts{})
@@ -313,7 +325,7 @@ func TestExportExpiresAndIsPurged(t *testing.T) {
 func TestAuditLogExport(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := dbtest.TxDB(t)
+	db := dbtest.FreshDB(t)
 	s := newService(t, db, export.Options{ChunkRows: 2})
 	ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	member := dbtest.CreateUser(t, db, dbtest.UserOpts{})
@@ -349,7 +361,7 @@ func TestAuditLogExport(t *testing.T) {
 func TestExportWithUnreadableRequestFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := dbtest.TxDB(t)
+	db := dbtest.FreshDB(t)
 	s := newService(t, db, export.Options{})
 	ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
 	e, err := s.ExportWorkspaceLeads(ctx, caller(owner), export.LeadsInput{WorkspaceID: ws})
@@ -429,4 +441,28 @@ func TestExportRunsOnRiverAndPublishesProgress(t *testing.T) {
 	require.NoError(t, db.NewRaw("SELECT metadata->>'rows' FROM audit_logs WHERE action = 'EXPORT' AND resource_id = ?", e.ID).Scan(ctx, &rows))
 	require.Equal(t, "25", rows)
 	require.Len(t, readCSV(t, download(t, s, caller(owner), e.ID).Body.Bytes()), 26)
+}
+
+// A list that fills its chunks exactly ends with its last full chunk, and an empty list is a file
+// with the header alone.
+func TestExportChunkBoundaries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.FreshDB(t)
+	s := newService(t, db, export.Options{ChunkRows: 7})
+	for _, n := range []int{0, 7, 14} {
+		ws, owner := dbtest.CreateWorkspace(t, db, dbtest.WorkspaceOpts{})
+		dbtest.CreatePurchasedLeads(t, db, ws, n, dbtest.PurchasesOpts{})
+		e, err := s.ExportWorkspaceLeads(ctx, caller(owner), export.LeadsInput{WorkspaceID: ws, Columns: []string{"ID"}})
+		require.NoError(t, err)
+		require.NoError(t, work(ctx, s, e.ID, 1))
+		var chunks int
+		require.NoError(t, db.NewRaw("SELECT count(*) FROM export_chunks WHERE export_id = ?", e.ID).Scan(ctx, &chunks))
+		require.Equal(t, max(1, n/7), chunks, "%d rows", n)
+		got, err := s.Get(ctx, caller(owner), e.ID)
+		require.NoError(t, err)
+		require.Equal(t, export.StatusCompleted, got.Status)
+		require.Equal(t, n, got.RowsDone)
+		require.Len(t, readCSV(t, download(t, s, caller(owner), e.ID).Body.Bytes()), n+1)
+	}
 }

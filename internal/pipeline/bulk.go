@@ -213,7 +213,7 @@ type outcome struct {
 func (s *Service) run(ctx context.Context, c *auth.Caller, in BulkInput,
 	build func(ctx context.Context, tx bun.Tx, role string) (change, error),
 ) (BulkResult, error) {
-	sel, err := in.Selection.check(true)
+	sel, err := in.check(true)
 	if err != nil {
 		return BulkResult{}, err
 	}

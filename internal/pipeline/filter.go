@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,67 +124,92 @@ func (f Filter) check() (Filter, error) {
 	return f, nil
 }
 
-// where is f as one SQL condition on the workspace_leads alias w, with its arguments.
-func (f Filter) where() schema.QueryWithArgs {
-	var conds []string
-	var args []any
-	add := func(cond string, vals ...any) {
-		conds = append(conds, cond)
-		args = append(args, vals...)
+// sqlArgs collects the arguments of a statement under construction, in one placeholder style:
+// bun's "?" (arrays wrapped for its formatter) or pgx's "$n".
+type sqlArgs struct {
+	args   []any
+	dollar bool
+}
+
+// add adds v and returns its placeholder.
+func (a *sqlArgs) add(v any) string {
+	if a.dollar {
+		a.args = append(a.args, v)
+		return "$" + strconv.Itoa(len(a.args))
 	}
+	if ss, ok := v.([]string); ok {
+		v = pgdialect.Array(ss)
+	}
+	a.args = append(a.args, v)
+	return "?"
+}
+
+// cond is f as one SQL condition on the workspace_leads alias w, its arguments added to a.
+func (f Filter) cond(a *sqlArgs) string {
+	var conds []string
 	if !f.IncludeDeleted {
-		add("w.deleted_at IS NULL")
+		conds = append(conds, "w.deleted_at IS NULL")
 	}
 	if len(f.Statuses) > 0 {
-		add("w.status = ANY(?::text[])", pgdialect.Array(f.Statuses))
+		conds = append(conds, "w.status = ANY("+a.add(f.Statuses)+"::text[])")
 	}
 	switch {
 	case len(f.AssigneeIDs) > 0 && f.Unassigned != nil && *f.Unassigned:
-		add("(w.assignee_user_id = ANY(?::uuid[]) OR w.assignee_user_id IS NULL)", pgdialect.Array(f.AssigneeIDs))
+		conds = append(conds, "(w.assignee_user_id = ANY("+a.add(f.AssigneeIDs)+"::uuid[]) OR w.assignee_user_id IS NULL)")
 	case len(f.AssigneeIDs) > 0:
-		add("w.assignee_user_id = ANY(?::uuid[])", pgdialect.Array(f.AssigneeIDs))
+		conds = append(conds, "w.assignee_user_id = ANY("+a.add(f.AssigneeIDs)+"::uuid[])")
 	case f.Unassigned != nil && *f.Unassigned:
-		add("w.assignee_user_id IS NULL")
+		conds = append(conds, "w.assignee_user_id IS NULL")
 	case f.Unassigned != nil:
-		add("w.assignee_user_id IS NOT NULL")
+		conds = append(conds, "w.assignee_user_id IS NOT NULL")
 	}
 	if len(f.TagsAny) > 0 {
-		add("w.tags && ?::text[]", pgdialect.Array(f.TagsAny))
+		conds = append(conds, "w.tags && "+a.add(f.TagsAny)+"::text[]")
 	}
 	if len(f.TagsAll) > 0 {
-		add("w.tags @> ?::text[]", pgdialect.Array(f.TagsAll))
+		conds = append(conds, "w.tags @> "+a.add(f.TagsAll)+"::text[]")
 	}
 	if f.PurchasedAfter != nil {
-		add("w.purchased_at > ?::timestamptz", *f.PurchasedAfter)
+		conds = append(conds, "w.purchased_at > "+a.add(*f.PurchasedAfter)+"::timestamptz")
 	}
 	if f.PurchasedBefore != nil {
-		add("w.purchased_at < ?::timestamptz", *f.PurchasedBefore)
+		conds = append(conds, "w.purchased_at < "+a.add(*f.PurchasedBefore)+"::timestamptz")
 	}
 	if f.Search != "" {
-		var searchArgs []any
 		// check validated the text, so SearchCondition does not fail here.
-		cond, _ := lead.SearchCondition("w.lead_id", f.Search, func(v any) string {
-			searchArgs = append(searchArgs, v)
-			return "?"
-		})
-		add(cond, searchArgs...)
+		c, _ := lead.SearchCondition("w.lead_id", f.Search, a.add)
+		conds = append(conds, c)
 	}
 	if len(conds) == 0 {
-		return bun.SafeQuery("true")
+		return "true"
 	}
-	return bun.SafeQuery(strings.Join(conds, " AND "), args...)
+	return strings.Join(conds, " AND ")
 }
 
-// where is s as one SQL condition on the workspace_leads alias w (s checked), for reads (a list,
-// an export): the leads of its ids that are on the list, those its filter matches, or (neither)
-// every lead on the list.
-func (s Selection) where() schema.QueryWithArgs {
+// where is f as one condition for bun.
+func (f Filter) where() schema.QueryWithArgs {
+	var a sqlArgs
+	c := f.cond(&a)
+	return bun.SafeQuery(c, a.args...)
+}
+
+// cond is s as one SQL condition on the workspace_leads alias w (s checked), for reads (a list, an
+// export): the leads of its ids that are on the list, those its filter matches, or (neither) every
+// lead on the list.
+func (s Selection) cond(a *sqlArgs) string {
 	switch {
 	case s.IDs != nil:
-		return bun.SafeQuery("w.id = ANY(?::uuid[]) AND w.deleted_at IS NULL", pgdialect.Array(s.IDs))
+		return "w.id = ANY(" + a.add(s.IDs) + "::uuid[]) AND w.deleted_at IS NULL"
 	case s.Filter != nil:
-		return s.Filter.where()
+		return s.Filter.cond(a)
 	default:
-		return Filter{}.where()
+		return Filter{}.cond(a)
 	}
+}
+
+// where is s as one condition for bun.
+func (s Selection) where() schema.QueryWithArgs {
+	var a sqlArgs
+	c := s.cond(&a)
+	return bun.SafeQuery(c, a.args...)
 }

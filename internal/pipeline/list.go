@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/user"
@@ -87,69 +90,127 @@ func (s *Service) List(ctx context.Context, c *auth.Caller, p ListParams) (page.
 	return page.New(rows, limit, func(w WorkspaceLead) any { return positionOf(p.Order, w) }), nil
 }
 
-// orderBy returns the ORDER BY of order and the keyset condition of a position in it.
-// Errors: INVALID_INPUT for an unknown order.
-func orderBy(order string) (by, after string, err error) {
+// orderBy returns the ORDER BY of order and the keyset condition of a position in it, on its two
+// placeholders. Errors: INVALID_INPUT for an unknown order.
+func orderBy(order string) (by string, after func(t, id string) string, err error) {
 	switch order {
 	case OrderPurchasedNewest:
-		return "w.purchased_at DESC, w.id DESC", "(w.purchased_at, w.id) < (?::timestamptz, ?::uuid)", nil
+		return "w.purchased_at DESC, w.id DESC", func(t, id string) string {
+			return "(w.purchased_at, w.id) < (" + t + "::timestamptz, " + id + "::uuid)"
+		}, nil
 	case OrderPurchasedOldest:
-		return "w.purchased_at ASC, w.id ASC", "(w.purchased_at, w.id) > (?::timestamptz, ?::uuid)", nil
+		return "w.purchased_at ASC, w.id ASC", func(t, id string) string {
+			return "(w.purchased_at, w.id) > (" + t + "::timestamptz, " + id + "::uuid)"
+		}, nil
 	case OrderUpdatedNewest:
-		return "w.updated_at DESC, w.id DESC", "(w.updated_at, w.id) < (?::timestamptz, ?::uuid)", nil
+		return "w.updated_at DESC, w.id DESC", func(t, id string) string {
+			return "(w.updated_at, w.id) < (" + t + "::timestamptz, " + id + "::uuid)"
+		}, nil
 	}
-	return "", "", apperr.New(apperr.InvalidInput, "unknown order %q", order)
+	return "", nil, apperr.New(apperr.InvalidInput, "unknown order %q", order)
 }
 
-// workspaceLeadColumns are the columns of WorkspaceLead, on alias w.
+// workspaceLeadColumns are the columns of WorkspaceLead, on alias w, in the order scan reads them.
 const workspaceLeadColumns = `w.id, w.workspace_id, w.lead_id, w.credits_spent, w.purchased_at, w.status,
 	w.assignee_user_id, w.tags, w.deleted_at, w.updated_at`
 
-// Read returns up to limit leads of workspaceID that sel selects, in order after the position
-// after (nil: from the start), each with its lead: two statements for any limit. It checks no
-// access — List and an export's creation did — so it serves the export job too.
-// Errors: INVALID_INPUT for a bad selection or order.
-func (s *Service) Read(ctx context.Context, workspaceID string, sel Selection, order string, after *Position, limit int) ([]WorkspaceLead, error) {
+// readSQL is the one statement that reads a workspace's leads with their leads: sel's rows of
+// workspaceID in order after the position after, at most limit (0: all), joined with the leads the
+// workspace bought (lead.JoinPurchased). Its text depends only on the shape of the request, so it
+// runs as a prepared statement.
+func readSQL(workspaceID string, sel Selection, order string, after *Position, limit int) (string, []any, error) {
 	sel, err := sel.check(false)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	by, afterCond, err := orderBy(order)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	keyset := bun.SafeQuery("true")
+	a := &sqlArgs{dollar: true}
+	j := lead.JoinPurchased("w.lead_id", "w.workspace_id")
+	var b strings.Builder
+	b.WriteString("SELECT " + workspaceLeadColumns + ",\n\t" + j.Columns + "\nFROM workspace_leads AS w\n\t" + j.Joins)
+	b.WriteString("\nWHERE w.workspace_id = " + a.add(workspaceID) + "::uuid AND " + sel.cond(a))
 	if after != nil {
-		keyset = bun.SafeQuery(afterCond, after.Time, after.ID)
+		b.WriteString(" AND " + afterCond(a.add(after.Time), a.add(after.ID)))
 	}
-	rows := make([]WorkspaceLead, 0, limit)
-	if err := s.db.NewRaw("SELECT "+workspaceLeadColumns+"\nFROM workspace_leads AS w WHERE w.workspace_id = ?::uuid AND ? AND ?"+
-		"\nORDER BY "+by+" LIMIT "+strconv.Itoa(limit), workspaceID, sel.where(), keyset).Scan(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("leads of workspace %s: %w", workspaceID, err)
+	b.WriteString("\nORDER BY " + by)
+	if limit > 0 {
+		// In the text, not a parameter: the planner sees a page's size and walks the list's index.
+		b.WriteString("\nLIMIT " + strconv.Itoa(limit))
 	}
-	if len(rows) == 0 {
-		return rows, nil
+	return b.String(), a.args, nil
+}
+
+// scanRow reads one row of readSQL into w.
+func scanRow(rows pgx.Rows, w *WorkspaceLead) error {
+	var assignee *string
+	dest := append([]any{&w.ID, &w.WorkspaceID, &w.LeadID, &w.CreditsSpent, &w.PurchasedAt, &w.Status, &assignee,
+		&w.Tags, &w.DeletedAt, &w.UpdatedAt}, w.Lead.PurchasedDest()...)
+	if err := rows.Scan(dest...); err != nil {
+		return err
 	}
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.LeadID
+	w.AssigneeUserID = ""
+	if assignee != nil {
+		w.AssigneeUserID = *assignee
 	}
-	leads, err := lead.PurchasedByIDs(ctx, s.db, workspaceID, ids)
+	if w.Tags == nil {
+		w.Tags = []string{}
+	}
+	return nil
+}
+
+// Read returns up to limit leads of workspaceID that sel selects, in order after the position
+// after (nil: from the start), each with its lead: one statement for any limit. It checks no
+// access — List and an export's creation did. Errors: INVALID_INPUT for a bad selection or order.
+func (s *Service) Read(ctx context.Context, workspaceID string, sel Selection, order string, after *Position, limit int) ([]WorkspaceLead, error) {
+	query, args, err := readSQL(workspaceID, sel, order, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]lead.Lead, len(leads))
-	for _, l := range leads {
-		byID[l.ID] = l
-	}
-	for i := range rows {
-		l, ok := byID[rows[i].LeadID]
-		if !ok {
-			return nil, fmt.Errorf("workspace lead %s: lead %s is not one the workspace bought", rows[i].ID, rows[i].LeadID)
+	rows := make([]WorkspaceLead, 0, limit)
+	err = db.QueryPrepared(ctx, s.db, query, args, func(r pgx.Rows) error {
+		for r.Next() {
+			var w WorkspaceLead
+			if err := scanRow(r, &w); err != nil {
+				return err
+			}
+			rows = append(rows, w)
 		}
-		rows[i].Lead = l
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("leads of workspace %s: %w", workspaceID, err)
 	}
 	return rows, nil
+}
+
+// Stream calls fn with each lead of workspaceID that sel selects, in order after the position
+// after (nil: from the start), each with its lead, read by one statement as it arrives — as a
+// COPY would read them, with PostgreSQL's plan for the whole list rather than a lookup per lead.
+// An error from fn stops the stream and is returned. It checks
+// no access, like Read. It holds a connection until it returns: fn must not wait for one of the
+// same *bun.DB's connections that only it could free.
+func (s *Service) Stream(ctx context.Context, workspaceID string, sel Selection, order string, after *Position,
+	fn func(w *WorkspaceLead) error,
+) error {
+	query, args, err := readSQL(workspaceID, sel, order, after, 0)
+	if err != nil {
+		return err
+	}
+	return db.QueryPrepared(ctx, s.db, query, args, func(r pgx.Rows) error {
+		for r.Next() {
+			var w WorkspaceLead // a new one each row: pgx may reuse what it scanned into (tags)
+			if err := scanRow(r, &w); err != nil {
+				return fmt.Errorf("leads of workspace %s: %w", workspaceID, err)
+			}
+			if err := fn(&w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Count returns how many leads of workspaceID sel selects. It checks no access, like Read.
@@ -210,3 +271,14 @@ func AddPurchases(ctx context.Context, tx bun.IDB, purchases []Purchase) error {
 
 // PositionOf returns w's keyset position in order, the after of the rows that follow it.
 func PositionOf(order string, w WorkspaceLead) Position { return positionOf(order, w) }
+
+// AssigneeIDs returns the distinct users workspaceID's leads are assigned to, for a reader of the
+// whole list that shows them (an export) and looks them up once.
+func (s *Service) AssigneeIDs(ctx context.Context, workspaceID string) ([]string, error) {
+	var ids []string
+	if err := s.db.NewRaw(`SELECT DISTINCT w.assignee_user_id::text FROM workspace_leads AS w
+		WHERE w.workspace_id = ?::uuid AND w.assignee_user_id IS NOT NULL`, workspaceID).Scan(ctx, &ids); err != nil {
+		return nil, fmt.Errorf("assignees of workspace %s: %w", workspaceID, err)
+	}
+	return ids, nil
+}

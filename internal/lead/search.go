@@ -1,44 +1,14 @@
 package lead
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 )
 
-// The reads a workspace's pipeline (internal/pipeline) makes of the leads it bought: the leads of
-// a page (or of an export's chunk) in one statement, and the contact search its filters use inside
-// its own statements.
-
-// PurchasedByIDs returns the leads of ids that workspaceID bought, with full contact data and
-// PurchasedAt and PurchaseID set; ids the workspace did not buy are left out. It is one prepared
-// statement whatever the number of ids (a page, or an export's chunk of thousands). Errors:
-// INVALID_INPUT for a malformed id.
-func PurchasedByIDs(ctx context.Context, bdb *bun.DB, workspaceID string, ids []string) ([]Lead, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if err := apperr.CheckID(workspaceID); err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		if err := apperr.CheckID(id); err != nil {
-			return nil, err
-		}
-	}
-	q := purchasedLeads(workspaceID)
-	q.and("l.id = ANY(?::uuid[])", ids)
-	leads, err := q.run(ctx, bdb, "", 0, make([]Lead, 0, len(ids)))
-	if err != nil {
-		return nil, fmt.Errorf("leads of workspace %s by ids: %w", workspaceID, err)
-	}
-	return leads, nil
-}
+// The contact search a workspace's pipeline (internal/pipeline) uses inside its own statements;
+// JoinPurchased (query.go) reads the leads it bought beside its rows.
 
 // MaxSearchLength is the longest text SearchCondition looks for, in characters.
 const MaxSearchLength = 100
