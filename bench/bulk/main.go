@@ -5,12 +5,13 @@
 //     the audit entry with every old status, the events, the GraphQL request and response — beside
 //     the same UPDATE of 10,000 other leads run raw through pgx, round after round, alternating
 //     which goes first; targets: raw/HTTP ≥ 0.5 and HTTP under 1 s.
+//
 //  2. an export of the 100,000 leads end to end — the mutation, the River job writing the file
 //     into PostgreSQL in chunks, polling until COMPLETED, the download read to its end — beside
 //     COPY (SELECT …) TO STDOUT of the same rows and columns; targets: COPY/export ≥ 0.33 and the
 //     server's peak RSS under 200 MB.
 //
-//	go run ./bench/bulk [-leads 100000] [-rounds 3] [-fresh] [-database-url URL]
+//     go run ./bench/bulk [-leads 100000] [-rounds 3] [-fresh] [-database-url URL]
 //
 // The database lm_bench_bulk is seeded once (the demo seed, then one purchase of every lead by the
 // first owner's workspace) and kept for the next run.
@@ -196,7 +197,7 @@ func (b *bench) benchBulk(ctx context.Context, conn *pgx.Conn, rounds int) error
 // encoded beforehand) and the statements the server ran for it.
 func (b *bench) bulkHTTP(ctx context.Context, ids []string) (time.Duration, int, error) {
 	body, _ := json.Marshal(map[string]any{
-		"query": `mutation($in: BulkUpdateLeadStatusInput!) { bulkUpdateLeadStatus(input: $in) { requested affected skipped { id reason } } }`,
+		"query":     `mutation($in: BulkUpdateLeadStatusInput!) { bulkUpdateLeadStatus(input: $in) { requested affected skipped { id reason } } }`,
 		"variables": map[string]any{"in": map[string]any{"workspaceId": b.ws, "ids": ids, "status": "CONTACTED"}},
 	})
 	start := time.Now()
