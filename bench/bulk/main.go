@@ -1,17 +1,18 @@
 // Command bulk is the pipeline benchmark (make bench-bulk), on 100,000 leads bought by one
 // workspace and the real server (`leadmarket serve`, its own process):
 //
+//	go run ./bench/bulk [-leads 100000] [-rounds 3] [-fresh] [-database-url URL]
+//
+// It measures, side by side in the same run:
+//
 //  1. bulkUpdateLeadStatus on 10,000 ids over HTTP — membership check, the one bulk statement,
 //     the audit entry with every old status, the events, the GraphQL request and response — beside
 //     the same UPDATE of 10,000 other leads run raw through pgx, round after round, alternating
 //     which goes first; targets: raw/HTTP ≥ 0.5 and HTTP under 1 s.
-//
 //  2. an export of the 100,000 leads end to end — the mutation, the River job writing the file
 //     into PostgreSQL in chunks, polling until COMPLETED, the download read to its end — beside
 //     COPY (SELECT …) TO STDOUT of the same rows and columns; targets: COPY/export ≥ 0.33 and the
 //     server's peak RSS under 200 MB.
-//
-//     go run ./bench/bulk [-leads 100000] [-rounds 3] [-fresh] [-database-url URL]
 //
 // The database lm_bench_bulk is seeded once (the demo seed, then one purchase of every lead by the
 // first owner's workspace) and kept for the next run.
