@@ -76,7 +76,7 @@ func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // Stop shuts the server down (SIGTERM, then a kill after 30 s) and removes its binary.
 func (s *Server) Stop() {
-	defer os.RemoveAll(s.dir)
+	defer func() { _ = os.RemoveAll(s.dir) }()
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
