@@ -2804,8 +2804,8 @@ type Export {
   expiresAt: Time!
   """
   Where to GET the file (a path on this API, such as /exports/<id>.csv) with the same bearer
-  token, while COMPLETED and not expired; null otherwise. The answer is text/csv with a UTF-8
-  byte-order mark and CRLF line ends.
+  token, while COMPLETED and not expired; null otherwise. The answer is text/csv (UTF-8, with a
+  byte-order mark for spreadsheets).
   """
   downloadUrl: String
   "Why it FAILED (an error code such as INTERNAL); null otherwise."

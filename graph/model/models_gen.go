@@ -190,8 +190,8 @@ type Export struct {
 	// When it is deleted (EXPORT_RETENTION after it was requested, default 7 days).
 	ExpiresAt time.Time `json:"expiresAt"`
 	// Where to GET the file (a path on this API, such as /exports/<id>.csv) with the same bearer
-	// token, while COMPLETED and not expired; null otherwise. The answer is text/csv with a UTF-8
-	// byte-order mark and CRLF line ends.
+	// token, while COMPLETED and not expired; null otherwise. The answer is text/csv (UTF-8, with a
+	// byte-order mark for spreadsheets).
 	DownloadURL *string `json:"downloadUrl,omitempty"`
 	// Why it FAILED (an error code such as INTERNAL); null otherwise.
 	ErrorCode *string `json:"errorCode,omitempty"`
