@@ -205,9 +205,14 @@ func toPipelineFilter(f *model.WorkspaceLeadFilter) *pipeline.Filter {
 	return out
 }
 
+// toSelection is the leads a bulk mutation or an export names: its ids or its filter.
+func toSelection(ids []string, filter *model.WorkspaceLeadFilter) pipeline.Selection {
+	return pipeline.Selection{IDs: ids, Filter: toPipelineFilter(filter)}
+}
+
 // toBulkInput is a bulk mutation's input for pipeline: its workspace and its ids or filter.
 func toBulkInput(workspaceID string, ids []string, filter *model.WorkspaceLeadFilter) pipeline.BulkInput {
-	return pipeline.BulkInput{WorkspaceID: workspaceID, Selection: pipeline.Selection{IDs: ids, Filter: toPipelineFilter(filter)}}
+	return pipeline.BulkInput{WorkspaceID: workspaceID, Selection: toSelection(ids, filter)}
 }
 
 // bulkResult maps a bulk operation's outcome (or passes its error on).

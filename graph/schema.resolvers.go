@@ -140,9 +140,8 @@ func (r *mutationResolver) BulkRestoreLeads(ctx context.Context, input model.Bul
 
 // ExportWorkspaceLeads is the resolver for the exportWorkspaceLeads field.
 func (r *mutationResolver) ExportWorkspaceLeads(ctx context.Context, input model.ExportWorkspaceLeadsInput) (*model.Export, error) {
-	sel := toBulkInput(input.WorkspaceID, input.Ids, input.Filter).Selection
 	return exportResult(r.ExportService.ExportWorkspaceLeads(ctx, auth.CallerFrom(ctx), export.LeadsInput{
-		WorkspaceID: input.WorkspaceID, Selection: sel, Columns: toExportColumns(input.Columns),
+		WorkspaceID: input.WorkspaceID, Selection: toSelection(input.Ids, input.Filter), Columns: toExportColumns(input.Columns),
 	}))
 }
 
