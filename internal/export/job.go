@@ -340,13 +340,25 @@ func (s *Service) streamLeads(ctx context.Context, st *state, p params, deadline
 		}
 		return nil
 	}
+	// The position after a chunk is its last row's, encoded once the chunk is complete.
+	var lastPos pipeline.Position
+	finishLeads := func() error {
+		if c.rows > 0 {
+			pos, err := json.Marshal(lastPos)
+			if err != nil {
+				return err
+			}
+			c.position = pos
+		}
+		return finish(w, buf, &c)
+	}
 	c.position = st.Position
 	if err := start(); err != nil {
 		return err
 	}
 	err = s.pipeline.Stream(ctx, st.WorkspaceID, *p.Selection, pipeline.OrderPurchasedNewest, after, func(wl *pipeline.WorkspaceLead) (err error) {
 		if c.rows == s.opts.ChunkRows {
-			if err := finish(w, buf, &c); err != nil {
+			if err := finishLeads(); err != nil {
 				return err
 			}
 			if err := hand(c); err != nil {
@@ -373,12 +385,12 @@ func (s *Service) streamLeads(ctx context.Context, st *state, p params, deadline
 			return err
 		}
 		c.rows++
-		c.position, err = json.Marshal(pipeline.PositionOf(pipeline.OrderPurchasedNewest, *wl))
-		return err
+		lastPos = pipeline.PositionOf(pipeline.OrderPurchasedNewest, *wl)
+		return nil
 	})
 	if err == nil {
 		c.last = true
-		if err = finish(w, buf, &c); err == nil {
+		if err = finishLeads(); err == nil {
 			err = hand(c)
 		}
 	}

@@ -189,7 +189,8 @@ func (s *Service) Read(ctx context.Context, workspaceID string, sel Selection, o
 // Stream calls fn with each lead of workspaceID that sel selects, in order after the position
 // after (nil: from the start), each with its lead, read by one statement as it arrives — as a
 // COPY would read them, with PostgreSQL's plan for the whole list rather than a lookup per lead.
-// An error from fn stops the stream and is returned. It checks
+// fn's w, its tags included, is only valid until fn returns: the next row reuses it. An error from
+// fn stops the stream and is returned. It checks
 // no access, like Read. It holds a connection until it returns: fn must not wait for one of the
 // same *bun.DB's connections that only it could free.
 func (s *Service) Stream(ctx context.Context, workspaceID string, sel Selection, order string, after *Position,
@@ -200,8 +201,9 @@ func (s *Service) Stream(ctx context.Context, workspaceID string, sel Selection,
 		return err
 	}
 	return db.QueryPrepared(ctx, s.db, query, args, func(r pgx.Rows) error {
+		var w WorkspaceLead
 		for r.Next() {
-			var w WorkspaceLead // a new one each row: pgx may reuse what it scanned into (tags)
+			w = WorkspaceLead{Tags: w.Tags[:0]} // scanning may reuse the tags' array
 			if err := scanRow(r, &w); err != nil {
 				return fmt.Errorf("leads of workspace %s: %w", workspaceID, err)
 			}
