@@ -33,4 +33,10 @@ func setComplexity(c *ComplexityRoot) {
 	c.LeadUpload.Rejections = func(child int, first *int, _ *string, _ *model.RejectionReason) int {
 		return gqlhttp.ConnectionCost(child, first, 50)
 	}
+	c.Query.WorkspaceLeads = func(child int, _ string, first *int, _ *string, _ *model.WorkspaceLeadFilter, _ *model.WorkspaceLeadOrder) int {
+		return gqlhttp.ConnectionCost(child, first, 50)
+	}
+	c.Query.Exports = func(child int, _ *string, first *int, _ *string) int {
+		return gqlhttp.ConnectionCost(child, first, 25)
+	}
 }

@@ -35,6 +35,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	User() UserResolver
 	WebhookEvent() WebhookEventResolver
+	WorkspaceLead() WorkspaceLeadResolver
 }
 
 type DirectiveRoot struct {
@@ -91,6 +92,17 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	BulkResult struct {
+		Affected  func(childComplexity int) int
+		Requested func(childComplexity int) int
+		Skipped   func(childComplexity int) int
+	}
+
+	BulkSkip struct {
+		ID     func(childComplexity int) int
+		Reason func(childComplexity int) int
+	}
+
 	CreditBalance struct {
 		Credits     func(childComplexity int) int
 		WorkspaceID func(childComplexity int) int
@@ -132,6 +144,30 @@ type ComplexityRoot struct {
 	}
 
 	CreditTransactionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	Export struct {
+		CompletedAt func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		DownloadURL func(childComplexity int) int
+		ErrorCode   func(childComplexity int) int
+		ExpiresAt   func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		RowsDone    func(childComplexity int) int
+		RowsTotal   func(childComplexity int) int
+		Status      func(childComplexity int) int
+		WorkspaceID func(childComplexity int) int
+	}
+
+	ExportConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ExportEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
 	}
@@ -235,7 +271,15 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AddWorkspaceMember       func(childComplexity int, workspaceID string, email string, role model.WorkspaceRole) int
 		AdjustCredits            func(childComplexity int, workspaceID string, delta int, reason string, idempotencyKey *string) int
+		BulkAddLeadTags          func(childComplexity int, input model.BulkAddLeadTagsInput) int
+		BulkAssignLeads          func(childComplexity int, input model.BulkAssignLeadsInput) int
+		BulkDeleteLeads          func(childComplexity int, input model.BulkDeleteLeadsInput) int
+		BulkRemoveLeadTags       func(childComplexity int, input model.BulkRemoveLeadTagsInput) int
+		BulkRestoreLeads         func(childComplexity int, input model.BulkRestoreLeadsInput) int
+		BulkUpdateLeadStatus     func(childComplexity int, input model.BulkUpdateLeadStatusInput) int
 		CreateWorkspace          func(childComplexity int, name string) int
+		ExportAuditLogs          func(childComplexity int, filter model.AuditLogFilter) int
+		ExportWorkspaceLeads     func(childComplexity int, input model.ExportWorkspaceLeadsInput) int
 		PurchaseCredits          func(childComplexity int, input model.PurchaseCreditsInput) int
 		PurchaseLeads            func(childComplexity int, input model.PurchaseLeadsInput) int
 		ReportLeadBounce         func(childComplexity int, input model.ReportLeadBounceInput) int
@@ -316,6 +360,8 @@ type ComplexityRoot struct {
 		CreditOrder        func(childComplexity int, id string) int
 		CreditPackages     func(childComplexity int) int
 		CreditTransactions func(childComplexity int, workspaceID string, first *int, after *string) int
+		Export             func(childComplexity int, id string) int
+		Exports            func(childComplexity int, workspaceID *string, first *int, after *string) int
 		Lead               func(childComplexity int, id string) int
 		LeadUpload         func(childComplexity int, id string) int
 		LeadUploads        func(childComplexity int, partnerID string, first *int, after *string) int
@@ -328,6 +374,7 @@ type ComplexityRoot struct {
 		VerificationStats  func(childComplexity int) int
 		WebhookEvent       func(childComplexity int, id string) int
 		WebhookEvents      func(childComplexity int, filter *model.WebhookEventFilter, first *int, after *string) int
+		WorkspaceLeads     func(childComplexity int, workspaceID string, first *int, after *string, filter *model.WorkspaceLeadFilter, orderBy *model.WorkspaceLeadOrder) int
 	}
 
 	RejectionCount struct {
@@ -397,6 +444,28 @@ type ComplexityRoot struct {
 		Name      func(childComplexity int) int
 	}
 
+	WorkspaceLead struct {
+		Assignee     func(childComplexity int) int
+		CreditsSpent func(childComplexity int) int
+		DeletedAt    func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Lead         func(childComplexity int) int
+		PurchasedAt  func(childComplexity int) int
+		Status       func(childComplexity int) int
+		Tags         func(childComplexity int) int
+		UpdatedAt    func(childComplexity int) int
+	}
+
+	WorkspaceLeadConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	WorkspaceLeadEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	WorkspaceMember struct {
 		Email       func(childComplexity int) int
 		Role        func(childComplexity int) int
@@ -433,6 +502,14 @@ type MutationResolver interface {
 	UploadLeads(ctx context.Context, input model.UploadLeadsInput) (*model.LeadUpload, error)
 	ReverifyLeads(ctx context.Context, leadIds []string) (int, error)
 	ReportLeadBounce(ctx context.Context, input model.ReportLeadBounceInput) (*model.BounceReport, error)
+	BulkUpdateLeadStatus(ctx context.Context, input model.BulkUpdateLeadStatusInput) (*model.BulkResult, error)
+	BulkAssignLeads(ctx context.Context, input model.BulkAssignLeadsInput) (*model.BulkResult, error)
+	BulkAddLeadTags(ctx context.Context, input model.BulkAddLeadTagsInput) (*model.BulkResult, error)
+	BulkRemoveLeadTags(ctx context.Context, input model.BulkRemoveLeadTagsInput) (*model.BulkResult, error)
+	BulkDeleteLeads(ctx context.Context, input model.BulkDeleteLeadsInput) (*model.BulkResult, error)
+	BulkRestoreLeads(ctx context.Context, input model.BulkRestoreLeadsInput) (*model.BulkResult, error)
+	ExportWorkspaceLeads(ctx context.Context, input model.ExportWorkspaceLeadsInput) (*model.Export, error)
+	ExportAuditLogs(ctx context.Context, filter model.AuditLogFilter) (*model.Export, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*model.User, error)
@@ -453,6 +530,9 @@ type QueryResolver interface {
 	PartnerStats(ctx context.Context, partnerID string) (*model.PartnerStats, error)
 	VerificationStats(ctx context.Context) (*model.VerificationStats, error)
 	BounceReports(ctx context.Context, workspaceID string, first *int, after *string) (*model.BounceReportConnection, error)
+	WorkspaceLeads(ctx context.Context, workspaceID string, first *int, after *string, filter *model.WorkspaceLeadFilter, orderBy *model.WorkspaceLeadOrder) (*model.WorkspaceLeadConnection, error)
+	Export(ctx context.Context, id string) (*model.Export, error)
+	Exports(ctx context.Context, workspaceID *string, first *int, after *string) (*model.ExportConnection, error)
 }
 type UserResolver interface {
 	Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error)
@@ -460,6 +540,9 @@ type UserResolver interface {
 }
 type WebhookEventResolver interface {
 	AttemptLog(ctx context.Context, obj *model.WebhookEvent) ([]*model.WebhookAttempt, error)
+}
+type WorkspaceLeadResolver interface {
+	Assignee(ctx context.Context, obj *model.WorkspaceLead) (*model.User, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -672,6 +755,38 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.BounceReportEdge.Node(childComplexity), true
 
+	case "BulkResult.affected":
+		if e.ComplexityRoot.BulkResult.Affected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkResult.Affected(childComplexity), true
+	case "BulkResult.requested":
+		if e.ComplexityRoot.BulkResult.Requested == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkResult.Requested(childComplexity), true
+	case "BulkResult.skipped":
+		if e.ComplexityRoot.BulkResult.Skipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkResult.Skipped(childComplexity), true
+
+	case "BulkSkip.id":
+		if e.ComplexityRoot.BulkSkip.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkSkip.ID(childComplexity), true
+	case "BulkSkip.reason":
+		if e.ComplexityRoot.BulkSkip.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkSkip.Reason(childComplexity), true
+
 	case "CreditBalance.credits":
 		if e.ComplexityRoot.CreditBalance.Credits == nil {
 			break
@@ -839,6 +954,99 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreditTransactionEdge.Node(childComplexity), true
+
+	case "Export.completedAt":
+		if e.ComplexityRoot.Export.CompletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.CompletedAt(childComplexity), true
+	case "Export.createdAt":
+		if e.ComplexityRoot.Export.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.CreatedAt(childComplexity), true
+	case "Export.downloadUrl":
+		if e.ComplexityRoot.Export.DownloadURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.DownloadURL(childComplexity), true
+	case "Export.errorCode":
+		if e.ComplexityRoot.Export.ErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.ErrorCode(childComplexity), true
+	case "Export.expiresAt":
+		if e.ComplexityRoot.Export.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.ExpiresAt(childComplexity), true
+	case "Export.id":
+		if e.ComplexityRoot.Export.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.ID(childComplexity), true
+	case "Export.kind":
+		if e.ComplexityRoot.Export.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.Kind(childComplexity), true
+	case "Export.rowsDone":
+		if e.ComplexityRoot.Export.RowsDone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.RowsDone(childComplexity), true
+	case "Export.rowsTotal":
+		if e.ComplexityRoot.Export.RowsTotal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.RowsTotal(childComplexity), true
+	case "Export.status":
+		if e.ComplexityRoot.Export.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.Status(childComplexity), true
+	case "Export.workspaceId":
+		if e.ComplexityRoot.Export.WorkspaceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Export.WorkspaceID(childComplexity), true
+
+	case "ExportConnection.edges":
+		if e.ComplexityRoot.ExportConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConnection.Edges(childComplexity), true
+	case "ExportConnection.pageInfo":
+		if e.ComplexityRoot.ExportConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportConnection.PageInfo(childComplexity), true
+
+	case "ExportEdge.cursor":
+		if e.ComplexityRoot.ExportEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportEdge.Cursor(childComplexity), true
+	case "ExportEdge.node":
+		if e.ComplexityRoot.ExportEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExportEdge.Node(childComplexity), true
 
 	case "Lead.buyersCount":
 		if e.ComplexityRoot.Lead.BuyersCount == nil {
@@ -1273,6 +1481,72 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AdjustCredits(childComplexity, args["workspaceId"].(string), args["delta"].(int), args["reason"].(string), args["idempotencyKey"].(*string)), true
+	case "Mutation.bulkAddLeadTags":
+		if e.ComplexityRoot.Mutation.BulkAddLeadTags == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bulkAddLeadTags_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BulkAddLeadTags(childComplexity, args["input"].(model.BulkAddLeadTagsInput)), true
+	case "Mutation.bulkAssignLeads":
+		if e.ComplexityRoot.Mutation.BulkAssignLeads == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bulkAssignLeads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BulkAssignLeads(childComplexity, args["input"].(model.BulkAssignLeadsInput)), true
+	case "Mutation.bulkDeleteLeads":
+		if e.ComplexityRoot.Mutation.BulkDeleteLeads == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bulkDeleteLeads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BulkDeleteLeads(childComplexity, args["input"].(model.BulkDeleteLeadsInput)), true
+	case "Mutation.bulkRemoveLeadTags":
+		if e.ComplexityRoot.Mutation.BulkRemoveLeadTags == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bulkRemoveLeadTags_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BulkRemoveLeadTags(childComplexity, args["input"].(model.BulkRemoveLeadTagsInput)), true
+	case "Mutation.bulkRestoreLeads":
+		if e.ComplexityRoot.Mutation.BulkRestoreLeads == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bulkRestoreLeads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BulkRestoreLeads(childComplexity, args["input"].(model.BulkRestoreLeadsInput)), true
+	case "Mutation.bulkUpdateLeadStatus":
+		if e.ComplexityRoot.Mutation.BulkUpdateLeadStatus == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bulkUpdateLeadStatus_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BulkUpdateLeadStatus(childComplexity, args["input"].(model.BulkUpdateLeadStatusInput)), true
 	case "Mutation.createWorkspace":
 		if e.ComplexityRoot.Mutation.CreateWorkspace == nil {
 			break
@@ -1284,6 +1558,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateWorkspace(childComplexity, args["name"].(string)), true
+	case "Mutation.exportAuditLogs":
+		if e.ComplexityRoot.Mutation.ExportAuditLogs == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_exportAuditLogs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExportAuditLogs(childComplexity, args["filter"].(model.AuditLogFilter)), true
+	case "Mutation.exportWorkspaceLeads":
+		if e.ComplexityRoot.Mutation.ExportWorkspaceLeads == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_exportWorkspaceLeads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExportWorkspaceLeads(childComplexity, args["input"].(model.ExportWorkspaceLeadsInput)), true
 	case "Mutation.purchaseCredits":
 		if e.ComplexityRoot.Mutation.PurchaseCredits == nil {
 			break
@@ -1637,6 +1933,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CreditTransactions(childComplexity, args["workspaceId"].(string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.export":
+		if e.ComplexityRoot.Query.Export == nil {
+			break
+		}
+
+		args, err := ec.field_Query_export_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Export(childComplexity, args["id"].(string)), true
+	case "Query.exports":
+		if e.ComplexityRoot.Query.Exports == nil {
+			break
+		}
+
+		args, err := ec.field_Query_exports_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Exports(childComplexity, args["workspaceId"].(*string), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.lead":
 		if e.ComplexityRoot.Query.Lead == nil {
@@ -1760,6 +2078,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.WebhookEvents(childComplexity, args["filter"].(*model.WebhookEventFilter), args["first"].(*int), args["after"].(*string)), true
+	case "Query.workspaceLeads":
+		if e.ComplexityRoot.Query.WorkspaceLeads == nil {
+			break
+		}
+
+		args, err := ec.field_Query_workspaceLeads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WorkspaceLeads(childComplexity, args["workspaceId"].(string), args["first"].(*int), args["after"].(*string), args["filter"].(*model.WorkspaceLeadFilter), args["orderBy"].(*model.WorkspaceLeadOrder)), true
 
 	case "RejectionCount.count":
 		if e.ComplexityRoot.RejectionCount.Count == nil {
@@ -1993,6 +2322,87 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Workspace.Name(childComplexity), true
 
+	case "WorkspaceLead.assignee":
+		if e.ComplexityRoot.WorkspaceLead.Assignee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.Assignee(childComplexity), true
+	case "WorkspaceLead.creditsSpent":
+		if e.ComplexityRoot.WorkspaceLead.CreditsSpent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.CreditsSpent(childComplexity), true
+	case "WorkspaceLead.deletedAt":
+		if e.ComplexityRoot.WorkspaceLead.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.DeletedAt(childComplexity), true
+	case "WorkspaceLead.id":
+		if e.ComplexityRoot.WorkspaceLead.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.ID(childComplexity), true
+	case "WorkspaceLead.lead":
+		if e.ComplexityRoot.WorkspaceLead.Lead == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.Lead(childComplexity), true
+	case "WorkspaceLead.purchasedAt":
+		if e.ComplexityRoot.WorkspaceLead.PurchasedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.PurchasedAt(childComplexity), true
+	case "WorkspaceLead.status":
+		if e.ComplexityRoot.WorkspaceLead.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.Status(childComplexity), true
+	case "WorkspaceLead.tags":
+		if e.ComplexityRoot.WorkspaceLead.Tags == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.Tags(childComplexity), true
+	case "WorkspaceLead.updatedAt":
+		if e.ComplexityRoot.WorkspaceLead.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLead.UpdatedAt(childComplexity), true
+
+	case "WorkspaceLeadConnection.edges":
+		if e.ComplexityRoot.WorkspaceLeadConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLeadConnection.Edges(childComplexity), true
+	case "WorkspaceLeadConnection.pageInfo":
+		if e.ComplexityRoot.WorkspaceLeadConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLeadConnection.PageInfo(childComplexity), true
+
+	case "WorkspaceLeadEdge.cursor":
+		if e.ComplexityRoot.WorkspaceLeadEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLeadEdge.Cursor(childComplexity), true
+	case "WorkspaceLeadEdge.node":
+		if e.ComplexityRoot.WorkspaceLeadEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkspaceLeadEdge.Node(childComplexity), true
+
 	case "WorkspaceMember.email":
 		if e.ComplexityRoot.WorkspaceMember.Email == nil {
 			break
@@ -2041,12 +2451,20 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AuditLogFilter", ec.unmarshalInputAuditLogFilter),
+			graphql.NewInputUnmarshaler("BulkAddLeadTagsInput", ec.unmarshalInputBulkAddLeadTagsInput),
+			graphql.NewInputUnmarshaler("BulkAssignLeadsInput", ec.unmarshalInputBulkAssignLeadsInput),
+			graphql.NewInputUnmarshaler("BulkDeleteLeadsInput", ec.unmarshalInputBulkDeleteLeadsInput),
+			graphql.NewInputUnmarshaler("BulkRemoveLeadTagsInput", ec.unmarshalInputBulkRemoveLeadTagsInput),
+			graphql.NewInputUnmarshaler("BulkRestoreLeadsInput", ec.unmarshalInputBulkRestoreLeadsInput),
+			graphql.NewInputUnmarshaler("BulkUpdateLeadStatusInput", ec.unmarshalInputBulkUpdateLeadStatusInput),
+			graphql.NewInputUnmarshaler("ExportWorkspaceLeadsInput", ec.unmarshalInputExportWorkspaceLeadsInput),
 			graphql.NewInputUnmarshaler("LeadFilter", ec.unmarshalInputLeadFilter),
 			graphql.NewInputUnmarshaler("PurchaseCreditsInput", ec.unmarshalInputPurchaseCreditsInput),
 			graphql.NewInputUnmarshaler("PurchaseLeadsInput", ec.unmarshalInputPurchaseLeadsInput),
 			graphql.NewInputUnmarshaler("ReportLeadBounceInput", ec.unmarshalInputReportLeadBounceInput),
 			graphql.NewInputUnmarshaler("UploadLeadsInput", ec.unmarshalInputUploadLeadsInput),
 			graphql.NewInputUnmarshaler("WebhookEventFilter", ec.unmarshalInputWebhookEventFilter),
+			graphql.NewInputUnmarshaler("WorkspaceLeadFilter", ec.unmarshalInputWorkspaceLeadFilter),
 		)
 	}
 	first := true
@@ -2334,12 +2752,14 @@ type Mutation {
   reportLeadBounce(input: ReportLeadBounceInput!): BounceReport! @auth @rateLimit(tier: PURCHASE)
 }
 
-"The signed-in user."
+"The signed-in user, or another user as the signed-in one sees it (a workspace lead's assignee)."
 type User {
   id: ID!
   email: String!
   isPlatformAdmin: Boolean!
+  "The user's workspaces; only the signed-in user's own (empty for any other user)."
   workspaces: [WorkspaceMembership!]!
+  "The user's partner memberships; only the signed-in user's own (empty for any other user)."
   partners: [Partner!]!
 }
 
@@ -2965,6 +3385,345 @@ type BounceReportConnection {
   edges: [BounceReportEdge!]!
   pageInfo: PageInfo!
 }
+
+# --- The buyers' pipeline, bulk operations and exports ------------------------------------------
+
+extend type Query {
+  """
+  The leads a workspace bought, as it works them (its pipeline), with full contact data. Members
+  of the workspace. Keyset pagination: pass ` + "`" + `pageInfo.endCursor` + "`" + ` as ` + "`" + `after` + "`" + `. ` + "`" + `first` + "`" + ` defaults to
+  50, at most 200. Deleted leads are left out unless ` + "`" + `filter.includeDeleted` + "`" + `.
+  """
+  workspaceLeads(
+    workspaceId: ID!
+    first: Int = 50
+    after: String
+    filter: WorkspaceLeadFilter
+    orderBy: WorkspaceLeadOrder = PURCHASED_NEWEST
+  ): WorkspaceLeadConnection! @auth @rateLimit(tier: STANDARD)
+
+  "An export, if the caller created it (and is still a member of its workspace) or has platform-admin access; null otherwise."
+  export(id: ID!): Export @auth @rateLimit(tier: STANDARD)
+
+  """
+  The exports the caller created, newest first; of one workspace when ` + "`" + `workspaceId` + "`" + ` is given (the
+  caller must be a member). With platform-admin access, everyone's. ` + "`" + `first` + "`" + ` defaults to 25, at
+  most 100.
+  """
+  exports(workspaceId: ID, first: Int = 25, after: String): ExportConnection! @auth @rateLimit(tier: STANDARD)
+}
+
+extend type Mutation {
+  """
+  Moves leads through the pipeline: forward one step at a time (NEW → CONTACTED → QUALIFIED →
+  WON), or from any open status (NEW, CONTACTED, QUALIFIED) to LOST. WON and LOST are final,
+  except that the workspace's owners and admins may reopen them to NEW. A lead the move is not
+  allowed for is skipped with INVALID_TRANSITION; one already at ` + "`" + `status` + "`" + ` with UNCHANGED. Members
+  of the workspace. Like every bulk mutation: exactly one of ` + "`" + `ids` + "`" + ` or ` + "`" + `filter` + "`" + ` (else
+  INVALID_INPUT); one SQL statement whatever the number of leads; one audit entry (with the old
+  status of every lead it changed); a workspace_leads.updated event; ids that are not the
+  workspace's leads are skipped as NOT_FOUND and never touched; deleted leads are skipped as
+  ALREADY_DELETED.
+  """
+  bulkUpdateLeadStatus(input: BulkUpdateLeadStatusInput!): BulkResult! @auth @rateLimit(tier: STANDARD)
+
+  """
+  Assigns leads to a member of the workspace, or unassigns them (` + "`" + `assigneeUserId` + "`" + ` null). An
+  assignee who is not a member is INVALID_INPUT. Leads already so are skipped as UNCHANGED. The
+  audit entry records each changed lead's previous assignee. Members of the workspace.
+  """
+  bulkAssignLeads(input: BulkAssignLeadsInput!): BulkResult! @auth @rateLimit(tier: STANDARD)
+
+  """
+  Adds tags to leads. Tags are trimmed and lower-cased, 1 to 40 characters each; a lead holds at
+  most 20 (one that would hold more is skipped with TAG_LIMIT and left as it is; one that has them
+  all with UNCHANGED). Members of the workspace.
+  """
+  bulkAddLeadTags(input: BulkAddLeadTagsInput!): BulkResult! @auth @rateLimit(tier: STANDARD)
+
+  "Removes tags from leads (a lead with none of them is skipped as UNCHANGED). Members of the workspace."
+  bulkRemoveLeadTags(input: BulkRemoveLeadTagsInput!): BulkResult! @auth @rateLimit(tier: STANDARD)
+
+  """
+  Deletes leads from the workspace's list. The purchase, the credit ledger and the audit trail
+  stay, and the workspace still owns each lead: it cannot buy it again, and bulkRestoreLeads
+  brings it back. Leads already deleted are skipped as ALREADY_DELETED. Owners and admins only.
+  """
+  bulkDeleteLeads(input: BulkDeleteLeadsInput!): BulkResult! @auth @rateLimit(tier: STANDARD)
+
+  """
+  Puts deleted leads back on the workspace's list; a ` + "`" + `filter` + "`" + ` matches deleted leads only, and a
+  lead that is not deleted is skipped as UNCHANGED. Owners and admins only.
+  """
+  bulkRestoreLeads(input: BulkRestoreLeadsInput!): BulkResult! @auth @rateLimit(tier: STANDARD)
+
+  """
+  Queues a CSV export of a workspace's leads with full contact data: those of ` + "`" + `ids` + "`" + `, those
+  ` + "`" + `filter` + "`" + ` matches, or (neither) the whole list, newest purchase first, in ` + "`" + `columns` + "`" + ` (default:
+  every lead field, then status, assignee e-mail, tags, purchased at). A background job writes
+  the file; follow ` + "`" + `rowsDone` + "`" + ` and ` + "`" + `status` + "`" + `, then download ` + "`" + `downloadUrl` + "`" + ` with the same bearer
+  token. Every cell starting with =, +, -, @, tab, carriage return or line feed is prefixed with
+  a single quote, so spreadsheets show it as text. Members of the workspace.
+  """
+  exportWorkspaceLeads(input: ExportWorkspaceLeadsInput!): Export! @auth @rateLimit(tier: STANDARD)
+
+  """
+  Queues a CSV export of the audit entries ` + "`" + `filter` + "`" + ` matches, newest first: platform admins any,
+  workspace owners and admins their workspace's (` + "`" + `filter.workspaceId` + "`" + ` is then required).
+  """
+  exportAuditLogs(filter: AuditLogFilter!): Export! @auth @rateLimit(tier: STANDARD)
+}
+
+"Where a lead is in a workspace's sales pipeline."
+enum PipelineStatus {
+  NEW
+  CONTACTED
+  QUALIFIED
+  "Final; owners and admins may reopen it to NEW."
+  WON
+  "Final; owners and admins may reopen it to NEW."
+  LOST
+}
+
+enum WorkspaceLeadOrder {
+  "Newest purchase first (default)."
+  PURCHASED_NEWEST
+  "Oldest purchase first."
+  PURCHASED_OLDEST
+  "Most recently changed first."
+  UPDATED_NEWEST
+}
+
+"Filters of a workspace's leads; all given filters must match."
+input WorkspaceLeadFilter {
+  statuses: [PipelineStatus!]
+  "Assigned to one of these users (or, with unassigned: true, to nobody)."
+  assigneeIds: [ID!]
+  "true: nobody is assigned (or one of assigneeIds is); false: somebody is."
+  unassigned: Boolean
+  "Has at least one of these tags (matched trimmed and lower-cased)."
+  tagsAny: [String!]
+  "Has all of these tags."
+  tagsAll: [String!]
+  purchasedAfter: Time
+  purchasedBefore: Time
+  "Case-insensitive text in the lead's name, company name or e-mail (1 to 100 characters)."
+  search: String
+  "Also match leads deleted from the list (default false)."
+  includeDeleted: Boolean
+}
+
+"A lead a workspace bought, as the workspace works it."
+type WorkspaceLead {
+  "The purchase's id."
+  id: ID!
+  "The lead, with full contact data."
+  lead: Lead!
+  status: PipelineStatus!
+  "The member the lead is assigned to; null when nobody is."
+  assignee: User
+  "Trimmed, lower-case, sorted."
+  tags: [String!]!
+  creditsSpent: Int!
+  purchasedAt: Time!
+  "The last change of status, assignee, tags or deletion (the purchase at first)."
+  updatedAt: Time!
+  "When the lead was deleted from the list; null unless it is deleted."
+  deletedAt: Time
+}
+
+type WorkspaceLeadEdge {
+  cursor: String!
+  node: WorkspaceLead!
+}
+
+type WorkspaceLeadConnection {
+  edges: [WorkspaceLeadEdge!]!
+  pageInfo: PageInfo!
+}
+
+input BulkUpdateLeadStatusInput {
+  workspaceId: ID!
+  "At most 10,000 lead ids (the workspace leads' ids, which are the purchases'); repeats count once."
+  ids: [ID!]
+  "Every lead the filter matches, instead of ids."
+  filter: WorkspaceLeadFilter
+  status: PipelineStatus!
+}
+
+input BulkAssignLeadsInput {
+  workspaceId: ID!
+  "At most 10,000 lead ids; repeats count once."
+  ids: [ID!]
+  "Every lead the filter matches, instead of ids."
+  filter: WorkspaceLeadFilter
+  "A member of the workspace; null unassigns."
+  assigneeUserId: ID
+}
+
+input BulkAddLeadTagsInput {
+  workspaceId: ID!
+  "At most 10,000 lead ids; repeats count once."
+  ids: [ID!]
+  "Every lead the filter matches, instead of ids."
+  filter: WorkspaceLeadFilter
+  "1 to 20 tags of 1 to 40 characters (trimmed, lower-cased)."
+  tags: [String!]!
+}
+
+input BulkRemoveLeadTagsInput {
+  workspaceId: ID!
+  "At most 10,000 lead ids; repeats count once."
+  ids: [ID!]
+  "Every lead the filter matches, instead of ids."
+  filter: WorkspaceLeadFilter
+  "1 to 20 tags (trimmed, lower-cased)."
+  tags: [String!]!
+}
+
+input BulkDeleteLeadsInput {
+  workspaceId: ID!
+  "At most 10,000 lead ids; repeats count once."
+  ids: [ID!]
+  "Every lead the filter matches, instead of ids."
+  filter: WorkspaceLeadFilter
+}
+
+input BulkRestoreLeadsInput {
+  workspaceId: ID!
+  "At most 10,000 lead ids; repeats count once."
+  ids: [ID!]
+  "Every deleted lead the filter matches, instead of ids."
+  filter: WorkspaceLeadFilter
+}
+
+"What a bulk operation did."
+type BulkResult {
+  "How many leads it was asked to change: the distinct ids, or the leads the filter matched."
+  requested: Int!
+  "How many it changed."
+  affected: Int!
+  "The others, in id order, each with why it was left as it was."
+  skipped: [BulkSkip!]!
+}
+
+"A lead a bulk operation left unchanged."
+type BulkSkip {
+  id: ID!
+  reason: BulkSkipReason!
+}
+
+enum BulkSkipReason {
+  "Not a lead of this workspace (another workspace's leads are never touched)."
+  NOT_FOUND
+  "The pipeline does not allow this move from the lead's status."
+  INVALID_TRANSITION
+  "The lead is deleted from the list."
+  ALREADY_DELETED
+  "The lead would have more than 20 tags."
+  TAG_LIMIT
+  "The lead already is as asked."
+  UNCHANGED
+}
+
+"A column of a workspace leads export, named like the CSV header it writes (in lower case)."
+enum ExportColumn {
+  LEAD_ID
+  FIRST_NAME
+  LAST_NAME
+  EMAIL
+  PHONE
+  LINKEDIN_URL
+  TITLE
+  SENIORITY
+  DEPARTMENT
+  COMPANY_NAME
+  COMPANY_DOMAIN
+  COMPANY_SIZE
+  INDUSTRY
+  COUNTRY
+  REGION
+  CITY
+  VERIFICATION_STATUS
+  PRICE_CREDITS
+  MAX_BUYERS
+  BUYERS_COUNT
+  "The partner's name."
+  PARTNER
+  LEAD_CREATED_AT
+  STATUS
+  ASSIGNEE_EMAIL
+  "The lead's tags, comma-separated."
+  TAGS
+  PURCHASED_AT
+  "Only when asked for: the workspace lead's (the purchase's) id."
+  ID
+  "Only when asked for."
+  CREDITS_SPENT
+  "Only when asked for: the last pipeline change."
+  UPDATED_AT
+}
+
+input ExportWorkspaceLeadsInput {
+  workspaceId: ID!
+  "At most 10,000 lead ids; ids that are not on the workspace's list are left out."
+  ids: [ID!]
+  "Every lead the filter matches, instead of ids. Neither: the whole list."
+  filter: WorkspaceLeadFilter
+  "The columns, in order; default every lead field, then STATUS, ASSIGNEE_EMAIL, TAGS, PURCHASED_AT."
+  columns: [ExportColumn!]
+}
+
+enum ExportKind {
+  WORKSPACE_LEADS
+  AUDIT_LOGS
+}
+
+enum ExportStatus {
+  "Waiting for a worker."
+  QUEUED
+  "Being written; rowsDone grows."
+  RUNNING
+  "Written; downloadUrl serves it until expiresAt."
+  COMPLETED
+  "Given up; errorCode says why."
+  FAILED
+}
+
+"A CSV export, written by a background job into the database and downloaded over HTTP."
+type Export {
+  id: ID!
+  kind: ExportKind!
+  "The workspace whose data it holds; null for a platform-wide audit log export."
+  workspaceId: ID
+  status: ExportStatus!
+  "How many rows it will hold: counted when the job starts (null before), exact once COMPLETED."
+  rowsTotal: Int
+  "Rows written so far; published as export.progress events as it moves."
+  rowsDone: Int!
+  createdAt: Time!
+  completedAt: Time
+  "When it is deleted (EXPORT_RETENTION after it was requested, default 7 days)."
+  expiresAt: Time!
+  """
+  Where to GET the file (a path on this API, such as /exports/<id>.csv) with the same bearer
+  token, while COMPLETED and not expired; null otherwise. The answer is text/csv (UTF-8, with a
+  byte-order mark for spreadsheets).
+  """
+  downloadUrl: String
+  "Why it FAILED (an error code such as INTERNAL); null otherwise."
+  errorCode: String
+}
+
+type ExportEdge {
+  cursor: String!
+  node: Export!
+}
+
+type ExportConnection {
+  edges: [ExportEdge!]!
+  pageInfo: PageInfo!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -3071,6 +3830,28 @@ func (ec *executionContext) childFields_BounceReportEdge(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type BounceReportEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_BulkResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requested":
+		return ec.fieldContext_BulkResult_requested(ctx, field)
+	case "affected":
+		return ec.fieldContext_BulkResult_affected(ctx, field)
+	case "skipped":
+		return ec.fieldContext_BulkResult_skipped(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BulkResult", field.Name)
+}
+
+func (ec *executionContext) childFields_BulkSkip(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_BulkSkip_id(ctx, field)
+	case "reason":
+		return ec.fieldContext_BulkSkip_reason(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BulkSkip", field.Name)
+}
+
 func (ec *executionContext) childFields_CreditBalance(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "workspaceId":
@@ -3159,6 +3940,54 @@ func (ec *executionContext) childFields_CreditTransactionEdge(ctx context.Contex
 		return ec.fieldContext_CreditTransactionEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreditTransactionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Export(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Export_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Export_kind(ctx, field)
+	case "workspaceId":
+		return ec.fieldContext_Export_workspaceId(ctx, field)
+	case "status":
+		return ec.fieldContext_Export_status(ctx, field)
+	case "rowsTotal":
+		return ec.fieldContext_Export_rowsTotal(ctx, field)
+	case "rowsDone":
+		return ec.fieldContext_Export_rowsDone(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Export_createdAt(ctx, field)
+	case "completedAt":
+		return ec.fieldContext_Export_completedAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Export_expiresAt(ctx, field)
+	case "downloadUrl":
+		return ec.fieldContext_Export_downloadUrl(ctx, field)
+	case "errorCode":
+		return ec.fieldContext_Export_errorCode(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Export", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ExportConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ExportConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ExportEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ExportEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ExportEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExportEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Lead(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3615,6 +4444,50 @@ func (ec *executionContext) childFields_Workspace(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type Workspace", field.Name)
 }
 
+func (ec *executionContext) childFields_WorkspaceLead(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WorkspaceLead_id(ctx, field)
+	case "lead":
+		return ec.fieldContext_WorkspaceLead_lead(ctx, field)
+	case "status":
+		return ec.fieldContext_WorkspaceLead_status(ctx, field)
+	case "assignee":
+		return ec.fieldContext_WorkspaceLead_assignee(ctx, field)
+	case "tags":
+		return ec.fieldContext_WorkspaceLead_tags(ctx, field)
+	case "creditsSpent":
+		return ec.fieldContext_WorkspaceLead_creditsSpent(ctx, field)
+	case "purchasedAt":
+		return ec.fieldContext_WorkspaceLead_purchasedAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_WorkspaceLead_updatedAt(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_WorkspaceLead_deletedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceLead", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceLeadConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_WorkspaceLeadConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_WorkspaceLeadConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceLeadConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkspaceLeadEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_WorkspaceLeadEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_WorkspaceLeadEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkspaceLeadEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_WorkspaceMember(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "workspaceId":
@@ -3867,6 +4740,90 @@ func (ec *executionContext) field_Mutation_adjustCredits_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_bulkAddLeadTags_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BulkAddLeadTagsInput, error) {
+			return ec.unmarshalNBulkAddLeadTagsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkAddLeadTagsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bulkAssignLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BulkAssignLeadsInput, error) {
+			return ec.unmarshalNBulkAssignLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkAssignLeadsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bulkDeleteLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BulkDeleteLeadsInput, error) {
+			return ec.unmarshalNBulkDeleteLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkDeleteLeadsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bulkRemoveLeadTags_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BulkRemoveLeadTagsInput, error) {
+			return ec.unmarshalNBulkRemoveLeadTagsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkRemoveLeadTagsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bulkRestoreLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BulkRestoreLeadsInput, error) {
+			return ec.unmarshalNBulkRestoreLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkRestoreLeadsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bulkUpdateLeadStatus_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BulkUpdateLeadStatusInput, error) {
+			return ec.unmarshalNBulkUpdateLeadStatusInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkUpdateLeadStatusInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createWorkspace_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3878,6 +4835,34 @@ func (ec *executionContext) field_Mutation_createWorkspace_args(ctx context.Cont
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_exportAuditLogs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (model.AuditLogFilter, error) {
+			return ec.unmarshalNAuditLogFilter2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐAuditLogFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_exportWorkspaceLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ExportWorkspaceLeadsInput, error) {
+			return ec.unmarshalNExportWorkspaceLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportWorkspaceLeadsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -4087,6 +5072,50 @@ func (ec *executionContext) field_Query_creditTransactions_args(ctx context.Cont
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceId",
 		func(ctx context.Context, v any) (string, error) {
 			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["workspaceId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_export_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_exports_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4352,6 +5381,52 @@ func (ec *executionContext) field_Query_webhookEvents_args(ctx context.Context, 
 		return nil, err
 	}
 	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_workspaceLeads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["workspaceId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.WorkspaceLeadFilter, error) {
+			return ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.WorkspaceLeadOrder, error) {
+			return ec.unmarshalOWorkspaceLeadOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
 	return args, nil
 }
 
@@ -5205,6 +6280,130 @@ func (ec *executionContext) fieldContext_BounceReportEdge_node(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _BulkResult_requested(ctx context.Context, field graphql.CollectedField, obj *model.BulkResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkResult_requested(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requested, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkResult_requested(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BulkResult_affected(ctx context.Context, field graphql.CollectedField, obj *model.BulkResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkResult_affected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Affected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkResult_affected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BulkResult_skipped(ctx context.Context, field graphql.CollectedField, obj *model.BulkResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkResult_skipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Skipped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.BulkSkip) graphql.Marshaler {
+			return ec.marshalNBulkSkip2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkSkipᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkResult_skipped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BulkResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkSkip(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BulkSkip_id(ctx context.Context, field graphql.CollectedField, obj *model.BulkSkip) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkSkip_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkSkip_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkSkip", field, false, false, "ID")
+}
+
+func (ec *executionContext) _BulkSkip_reason(ctx context.Context, field graphql.CollectedField, obj *model.BulkSkip) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkSkip_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BulkSkipReason) graphql.Marshaler {
+			return ec.marshalNBulkSkipReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkSkipReason(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkSkip_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkSkip", field, false, false, "BulkSkipReason")
+}
+
 func (ec *executionContext) _CreditBalance_workspaceId(ctx context.Context, field graphql.CollectedField, obj *model.CreditBalance) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5848,6 +7047,378 @@ func (ec *executionContext) fieldContext_CreditTransactionEdge_node(_ context.Co
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CreditTransaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Export_id(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Export_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Export_kind(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ExportKind) graphql.Marshaler {
+			return ec.marshalNExportKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Export_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "ExportKind")
+}
+
+func (ec *executionContext) _Export_workspaceId(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_workspaceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Export_workspaceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Export_status(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ExportStatus) graphql.Marshaler {
+			return ec.marshalNExportStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Export_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "ExportStatus")
+}
+
+func (ec *executionContext) _Export_rowsTotal(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_rowsTotal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RowsTotal, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Export_rowsTotal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Export_rowsDone(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_rowsDone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RowsDone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Export_rowsDone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Export_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Export_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Export_completedAt(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_completedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CompletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Export_completedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Export_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Export_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Export_downloadUrl(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_downloadUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DownloadURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Export_downloadUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "String")
+}
+
+func (ec *executionContext) _Export_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.Export) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Export_errorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Export_errorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Export", field, false, false, "String")
+}
+
+func (ec *executionContext) _ExportConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ExportConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ExportEdge) graphql.Marshaler {
+			return ec.marshalNExportEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ExportConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ExportEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ExportEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExportEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ExportEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ExportEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExportEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Export) graphql.Marshaler {
+			return ec.marshalNExport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExportEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ExportEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Export(ctx, field)
 		},
 	}
 	return fc, nil
@@ -8120,6 +9691,502 @@ func (ec *executionContext) fieldContext_Mutation_reportLeadBounce(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_bulkUpdateLeadStatus(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_bulkUpdateLeadStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BulkUpdateLeadStatus(ctx, fc.Args["input"].(model.BulkUpdateLeadStatusInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkResult) graphql.Marshaler {
+			return ec.marshalNBulkResult2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_bulkUpdateLeadStatus(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bulkUpdateLeadStatus_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bulkAssignLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_bulkAssignLeads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BulkAssignLeads(ctx, fc.Args["input"].(model.BulkAssignLeadsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkResult) graphql.Marshaler {
+			return ec.marshalNBulkResult2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_bulkAssignLeads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bulkAssignLeads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bulkAddLeadTags(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_bulkAddLeadTags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BulkAddLeadTags(ctx, fc.Args["input"].(model.BulkAddLeadTagsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkResult) graphql.Marshaler {
+			return ec.marshalNBulkResult2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_bulkAddLeadTags(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bulkAddLeadTags_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bulkRemoveLeadTags(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_bulkRemoveLeadTags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BulkRemoveLeadTags(ctx, fc.Args["input"].(model.BulkRemoveLeadTagsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkResult) graphql.Marshaler {
+			return ec.marshalNBulkResult2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_bulkRemoveLeadTags(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bulkRemoveLeadTags_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bulkDeleteLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_bulkDeleteLeads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BulkDeleteLeads(ctx, fc.Args["input"].(model.BulkDeleteLeadsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkResult) graphql.Marshaler {
+			return ec.marshalNBulkResult2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_bulkDeleteLeads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bulkDeleteLeads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bulkRestoreLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_bulkRestoreLeads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BulkRestoreLeads(ctx, fc.Args["input"].(model.BulkRestoreLeadsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.BulkResult
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkResult) graphql.Marshaler {
+			return ec.marshalNBulkResult2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_bulkRestoreLeads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bulkRestoreLeads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_exportWorkspaceLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_exportWorkspaceLeads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ExportWorkspaceLeads(ctx, fc.Args["input"].(model.ExportWorkspaceLeadsInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.Export
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.Export
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Export) graphql.Marshaler {
+			return ec.marshalNExport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_exportWorkspaceLeads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Export(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_exportWorkspaceLeads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_exportAuditLogs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_exportAuditLogs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ExportAuditLogs(ctx, fc.Args["filter"].(model.AuditLogFilter))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.Export
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.Export
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Export) graphql.Marshaler {
+			return ec.marshalNExport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_exportAuditLogs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Export(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_exportAuditLogs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10036,6 +12103,192 @@ func (ec *executionContext) fieldContext_Query_bounceReports(ctx context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_workspaceLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_workspaceLeads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WorkspaceLeads(ctx, fc.Args["workspaceId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["filter"].(*model.WorkspaceLeadFilter), fc.Args["orderBy"].(*model.WorkspaceLeadOrder))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.WorkspaceLeadConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.WorkspaceLeadConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WorkspaceLeadConnection) graphql.Marshaler {
+			return ec.marshalNWorkspaceLeadConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_workspaceLeads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLeadConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_workspaceLeads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_export(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_export(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Export(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.Export
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.Export
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Export) graphql.Marshaler {
+			return ec.marshalOExport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExport(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_export(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Export(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_export_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_exports(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_exports(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Exports(ctx, fc.Args["workspaceId"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.ExportConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.ExportConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ExportConnection) graphql.Marshaler {
+			return ec.marshalNExportConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_exports(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExportConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_exports_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11042,6 +13295,350 @@ func (ec *executionContext) _Workspace_createdAt(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_Workspace_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Workspace", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WorkspaceLead_id(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLead", field, false, false, "ID")
+}
+
+func (ec *executionContext) _WorkspaceLead_lead(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_lead(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lead, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Lead) graphql.Marshaler {
+			return ec.marshalNLead2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLead(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_lead(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceLead",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Lead(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkspaceLead_status(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PipelineStatus) graphql.Marshaler {
+			return ec.marshalNPipelineStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLead", field, false, false, "PipelineStatus")
+}
+
+func (ec *executionContext) _WorkspaceLead_assignee(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_assignee(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WorkspaceLead().Assignee(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_assignee(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceLead",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkspaceLead_tags(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_tags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tags, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_tags(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLead", field, false, false, "String")
+}
+
+func (ec *executionContext) _WorkspaceLead_creditsSpent(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_creditsSpent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsSpent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_creditsSpent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLead", field, false, false, "Int")
+}
+
+func (ec *executionContext) _WorkspaceLead_purchasedAt(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_purchasedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PurchasedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_purchasedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLead", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WorkspaceLead_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLead", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WorkspaceLead_deletedAt(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLead_deletedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLead_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLead", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WorkspaceLeadConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLeadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLeadConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.WorkspaceLeadEdge) graphql.Marshaler {
+			return ec.marshalNWorkspaceLeadEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLeadConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceLeadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLeadEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkspaceLeadConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLeadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLeadConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLeadConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceLeadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkspaceLeadEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLeadEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLeadEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLeadEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkspaceLeadEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _WorkspaceLeadEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceLeadEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkspaceLeadEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WorkspaceLead) graphql.Marshaler {
+			return ec.marshalNWorkspaceLead2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLead(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkspaceLeadEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkspaceLeadEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkspaceLead(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _WorkspaceMember_workspaceId(ctx context.Context, field graphql.CollectedField, obj *model.WorkspaceMember) (ret graphql.Marshaler) {
@@ -12355,6 +14952,433 @@ func UnmarshalAuditLogFilter(ctx context.Context, raw any) (model.AuditLogFilter
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputBulkAddLeadTagsInput(ctx context.Context, obj any) (model.BulkAddLeadTagsInput, error) {
+	var it model.BulkAddLeadTagsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "ids", "filter", "tags"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "tags":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tags"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tags = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkAddLeadTagsInput unmarshals raw into the BulkAddLeadTagsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkAddLeadTagsInput(ctx context.Context, raw any) (model.BulkAddLeadTagsInput, error) {
+	var out model.BulkAddLeadTagsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkAddLeadTagsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputBulkAssignLeadsInput(ctx context.Context, obj any) (model.BulkAssignLeadsInput, error) {
+	var it model.BulkAssignLeadsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "ids", "filter", "assigneeUserId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "assigneeUserId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("assigneeUserId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AssigneeUserID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkAssignLeadsInput unmarshals raw into the BulkAssignLeadsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkAssignLeadsInput(ctx context.Context, raw any) (model.BulkAssignLeadsInput, error) {
+	var out model.BulkAssignLeadsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkAssignLeadsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputBulkDeleteLeadsInput(ctx context.Context, obj any) (model.BulkDeleteLeadsInput, error) {
+	var it model.BulkDeleteLeadsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "ids", "filter"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkDeleteLeadsInput unmarshals raw into the BulkDeleteLeadsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkDeleteLeadsInput(ctx context.Context, raw any) (model.BulkDeleteLeadsInput, error) {
+	var out model.BulkDeleteLeadsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkDeleteLeadsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputBulkRemoveLeadTagsInput(ctx context.Context, obj any) (model.BulkRemoveLeadTagsInput, error) {
+	var it model.BulkRemoveLeadTagsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "ids", "filter", "tags"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "tags":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tags"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tags = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkRemoveLeadTagsInput unmarshals raw into the BulkRemoveLeadTagsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkRemoveLeadTagsInput(ctx context.Context, raw any) (model.BulkRemoveLeadTagsInput, error) {
+	var out model.BulkRemoveLeadTagsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkRemoveLeadTagsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputBulkRestoreLeadsInput(ctx context.Context, obj any) (model.BulkRestoreLeadsInput, error) {
+	var it model.BulkRestoreLeadsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "ids", "filter"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkRestoreLeadsInput unmarshals raw into the BulkRestoreLeadsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkRestoreLeadsInput(ctx context.Context, raw any) (model.BulkRestoreLeadsInput, error) {
+	var out model.BulkRestoreLeadsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkRestoreLeadsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputBulkUpdateLeadStatusInput(ctx context.Context, obj any) (model.BulkUpdateLeadStatusInput, error) {
+	var it model.BulkUpdateLeadStatusInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "ids", "filter", "status"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalNPipelineStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkUpdateLeadStatusInput unmarshals raw into the BulkUpdateLeadStatusInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkUpdateLeadStatusInput(ctx context.Context, raw any) (model.BulkUpdateLeadStatusInput, error) {
+	var out model.BulkUpdateLeadStatusInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkUpdateLeadStatusInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputExportWorkspaceLeadsInput(ctx context.Context, obj any) (model.ExportWorkspaceLeadsInput, error) {
+	var it model.ExportWorkspaceLeadsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workspaceId", "ids", "filter", "columns"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "ids":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ids"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ids = data
+		case "filter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filter"))
+			data, err := ec.unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filter = data
+		case "columns":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("columns"))
+			data, err := ec.unmarshalOExportColumn2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportColumnᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Columns = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalExportWorkspaceLeadsInput unmarshals raw into the ExportWorkspaceLeadsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalExportWorkspaceLeadsInput(ctx context.Context, raw any) (model.ExportWorkspaceLeadsInput, error) {
+	var out model.ExportWorkspaceLeadsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ExportWorkspaceLeadsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLeadFilter(ctx context.Context, obj any) (model.LeadFilter, error) {
 	var it model.LeadFilter
 	if obj == nil {
@@ -12768,6 +15792,104 @@ func UnmarshalWebhookEventFilter(ctx context.Context, raw any) (model.WebhookEve
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputWorkspaceLeadFilter(ctx context.Context, obj any) (model.WorkspaceLeadFilter, error) {
+	var it model.WorkspaceLeadFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"statuses", "assigneeIds", "unassigned", "tagsAny", "tagsAll", "purchasedAfter", "purchasedBefore", "search", "includeDeleted"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "statuses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statuses"))
+			data, err := ec.unmarshalOPipelineStatus2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Statuses = data
+		case "assigneeIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("assigneeIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AssigneeIds = data
+		case "unassigned":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unassigned"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Unassigned = data
+		case "tagsAny":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tagsAny"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TagsAny = data
+		case "tagsAll":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tagsAll"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TagsAll = data
+		case "purchasedAfter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("purchasedAfter"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PurchasedAfter = data
+		case "purchasedBefore":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("purchasedBefore"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PurchasedBefore = data
+		case "search":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("search"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Search = data
+		case "includeDeleted":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("includeDeleted"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IncludeDeleted = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWorkspaceLeadFilter unmarshals raw into the WorkspaceLeadFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWorkspaceLeadFilter(ctx context.Context, raw any) (model.WorkspaceLeadFilter, error) {
+	var out model.WorkspaceLeadFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WorkspaceLeadFilter", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -13099,6 +16221,87 @@ func (ec *executionContext) _BounceReportEdge(ctx context.Context, sel ast.Selec
 	return out
 }
 
+var bulkResultImplementors = []string{"BulkResult"}
+
+func (ec *executionContext) _BulkResult(ctx context.Context, sel ast.SelectionSet, obj *model.BulkResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bulkResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BulkResult")
+		case "requested":
+			out.Values[i] = ec._BulkResult_requested(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "affected":
+			out.Values[i] = ec._BulkResult_affected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "skipped":
+			out.Values[i] = ec._BulkResult_skipped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var bulkSkipImplementors = []string{"BulkSkip"}
+
+func (ec *executionContext) _BulkSkip(ctx context.Context, sel ast.SelectionSet, obj *model.BulkSkip) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bulkSkipImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BulkSkip")
+		case "id":
+			out.Values[i] = ec._BulkSkip_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._BulkSkip_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var creditBalanceImplementors = []string{"CreditBalance"}
 
 func (ec *executionContext) _CreditBalance(ctx context.Context, sel ast.SelectionSet, obj *model.CreditBalance) graphql.Marshaler {
@@ -13382,6 +16585,165 @@ func (ec *executionContext) _CreditTransactionEdge(ctx context.Context, sel ast.
 			}
 		case "node":
 			out.Values[i] = ec._CreditTransactionEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var exportImplementors = []string{"Export"}
+
+func (ec *executionContext) _Export(ctx context.Context, sel ast.SelectionSet, obj *model.Export) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Export")
+		case "id":
+			out.Values[i] = ec._Export_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._Export_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workspaceId":
+			out.Values[i] = ec._Export_workspaceId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Export_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rowsTotal":
+			out.Values[i] = ec._Export_rowsTotal(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "rowsDone":
+			out.Values[i] = ec._Export_rowsDone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Export_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "completedAt":
+			out.Values[i] = ec._Export_completedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Export_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "downloadUrl":
+			out.Values[i] = ec._Export_downloadUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errorCode":
+			out.Values[i] = ec._Export_errorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var exportConnectionImplementors = []string{"ExportConnection"}
+
+func (ec *executionContext) _ExportConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ExportConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportConnection")
+		case "edges":
+			out.Values[i] = ec._ExportConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ExportConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var exportEdgeImplementors = []string{"ExportEdge"}
+
+func (ec *executionContext) _ExportEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ExportEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, exportEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ExportEdge")
+		case "cursor":
+			out.Values[i] = ec._ExportEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ExportEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -14104,6 +17466,62 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "bulkUpdateLeadStatus":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bulkUpdateLeadStatus(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bulkAssignLeads":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bulkAssignLeads(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bulkAddLeadTags":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bulkAddLeadTags(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bulkRemoveLeadTags":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bulkRemoveLeadTags(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bulkDeleteLeads":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bulkDeleteLeads(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bulkRestoreLeads":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bulkRestoreLeads(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "exportWorkspaceLeads":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_exportWorkspaceLeads(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "exportAuditLogs":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_exportAuditLogs(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -14698,6 +18116,24 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_bounceReports(ctx, field)
 				})
+		case "workspaceLeads":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_workspaceLeads(ctx, field)
+				})
+		case "export":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_export(ctx, field)
+				})
+		case "exports":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_exports(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -15177,6 +18613,156 @@ func (ec *executionContext) _Workspace(ctx context.Context, sel ast.SelectionSet
 			}
 		case "createdAt":
 			out.Values[i] = ec._Workspace_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var workspaceLeadImplementors = []string{"WorkspaceLead"}
+
+func (ec *executionContext) _WorkspaceLead(ctx context.Context, sel ast.SelectionSet, obj *model.WorkspaceLead) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspaceLeadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspaceLead")
+		case "id":
+			out.Values[i] = ec._WorkspaceLead_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lead":
+			out.Values[i] = ec._WorkspaceLead_lead(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._WorkspaceLead_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "assignee":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WorkspaceLead_assignee(ctx, field, obj)
+				})
+		case "tags":
+			out.Values[i] = ec._WorkspaceLead_tags(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "creditsSpent":
+			out.Values[i] = ec._WorkspaceLead_creditsSpent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "purchasedAt":
+			out.Values[i] = ec._WorkspaceLead_purchasedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._WorkspaceLead_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deletedAt":
+			out.Values[i] = ec._WorkspaceLead_deletedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var workspaceLeadConnectionImplementors = []string{"WorkspaceLeadConnection"}
+
+func (ec *executionContext) _WorkspaceLeadConnection(ctx context.Context, sel ast.SelectionSet, obj *model.WorkspaceLeadConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspaceLeadConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspaceLeadConnection")
+		case "edges":
+			out.Values[i] = ec._WorkspaceLeadConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._WorkspaceLeadConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var workspaceLeadEdgeImplementors = []string{"WorkspaceLeadEdge"}
+
+func (ec *executionContext) _WorkspaceLeadEdge(ctx context.Context, sel ast.SelectionSet, obj *model.WorkspaceLeadEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workspaceLeadEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkspaceLeadEdge")
+		case "cursor":
+			out.Values[i] = ec._WorkspaceLeadEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._WorkspaceLeadEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -15695,6 +19281,11 @@ func (ec *executionContext) marshalNAuditLogEdge2ᚖgithubᚗcomᚋleadmarketᚋ
 	return ec._AuditLogEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAuditLogFilter2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐAuditLogFilter(ctx context.Context, v any) (model.AuditLogFilter, error) {
+	res, err := ec.unmarshalInputAuditLogFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNAuditSeverity2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐAuditSeverity(ctx context.Context, v any) (model.AuditSeverity, error) {
 	var res model.AuditSeverity
 	err := res.UnmarshalGQL(v)
@@ -15767,6 +19358,78 @@ func (ec *executionContext) unmarshalNBounceReportStatus2githubᚗcomᚋleadmark
 
 func (ec *executionContext) marshalNBounceReportStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBounceReportStatus(ctx context.Context, sel ast.SelectionSet, v model.BounceReportStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNBulkAddLeadTagsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkAddLeadTagsInput(ctx context.Context, v any) (model.BulkAddLeadTagsInput, error) {
+	res, err := ec.unmarshalInputBulkAddLeadTagsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNBulkAssignLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkAssignLeadsInput(ctx context.Context, v any) (model.BulkAssignLeadsInput, error) {
+	res, err := ec.unmarshalInputBulkAssignLeadsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNBulkDeleteLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkDeleteLeadsInput(ctx context.Context, v any) (model.BulkDeleteLeadsInput, error) {
+	res, err := ec.unmarshalInputBulkDeleteLeadsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNBulkRemoveLeadTagsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkRemoveLeadTagsInput(ctx context.Context, v any) (model.BulkRemoveLeadTagsInput, error) {
+	res, err := ec.unmarshalInputBulkRemoveLeadTagsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNBulkRestoreLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkRestoreLeadsInput(ctx context.Context, v any) (model.BulkRestoreLeadsInput, error) {
+	res, err := ec.unmarshalInputBulkRestoreLeadsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBulkResult2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkResult(ctx context.Context, sel ast.SelectionSet, v *model.BulkResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BulkResult!")
+		return graphql.Null
+	}
+	return ec._BulkResult(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNBulkSkip2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkSkipᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.BulkSkip) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNBulkSkip2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkSkip(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNBulkSkip2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkSkip(ctx context.Context, sel ast.SelectionSet, v *model.BulkSkip) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BulkSkip!")
+		return graphql.Null
+	}
+	return ec._BulkSkip(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNBulkSkipReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkSkipReason(ctx context.Context, v any) (model.BulkSkipReason, error) {
+	var res model.BulkSkipReason
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBulkSkipReason2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkSkipReason(ctx context.Context, sel ast.SelectionSet, v model.BulkSkipReason) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNBulkUpdateLeadStatusInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐBulkUpdateLeadStatusInput(ctx context.Context, v any) (model.BulkUpdateLeadStatusInput, error) {
+	res, err := ec.unmarshalInputBulkUpdateLeadStatusInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNCompanySize2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCompanySize(ctx context.Context, v any) (model.CompanySize, error) {
@@ -15877,6 +19540,81 @@ func (ec *executionContext) unmarshalNCreditTransactionKind2githubᚗcomᚋleadm
 
 func (ec *executionContext) marshalNCreditTransactionKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐCreditTransactionKind(ctx context.Context, sel ast.SelectionSet, v model.CreditTransactionKind) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNExport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExport(ctx context.Context, sel ast.SelectionSet, v *model.Export) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Export!")
+		return graphql.Null
+	}
+	return ec._Export(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNExportColumn2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportColumn(ctx context.Context, v any) (model.ExportColumn, error) {
+	var res model.ExportColumn
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportColumn2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportColumn(ctx context.Context, sel ast.SelectionSet, v model.ExportColumn) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNExportConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportConnection(ctx context.Context, sel ast.SelectionSet, v *model.ExportConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ExportConnection!")
+		return graphql.Null
+	}
+	return ec._ExportConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNExportEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ExportEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNExportEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNExportEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportEdge(ctx context.Context, sel ast.SelectionSet, v *model.ExportEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ExportEdge!")
+		return graphql.Null
+	}
+	return ec._ExportEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNExportKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportKind(ctx context.Context, v any) (model.ExportKind, error) {
+	var res model.ExportKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportKind2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportKind(ctx context.Context, sel ast.SelectionSet, v model.ExportKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNExportStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportStatus(ctx context.Context, v any) (model.ExportStatus, error) {
+	var res model.ExportStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNExportStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportStatus(ctx context.Context, sel ast.SelectionSet, v model.ExportStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNExportWorkspaceLeadsInput2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportWorkspaceLeadsInput(ctx context.Context, v any) (model.ExportWorkspaceLeadsInput, error) {
+	res, err := ec.unmarshalInputExportWorkspaceLeadsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
@@ -16220,6 +19958,16 @@ func (ec *executionContext) marshalNPartnerStats2ᚖgithubᚗcomᚋleadmarketᚋ
 	return ec._PartnerStats(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNPipelineStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatus(ctx context.Context, v any) (model.PipelineStatus, error) {
+	var res model.PipelineStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPipelineStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatus(ctx context.Context, sel ast.SelectionSet, v model.PipelineStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNProviderCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐProviderCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ProviderCount) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -16349,6 +20097,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -16530,6 +20307,46 @@ func (ec *executionContext) marshalNWorkspace2ᚖgithubᚗcomᚋleadmarketᚋlea
 		return graphql.Null
 	}
 	return ec._Workspace(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWorkspaceLead2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLead(ctx context.Context, sel ast.SelectionSet, v *model.WorkspaceLead) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WorkspaceLead!")
+		return graphql.Null
+	}
+	return ec._WorkspaceLead(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWorkspaceLeadConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadConnection(ctx context.Context, sel ast.SelectionSet, v *model.WorkspaceLeadConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WorkspaceLeadConnection!")
+		return graphql.Null
+	}
+	return ec._WorkspaceLeadConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWorkspaceLeadEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WorkspaceLeadEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWorkspaceLeadEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWorkspaceLeadEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadEdge(ctx context.Context, sel ast.SelectionSet, v *model.WorkspaceLeadEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WorkspaceLeadEdge!")
+		return graphql.Null
+	}
+	return ec._WorkspaceLeadEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNWorkspaceMember2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceMember(ctx context.Context, sel ast.SelectionSet, v *model.WorkspaceMember) graphql.Marshaler {
@@ -16813,6 +20630,49 @@ func (ec *executionContext) marshalOCreditOrder2ᚖgithubᚗcomᚋleadmarketᚋl
 	return ec._CreditOrder(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOExport2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExport(ctx context.Context, sel ast.SelectionSet, v *model.Export) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Export(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOExportColumn2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportColumnᚄ(ctx context.Context, v any) ([]model.ExportColumn, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.ExportColumn, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNExportColumn2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportColumn(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOExportColumn2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportColumnᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ExportColumn) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNExportColumn2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐExportColumn(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
 	if v == nil {
 		return nil, nil
@@ -16957,6 +20817,42 @@ func (ec *executionContext) marshalOLeadUpload2ᚖgithubᚗcomᚋleadmarketᚋle
 	return ec._LeadUpload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOPipelineStatus2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatusᚄ(ctx context.Context, v any) ([]model.PipelineStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.PipelineStatus, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPipelineStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatus(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOPipelineStatus2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []model.PipelineStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPipelineStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPipelineStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalORejectionReason2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRejectionReason(ctx context.Context, v any) (*model.RejectionReason, error) {
 	if v == nil {
 		return nil, nil
@@ -17096,6 +20992,13 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	return res
 }
 
+func (ec *executionContext) marshalOUser2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐUser(ctx context.Context, sel ast.SelectionSet, v *model.User) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._User(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOVerificationStatus2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐVerificationStatusᚄ(ctx context.Context, v any) ([]model.VerificationStatus, error) {
 	if v == nil {
 		return nil, nil
@@ -17157,6 +21060,30 @@ func (ec *executionContext) unmarshalOWebhookEventStatus2ᚖgithubᚗcomᚋleadm
 }
 
 func (ec *executionContext) marshalOWebhookEventStatus2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEventStatus(ctx context.Context, sel ast.SelectionSet, v *model.WebhookEventStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOWorkspaceLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadFilter(ctx context.Context, v any) (*model.WorkspaceLeadFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputWorkspaceLeadFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOWorkspaceLeadOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadOrder(ctx context.Context, v any) (*model.WorkspaceLeadOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.WorkspaceLeadOrder)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOWorkspaceLeadOrder2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWorkspaceLeadOrder(ctx context.Context, sel ast.SelectionSet, v *model.WorkspaceLeadOrder) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -24,6 +24,9 @@ type Loaders struct {
 	// Attempts loads webhook events' attempt logs by event id.
 	Attempts *dataloader.Loader[string, []*model.WebhookAttempt]
 
+	// User loads users by id (workspace leads' assignees).
+	User *dataloader.Loader[string, *model.User]
+
 	partnerBatch func(context.Context, []string) []*dataloader.Result[*model.Partner]
 }
 
@@ -85,7 +88,16 @@ func newLoaders(r *Resolver, c *auth.Caller) *Loaders {
 		}
 		return out
 	}
+	userBatch := func(ctx context.Context, ids []string) []*dataloader.Result[*model.User] {
+		us, err := r.PipelineService.Users(ctx, ids)
+		byID := make(map[string]*model.User, len(us))
+		for _, u := range us {
+			byID[u.ID] = &model.User{ID: u.ID, Email: u.Email, IsPlatformAdmin: u.IsPlatformAdmin}
+		}
+		return results(ids, byID, err, notFound("user"))
+	}
 	return &Loaders{
+		User:         dataloader.NewBatchedLoader(userBatch, dataloader.WithWait[string, *model.User](loaderWait)),
 		Attempts:     dataloader.NewBatchedLoader(attemptsBatch, dataloader.WithWait[string, []*model.WebhookAttempt](loaderWait)),
 		Partner:      dataloader.NewBatchedLoader(partnerBatch, dataloader.WithWait[string, *model.Partner](loaderWait)),
 		Lead:         dataloader.NewBatchedLoader(leadBatch, dataloader.WithWait[string, *model.Lead](loaderWait)),

@@ -4,18 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/verify"
 )
 
@@ -206,6 +210,36 @@ func toPartnerStats(st ingest.Stats) *model.PartnerStats {
 	return out
 }
 
+func toAuditFilter(filter *model.AuditLogFilter) audit.Filter {
+	if filter == nil {
+		return audit.Filter{}
+	}
+	f := audit.Filter{
+		WorkspaceID: deref(filter.WorkspaceID), ActorUserID: deref(filter.ActorUserID), Action: deref(filter.Action),
+		ResourceType: deref(filter.ResourceType), ResourceID: deref(filter.ResourceID),
+		OccurredAfter: filter.OccurredAfter, OccurredBefore: filter.OccurredBefore,
+	}
+	if filter.Severity != nil {
+		f.Severity = string(*filter.Severity)
+	}
+	return f
+}
+
+func toPipelineFilter(f *model.WorkspaceLeadFilter) *pipeline.Filter {
+	if f == nil {
+		return nil
+	}
+	out := &pipeline.Filter{
+		AssigneeIDs: f.AssigneeIds, Unassigned: f.Unassigned, TagsAny: f.TagsAny, TagsAll: f.TagsAll,
+		PurchasedAfter: f.PurchasedAfter, PurchasedBefore: f.PurchasedBefore, Search: deref(f.Search),
+		IncludeDeleted: f.IncludeDeleted != nil && *f.IncludeDeleted,
+	}
+	for _, s := range f.Statuses {
+		out.Statuses = append(out.Statuses, string(s))
+	}
+	return out
+}
+
 func toBounceReport(r verify.Report) *model.BounceReport {
 	return &model.BounceReport{
 		ID: r.ID, Status: model.BounceReportStatus(r.Status), CreditsRefunded: int(r.CreditsRefunded), Reason: r.Reason,
@@ -226,4 +260,84 @@ func toVerificationStats(st verify.Stats) *model.VerificationStats {
 		out.ByProvider = append(out.ByProvider, &model.ProviderCount{Provider: p.Provider, Calls: int(p.Calls), Failures: int(p.Failures)})
 	}
 	return out
+}
+
+// toSelection is the leads a bulk mutation or an export names: its ids or its filter.
+func toSelection(ids []string, filter *model.WorkspaceLeadFilter) pipeline.Selection {
+	return pipeline.Selection{IDs: ids, Filter: toPipelineFilter(filter)}
+}
+
+// toBulkInput is a bulk mutation's input for pipeline: its workspace and its ids or filter.
+func toBulkInput(workspaceID string, ids []string, filter *model.WorkspaceLeadFilter) pipeline.BulkInput {
+	return pipeline.BulkInput{WorkspaceID: workspaceID, Selection: toSelection(ids, filter)}
+}
+
+// bulkResult maps a bulk operation's outcome (or passes its error on).
+func bulkResult(res pipeline.BulkResult, err error) (*model.BulkResult, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := &model.BulkResult{Requested: res.Requested, Affected: res.Affected, Skipped: make([]*model.BulkSkip, len(res.Skipped))}
+	for i, s := range res.Skipped {
+		out.Skipped[i] = &model.BulkSkip{ID: s.ID, Reason: model.BulkSkipReason(s.Reason)}
+	}
+	return out, nil
+}
+
+func toWorkspaceLead(w pipeline.WorkspaceLead) *model.WorkspaceLead {
+	return &model.WorkspaceLead{
+		ID: w.ID, Lead: toLead(w.Lead), Status: model.PipelineStatus(w.Status), Tags: w.Tags, CreditsSpent: w.CreditsSpent,
+		PurchasedAt: w.PurchasedAt, UpdatedAt: w.UpdatedAt, DeletedAt: w.DeletedAt, AssigneeID: w.AssigneeUserID,
+	}
+}
+
+// toWorkspaceLeadConnection maps a page of workspace leads, their leads' partners through the
+// partner loader in one batch when the query selects them.
+func toWorkspaceLeadConnection(ctx context.Context, p page.Page[pipeline.WorkspaceLead]) (*model.WorkspaceLeadConnection, error) {
+	edges, info := connection(p, toWorkspaceLead, func(c string, n *model.WorkspaceLead) *model.WorkspaceLeadEdge {
+		return &model.WorkspaceLeadEdge{Cursor: c, Node: n}
+	})
+	leads := make([]*model.Lead, len(edges))
+	for i, e := range edges {
+		leads[i] = e.Node.Lead
+	}
+	if err := fillLeadRelations(ctx, leads, selects(ctx, "edges", "node", "lead", "partner")); err != nil {
+		return nil, err
+	}
+	return &model.WorkspaceLeadConnection{Edges: edges, PageInfo: info}, nil
+}
+
+// exportResult maps an export (or passes its error on); a nil export stays nil.
+func exportResult(e *export.Export, err error) (*model.Export, error) {
+	if err != nil || e == nil {
+		return nil, err
+	}
+	return toExport(*e), nil
+}
+
+func toExport(e export.Export) *model.Export {
+	m := &model.Export{
+		ID: e.ID, Kind: model.ExportKind(e.Kind), WorkspaceID: optional(e.WorkspaceID), Status: model.ExportStatus(e.Status),
+		RowsTotal: e.RowsTotal, RowsDone: e.RowsDone, CreatedAt: e.CreatedAt, CompletedAt: e.CompletedAt,
+		ExpiresAt: e.ExpiresAt, ErrorCode: optional(e.ErrorCode),
+	}
+	if e.Downloadable(time.Now()) {
+		m.DownloadURL = optional(export.DownloadPath(e.ID))
+	}
+	return m
+}
+
+func toExportColumns(cs []model.ExportColumn) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = string(c)
+	}
+	return out
+}
+
+// isCaller reports whether u is the signed-in user: a user reached through another object (an
+// assignee) shows neither its workspaces nor its partners.
+func isCaller(ctx context.Context, u *model.User) bool {
+	c := auth.CallerFrom(ctx)
+	return c != nil && u != nil && c.UserID == u.ID
 }

@@ -8,9 +8,11 @@ import (
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/verify"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
@@ -25,4 +27,6 @@ type Resolver struct {
 	BillingService     *billing.Service
 	IngestService      *ingest.Service
 	VerifyService      *verify.Service
+	PipelineService    *pipeline.Service
+	ExportService      *export.Service
 }

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/leadmarket/leadmarket/graph/model"
-	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/page"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/verify"
 )
 
@@ -155,6 +156,52 @@ func (r *mutationResolver) ReportLeadBounce(ctx context.Context, input model.Rep
 	return toBounceReport(rep), nil
 }
 
+// BulkUpdateLeadStatus is the resolver for the bulkUpdateLeadStatus field.
+func (r *mutationResolver) BulkUpdateLeadStatus(ctx context.Context, input model.BulkUpdateLeadStatusInput) (*model.BulkResult, error) {
+	return bulkResult(r.PipelineService.BulkUpdateStatus(ctx, auth.CallerFrom(ctx), toBulkInput(input.WorkspaceID, input.Ids, input.Filter),
+		string(input.Status)))
+}
+
+// BulkAssignLeads is the resolver for the bulkAssignLeads field.
+func (r *mutationResolver) BulkAssignLeads(ctx context.Context, input model.BulkAssignLeadsInput) (*model.BulkResult, error) {
+	return bulkResult(r.PipelineService.BulkAssign(ctx, auth.CallerFrom(ctx), toBulkInput(input.WorkspaceID, input.Ids, input.Filter),
+		deref(input.AssigneeUserID)))
+}
+
+// BulkAddLeadTags is the resolver for the bulkAddLeadTags field.
+func (r *mutationResolver) BulkAddLeadTags(ctx context.Context, input model.BulkAddLeadTagsInput) (*model.BulkResult, error) {
+	return bulkResult(r.PipelineService.BulkAddTags(ctx, auth.CallerFrom(ctx), toBulkInput(input.WorkspaceID, input.Ids, input.Filter),
+		input.Tags))
+}
+
+// BulkRemoveLeadTags is the resolver for the bulkRemoveLeadTags field.
+func (r *mutationResolver) BulkRemoveLeadTags(ctx context.Context, input model.BulkRemoveLeadTagsInput) (*model.BulkResult, error) {
+	return bulkResult(r.PipelineService.BulkRemoveTags(ctx, auth.CallerFrom(ctx), toBulkInput(input.WorkspaceID, input.Ids, input.Filter),
+		input.Tags))
+}
+
+// BulkDeleteLeads is the resolver for the bulkDeleteLeads field.
+func (r *mutationResolver) BulkDeleteLeads(ctx context.Context, input model.BulkDeleteLeadsInput) (*model.BulkResult, error) {
+	return bulkResult(r.PipelineService.BulkDelete(ctx, auth.CallerFrom(ctx), toBulkInput(input.WorkspaceID, input.Ids, input.Filter)))
+}
+
+// BulkRestoreLeads is the resolver for the bulkRestoreLeads field.
+func (r *mutationResolver) BulkRestoreLeads(ctx context.Context, input model.BulkRestoreLeadsInput) (*model.BulkResult, error) {
+	return bulkResult(r.PipelineService.BulkRestore(ctx, auth.CallerFrom(ctx), toBulkInput(input.WorkspaceID, input.Ids, input.Filter)))
+}
+
+// ExportWorkspaceLeads is the resolver for the exportWorkspaceLeads field.
+func (r *mutationResolver) ExportWorkspaceLeads(ctx context.Context, input model.ExportWorkspaceLeadsInput) (*model.Export, error) {
+	return exportResult(r.ExportService.ExportWorkspaceLeads(ctx, auth.CallerFrom(ctx), export.LeadsInput{
+		WorkspaceID: input.WorkspaceID, Selection: toSelection(input.Ids, input.Filter), Columns: toExportColumns(input.Columns),
+	}))
+}
+
+// ExportAuditLogs is the resolver for the exportAuditLogs field.
+func (r *mutationResolver) ExportAuditLogs(ctx context.Context, filter model.AuditLogFilter) (*model.Export, error) {
+	return exportResult(r.ExportService.ExportAuditLogs(ctx, auth.CallerFrom(ctx), toAuditFilter(&filter)))
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*model.User, error) {
 	c := auth.CallerFrom(ctx)
@@ -222,18 +269,7 @@ func (r *queryResolver) CreditTransactions(ctx context.Context, workspaceID stri
 
 // AuditLogs is the resolver for the auditLogs field.
 func (r *queryResolver) AuditLogs(ctx context.Context, filter *model.AuditLogFilter, first *int, after *string) (*model.AuditLogConnection, error) {
-	var f audit.Filter
-	if filter != nil {
-		f = audit.Filter{
-			WorkspaceID: deref(filter.WorkspaceID), ActorUserID: deref(filter.ActorUserID), Action: deref(filter.Action),
-			ResourceType: deref(filter.ResourceType), ResourceID: deref(filter.ResourceID),
-			OccurredAfter: filter.OccurredAfter, OccurredBefore: filter.OccurredBefore,
-		}
-		if filter.Severity != nil {
-			f.Severity = string(*filter.Severity)
-		}
-	}
-	p, err := r.AuditService.Search(ctx, auth.CallerFrom(ctx), f, page.Of(first, after))
+	p, err := r.AuditService.Search(ctx, auth.CallerFrom(ctx), toAuditFilter(filter), page.Of(first, after))
 	if err != nil {
 		return nil, err
 	}
@@ -365,8 +401,47 @@ func (r *queryResolver) BounceReports(ctx context.Context, workspaceID string, f
 	return &model.BounceReportConnection{Edges: edges, PageInfo: info}, nil
 }
 
+// WorkspaceLeads is the resolver for the workspaceLeads field.
+func (r *queryResolver) WorkspaceLeads(ctx context.Context, workspaceID string, first *int, after *string, filter *model.WorkspaceLeadFilter, orderBy *model.WorkspaceLeadOrder) (*model.WorkspaceLeadConnection, error) {
+	order := pipeline.OrderPurchasedNewest
+	if orderBy != nil {
+		order = string(*orderBy)
+	}
+	var f pipeline.Filter
+	if pf := toPipelineFilter(filter); pf != nil {
+		f = *pf
+	}
+	p, err := r.PipelineService.List(ctx, auth.CallerFrom(ctx), pipeline.ListParams{
+		WorkspaceID: workspaceID, Page: page.Of(first, after), Filter: f, Order: order,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return toWorkspaceLeadConnection(ctx, p)
+}
+
+// Export is the resolver for the export field.
+func (r *queryResolver) Export(ctx context.Context, id string) (*model.Export, error) {
+	return exportResult(r.ExportService.Get(ctx, auth.CallerFrom(ctx), id))
+}
+
+// Exports is the resolver for the exports field.
+func (r *queryResolver) Exports(ctx context.Context, workspaceID *string, first *int, after *string) (*model.ExportConnection, error) {
+	p, err := r.ExportService.List(ctx, auth.CallerFrom(ctx), deref(workspaceID), page.Of(first, after))
+	if err != nil {
+		return nil, err
+	}
+	edges, info := connection(p, toExport, func(c string, n *model.Export) *model.ExportEdge {
+		return &model.ExportEdge{Cursor: c, Node: n}
+	})
+	return &model.ExportConnection{Edges: edges, PageInfo: info}, nil
+}
+
 // Workspaces is the resolver for the workspaces field.
 func (r *userResolver) Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error) {
+	if !isCaller(ctx, obj) {
+		return []*model.WorkspaceMembership{}, nil
+	}
 	ms, err := r.WorkspaceService.Memberships(ctx, obj.ID)
 	if err != nil {
 		return nil, err
@@ -383,6 +458,9 @@ func (r *userResolver) Workspaces(ctx context.Context, obj *model.User) ([]*mode
 
 // Partners is the resolver for the partners field.
 func (r *userResolver) Partners(ctx context.Context, obj *model.User) ([]*model.Partner, error) {
+	if !isCaller(ctx, obj) {
+		return []*model.Partner{}, nil
+	}
 	ps, err := r.PartnerService.ForUser(ctx, obj.ID)
 	if err != nil {
 		return nil, err
@@ -397,6 +475,14 @@ func (r *userResolver) Partners(ctx context.Context, obj *model.User) ([]*model.
 // AttemptLog is the resolver for the attemptLog field.
 func (r *webhookEventResolver) AttemptLog(ctx context.Context, obj *model.WebhookEvent) ([]*model.WebhookAttempt, error) {
 	return loadersFrom(ctx).Attempts.Load(ctx, obj.ID)()
+}
+
+// Assignee is the resolver for the assignee field.
+func (r *workspaceLeadResolver) Assignee(ctx context.Context, obj *model.WorkspaceLead) (*model.User, error) {
+	if obj.AssigneeID == "" {
+		return nil, nil
+	}
+	return loadersFrom(ctx).User.Load(ctx, obj.AssigneeID)()
 }
 
 // LeadPurchase returns LeadPurchaseResolver implementation.
@@ -417,11 +503,15 @@ func (r *Resolver) User() UserResolver { return &userResolver{r} }
 // WebhookEvent returns WebhookEventResolver implementation.
 func (r *Resolver) WebhookEvent() WebhookEventResolver { return &webhookEventResolver{r} }
 
+// WorkspaceLead returns WorkspaceLeadResolver implementation.
+func (r *Resolver) WorkspaceLead() WorkspaceLeadResolver { return &workspaceLeadResolver{r} }
+
 type (
-	leadPurchaseResolver struct{ *Resolver }
-	leadUploadResolver   struct{ *Resolver }
-	mutationResolver     struct{ *Resolver }
-	queryResolver        struct{ *Resolver }
-	userResolver         struct{ *Resolver }
-	webhookEventResolver struct{ *Resolver }
+	leadPurchaseResolver  struct{ *Resolver }
+	leadUploadResolver    struct{ *Resolver }
+	mutationResolver      struct{ *Resolver }
+	queryResolver         struct{ *Resolver }
+	userResolver          struct{ *Resolver }
+	webhookEventResolver  struct{ *Resolver }
+	workspaceLeadResolver struct{ *Resolver }
 )

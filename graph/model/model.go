@@ -79,3 +79,18 @@ type LeadUpload struct {
 
 	PartnerID string `json:"-"`
 }
+
+// WorkspaceLead is a lead a workspace bought, as it works it; assignee loads by AssigneeID.
+type WorkspaceLead struct {
+	ID           string         `json:"id"`
+	Lead         *Lead          `json:"lead"`
+	Status       PipelineStatus `json:"status"`
+	Tags         []string       `json:"tags"`
+	CreditsSpent int            `json:"creditsSpent"`
+	PurchasedAt  time.Time      `json:"purchasedAt"`
+	UpdatedAt    time.Time      `json:"updatedAt"`
+	DeletedAt    *time.Time     `json:"deletedAt,omitempty"`
+
+	// AssigneeID is what assignee loads by; empty when nobody is assigned.
+	AssigneeID string `json:"-"`
+}

@@ -76,6 +76,77 @@ type BounceReportEdge struct {
 	Node   *BounceReport `json:"node"`
 }
 
+type BulkAddLeadTagsInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// At most 10,000 lead ids; repeats count once.
+	Ids []string `json:"ids,omitempty"`
+	// Every lead the filter matches, instead of ids.
+	Filter *WorkspaceLeadFilter `json:"filter,omitempty"`
+	// 1 to 20 tags of 1 to 40 characters (trimmed, lower-cased).
+	Tags []string `json:"tags"`
+}
+
+type BulkAssignLeadsInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// At most 10,000 lead ids; repeats count once.
+	Ids []string `json:"ids,omitempty"`
+	// Every lead the filter matches, instead of ids.
+	Filter *WorkspaceLeadFilter `json:"filter,omitempty"`
+	// A member of the workspace; null unassigns.
+	AssigneeUserID *string `json:"assigneeUserId,omitempty"`
+}
+
+type BulkDeleteLeadsInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// At most 10,000 lead ids; repeats count once.
+	Ids []string `json:"ids,omitempty"`
+	// Every lead the filter matches, instead of ids.
+	Filter *WorkspaceLeadFilter `json:"filter,omitempty"`
+}
+
+type BulkRemoveLeadTagsInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// At most 10,000 lead ids; repeats count once.
+	Ids []string `json:"ids,omitempty"`
+	// Every lead the filter matches, instead of ids.
+	Filter *WorkspaceLeadFilter `json:"filter,omitempty"`
+	// 1 to 20 tags (trimmed, lower-cased).
+	Tags []string `json:"tags"`
+}
+
+type BulkRestoreLeadsInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// At most 10,000 lead ids; repeats count once.
+	Ids []string `json:"ids,omitempty"`
+	// Every deleted lead the filter matches, instead of ids.
+	Filter *WorkspaceLeadFilter `json:"filter,omitempty"`
+}
+
+// What a bulk operation did.
+type BulkResult struct {
+	// How many leads it was asked to change: the distinct ids, or the leads the filter matched.
+	Requested int `json:"requested"`
+	// How many it changed.
+	Affected int `json:"affected"`
+	// The others, in id order, each with why it was left as it was.
+	Skipped []*BulkSkip `json:"skipped"`
+}
+
+// A lead a bulk operation left unchanged.
+type BulkSkip struct {
+	ID     string         `json:"id"`
+	Reason BulkSkipReason `json:"reason"`
+}
+
+type BulkUpdateLeadStatusInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// At most 10,000 lead ids (the workspace leads' ids, which are the purchases'); repeats count once.
+	Ids []string `json:"ids,omitempty"`
+	// Every lead the filter matches, instead of ids.
+	Filter *WorkspaceLeadFilter `json:"filter,omitempty"`
+	Status PipelineStatus       `json:"status"`
+}
+
 type CreditBalance struct {
 	WorkspaceID string `json:"workspaceId"`
 	Credits     int    `json:"credits"`
@@ -126,6 +197,49 @@ type CreditTransactionConnection struct {
 type CreditTransactionEdge struct {
 	Cursor string             `json:"cursor"`
 	Node   *CreditTransaction `json:"node"`
+}
+
+// A CSV export, written by a background job into the database and downloaded over HTTP.
+type Export struct {
+	ID   string     `json:"id"`
+	Kind ExportKind `json:"kind"`
+	// The workspace whose data it holds; null for a platform-wide audit log export.
+	WorkspaceID *string      `json:"workspaceId,omitempty"`
+	Status      ExportStatus `json:"status"`
+	// How many rows it will hold: counted when the job starts (null before), exact once COMPLETED.
+	RowsTotal *int `json:"rowsTotal,omitempty"`
+	// Rows written so far; published as export.progress events as it moves.
+	RowsDone    int        `json:"rowsDone"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
+	// When it is deleted (EXPORT_RETENTION after it was requested, default 7 days).
+	ExpiresAt time.Time `json:"expiresAt"`
+	// Where to GET the file (a path on this API, such as /exports/<id>.csv) with the same bearer
+	// token, while COMPLETED and not expired; null otherwise. The answer is text/csv (UTF-8, with a
+	// byte-order mark for spreadsheets).
+	DownloadURL *string `json:"downloadUrl,omitempty"`
+	// Why it FAILED (an error code such as INTERNAL); null otherwise.
+	ErrorCode *string `json:"errorCode,omitempty"`
+}
+
+type ExportConnection struct {
+	Edges    []*ExportEdge `json:"edges"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type ExportEdge struct {
+	Cursor string  `json:"cursor"`
+	Node   *Export `json:"node"`
+}
+
+type ExportWorkspaceLeadsInput struct {
+	WorkspaceID string `json:"workspaceId"`
+	// At most 10,000 lead ids; ids that are not on the workspace's list are left out.
+	Ids []string `json:"ids,omitempty"`
+	// Every lead the filter matches, instead of ids. Neither: the whole list.
+	Filter *WorkspaceLeadFilter `json:"filter,omitempty"`
+	// The columns, in order; default every lead field, then STATUS, ASSIGNEE_EMAIL, TAGS, PURCHASED_AT.
+	Columns []ExportColumn `json:"columns,omitempty"`
 }
 
 type LeadConnection struct {
@@ -406,6 +520,35 @@ type Workspace struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
+type WorkspaceLeadConnection struct {
+	Edges    []*WorkspaceLeadEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type WorkspaceLeadEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *WorkspaceLead `json:"node"`
+}
+
+// Filters of a workspace's leads; all given filters must match.
+type WorkspaceLeadFilter struct {
+	Statuses []PipelineStatus `json:"statuses,omitempty"`
+	// Assigned to one of these users (or, with unassigned: true, to nobody).
+	AssigneeIds []string `json:"assigneeIds,omitempty"`
+	// true: nobody is assigned (or one of assigneeIds is); false: somebody is.
+	Unassigned *bool `json:"unassigned,omitempty"`
+	// Has at least one of these tags (matched trimmed and lower-cased).
+	TagsAny []string `json:"tagsAny,omitempty"`
+	// Has all of these tags.
+	TagsAll         []string   `json:"tagsAll,omitempty"`
+	PurchasedAfter  *time.Time `json:"purchasedAfter,omitempty"`
+	PurchasedBefore *time.Time `json:"purchasedBefore,omitempty"`
+	// Case-insensitive text in the lead's name, company name or e-mail (1 to 100 characters).
+	Search *string `json:"search,omitempty"`
+	// Also match leads deleted from the list (default false).
+	IncludeDeleted *bool `json:"includeDeleted,omitempty"`
+}
+
 // A user's membership of a workspace, as seen by its owners and admins.
 type WorkspaceMember struct {
 	WorkspaceID string        `json:"workspaceId"`
@@ -595,6 +738,72 @@ func (e *BounceReportStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e BounceReportStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type BulkSkipReason string
+
+const (
+	// Not a lead of this workspace (another workspace's leads are never touched).
+	BulkSkipReasonNotFound BulkSkipReason = "NOT_FOUND"
+	// The pipeline does not allow this move from the lead's status.
+	BulkSkipReasonInvalidTransition BulkSkipReason = "INVALID_TRANSITION"
+	// The lead is deleted from the list.
+	BulkSkipReasonAlreadyDeleted BulkSkipReason = "ALREADY_DELETED"
+	// The lead would have more than 20 tags.
+	BulkSkipReasonTagLimit BulkSkipReason = "TAG_LIMIT"
+	// The lead already is as asked.
+	BulkSkipReasonUnchanged BulkSkipReason = "UNCHANGED"
+)
+
+var AllBulkSkipReason = []BulkSkipReason{
+	BulkSkipReasonNotFound,
+	BulkSkipReasonInvalidTransition,
+	BulkSkipReasonAlreadyDeleted,
+	BulkSkipReasonTagLimit,
+	BulkSkipReasonUnchanged,
+}
+
+func (e BulkSkipReason) IsValid() bool {
+	switch e {
+	case BulkSkipReasonNotFound, BulkSkipReasonInvalidTransition, BulkSkipReasonAlreadyDeleted, BulkSkipReasonTagLimit, BulkSkipReasonUnchanged:
+		return true
+	}
+	return false
+}
+
+func (e BulkSkipReason) String() string {
+	return string(e)
+}
+
+func (e *BulkSkipReason) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = BulkSkipReason(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid BulkSkipReason", str)
+	}
+	return nil
+}
+
+func (e BulkSkipReason) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *BulkSkipReason) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e BulkSkipReason) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -791,6 +1000,239 @@ func (e CreditTransactionKind) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// A column of a workspace leads export, named like the CSV header it writes (in lower case).
+type ExportColumn string
+
+const (
+	ExportColumnLeadID             ExportColumn = "LEAD_ID"
+	ExportColumnFirstName          ExportColumn = "FIRST_NAME"
+	ExportColumnLastName           ExportColumn = "LAST_NAME"
+	ExportColumnEmail              ExportColumn = "EMAIL"
+	ExportColumnPhone              ExportColumn = "PHONE"
+	ExportColumnLinkedinURL        ExportColumn = "LINKEDIN_URL"
+	ExportColumnTitle              ExportColumn = "TITLE"
+	ExportColumnSeniority          ExportColumn = "SENIORITY"
+	ExportColumnDepartment         ExportColumn = "DEPARTMENT"
+	ExportColumnCompanyName        ExportColumn = "COMPANY_NAME"
+	ExportColumnCompanyDomain      ExportColumn = "COMPANY_DOMAIN"
+	ExportColumnCompanySize        ExportColumn = "COMPANY_SIZE"
+	ExportColumnIndustry           ExportColumn = "INDUSTRY"
+	ExportColumnCountry            ExportColumn = "COUNTRY"
+	ExportColumnRegion             ExportColumn = "REGION"
+	ExportColumnCity               ExportColumn = "CITY"
+	ExportColumnVerificationStatus ExportColumn = "VERIFICATION_STATUS"
+	ExportColumnPriceCredits       ExportColumn = "PRICE_CREDITS"
+	ExportColumnMaxBuyers          ExportColumn = "MAX_BUYERS"
+	ExportColumnBuyersCount        ExportColumn = "BUYERS_COUNT"
+	// The partner's name.
+	ExportColumnPartner       ExportColumn = "PARTNER"
+	ExportColumnLeadCreatedAt ExportColumn = "LEAD_CREATED_AT"
+	ExportColumnStatus        ExportColumn = "STATUS"
+	ExportColumnAssigneeEmail ExportColumn = "ASSIGNEE_EMAIL"
+	// The lead's tags, comma-separated.
+	ExportColumnTags        ExportColumn = "TAGS"
+	ExportColumnPurchasedAt ExportColumn = "PURCHASED_AT"
+	// Only when asked for: the workspace lead's (the purchase's) id.
+	ExportColumnID ExportColumn = "ID"
+	// Only when asked for.
+	ExportColumnCreditsSpent ExportColumn = "CREDITS_SPENT"
+	// Only when asked for: the last pipeline change.
+	ExportColumnUpdatedAt ExportColumn = "UPDATED_AT"
+)
+
+var AllExportColumn = []ExportColumn{
+	ExportColumnLeadID,
+	ExportColumnFirstName,
+	ExportColumnLastName,
+	ExportColumnEmail,
+	ExportColumnPhone,
+	ExportColumnLinkedinURL,
+	ExportColumnTitle,
+	ExportColumnSeniority,
+	ExportColumnDepartment,
+	ExportColumnCompanyName,
+	ExportColumnCompanyDomain,
+	ExportColumnCompanySize,
+	ExportColumnIndustry,
+	ExportColumnCountry,
+	ExportColumnRegion,
+	ExportColumnCity,
+	ExportColumnVerificationStatus,
+	ExportColumnPriceCredits,
+	ExportColumnMaxBuyers,
+	ExportColumnBuyersCount,
+	ExportColumnPartner,
+	ExportColumnLeadCreatedAt,
+	ExportColumnStatus,
+	ExportColumnAssigneeEmail,
+	ExportColumnTags,
+	ExportColumnPurchasedAt,
+	ExportColumnID,
+	ExportColumnCreditsSpent,
+	ExportColumnUpdatedAt,
+}
+
+func (e ExportColumn) IsValid() bool {
+	switch e {
+	case ExportColumnLeadID, ExportColumnFirstName, ExportColumnLastName, ExportColumnEmail, ExportColumnPhone, ExportColumnLinkedinURL, ExportColumnTitle, ExportColumnSeniority, ExportColumnDepartment, ExportColumnCompanyName, ExportColumnCompanyDomain, ExportColumnCompanySize, ExportColumnIndustry, ExportColumnCountry, ExportColumnRegion, ExportColumnCity, ExportColumnVerificationStatus, ExportColumnPriceCredits, ExportColumnMaxBuyers, ExportColumnBuyersCount, ExportColumnPartner, ExportColumnLeadCreatedAt, ExportColumnStatus, ExportColumnAssigneeEmail, ExportColumnTags, ExportColumnPurchasedAt, ExportColumnID, ExportColumnCreditsSpent, ExportColumnUpdatedAt:
+		return true
+	}
+	return false
+}
+
+func (e ExportColumn) String() string {
+	return string(e)
+}
+
+func (e *ExportColumn) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ExportColumn(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ExportColumn", str)
+	}
+	return nil
+}
+
+func (e ExportColumn) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ExportColumn) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ExportColumn) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ExportKind string
+
+const (
+	ExportKindWorkspaceLeads ExportKind = "WORKSPACE_LEADS"
+	ExportKindAuditLogs      ExportKind = "AUDIT_LOGS"
+)
+
+var AllExportKind = []ExportKind{
+	ExportKindWorkspaceLeads,
+	ExportKindAuditLogs,
+}
+
+func (e ExportKind) IsValid() bool {
+	switch e {
+	case ExportKindWorkspaceLeads, ExportKindAuditLogs:
+		return true
+	}
+	return false
+}
+
+func (e ExportKind) String() string {
+	return string(e)
+}
+
+func (e *ExportKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ExportKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ExportKind", str)
+	}
+	return nil
+}
+
+func (e ExportKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ExportKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ExportKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ExportStatus string
+
+const (
+	// Waiting for a worker.
+	ExportStatusQueued ExportStatus = "QUEUED"
+	// Being written; rowsDone grows.
+	ExportStatusRunning ExportStatus = "RUNNING"
+	// Written; downloadUrl serves it until expiresAt.
+	ExportStatusCompleted ExportStatus = "COMPLETED"
+	// Given up; errorCode says why.
+	ExportStatusFailed ExportStatus = "FAILED"
+)
+
+var AllExportStatus = []ExportStatus{
+	ExportStatusQueued,
+	ExportStatusRunning,
+	ExportStatusCompleted,
+	ExportStatusFailed,
+}
+
+func (e ExportStatus) IsValid() bool {
+	switch e {
+	case ExportStatusQueued, ExportStatusRunning, ExportStatusCompleted, ExportStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e ExportStatus) String() string {
+	return string(e)
+}
+
+func (e *ExportStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ExportStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ExportStatus", str)
+	}
+	return nil
+}
+
+func (e ExportStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ExportStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ExportStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type LeadOrder string
 
 const (
@@ -964,6 +1406,70 @@ func (e *PartnerEarningKind) UnmarshalJSON(b []byte) error {
 }
 
 func (e PartnerEarningKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a lead is in a workspace's sales pipeline.
+type PipelineStatus string
+
+const (
+	PipelineStatusNew       PipelineStatus = "NEW"
+	PipelineStatusContacted PipelineStatus = "CONTACTED"
+	PipelineStatusQualified PipelineStatus = "QUALIFIED"
+	// Final; owners and admins may reopen it to NEW.
+	PipelineStatusWon PipelineStatus = "WON"
+	// Final; owners and admins may reopen it to NEW.
+	PipelineStatusLost PipelineStatus = "LOST"
+)
+
+var AllPipelineStatus = []PipelineStatus{
+	PipelineStatusNew,
+	PipelineStatusContacted,
+	PipelineStatusQualified,
+	PipelineStatusWon,
+	PipelineStatusLost,
+}
+
+func (e PipelineStatus) IsValid() bool {
+	switch e {
+	case PipelineStatusNew, PipelineStatusContacted, PipelineStatusQualified, PipelineStatusWon, PipelineStatusLost:
+		return true
+	}
+	return false
+}
+
+func (e PipelineStatus) String() string {
+	return string(e)
+}
+
+func (e *PipelineStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PipelineStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PipelineStatus", str)
+	}
+	return nil
+}
+
+func (e PipelineStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PipelineStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PipelineStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -1349,6 +1855,66 @@ func (e *WebhookEventStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e WebhookEventStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type WorkspaceLeadOrder string
+
+const (
+	// Newest purchase first (default).
+	WorkspaceLeadOrderPurchasedNewest WorkspaceLeadOrder = "PURCHASED_NEWEST"
+	// Oldest purchase first.
+	WorkspaceLeadOrderPurchasedOldest WorkspaceLeadOrder = "PURCHASED_OLDEST"
+	// Most recently changed first.
+	WorkspaceLeadOrderUpdatedNewest WorkspaceLeadOrder = "UPDATED_NEWEST"
+)
+
+var AllWorkspaceLeadOrder = []WorkspaceLeadOrder{
+	WorkspaceLeadOrderPurchasedNewest,
+	WorkspaceLeadOrderPurchasedOldest,
+	WorkspaceLeadOrderUpdatedNewest,
+}
+
+func (e WorkspaceLeadOrder) IsValid() bool {
+	switch e {
+	case WorkspaceLeadOrderPurchasedNewest, WorkspaceLeadOrderPurchasedOldest, WorkspaceLeadOrderUpdatedNewest:
+		return true
+	}
+	return false
+}
+
+func (e WorkspaceLeadOrder) String() string {
+	return string(e)
+}
+
+func (e *WorkspaceLeadOrder) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WorkspaceLeadOrder(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WorkspaceLeadOrder", str)
+	}
+	return nil
+}
+
+func (e WorkspaceLeadOrder) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WorkspaceLeadOrder) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WorkspaceLeadOrder) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -20,12 +20,14 @@ import (
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/httpserver"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/user"
 	"github.com/leadmarket/leadmarket/internal/verify"
@@ -43,8 +45,10 @@ type App struct {
 	// Verify is email verification and bounce refunds; ingest enqueues an upload's leads with
 	// its EnqueueTx.
 	Verify *verify.Service
-	db     *bun.DB
-	logger *slog.Logger
+	// Exports writes the CSV exports its workers run.
+	Exports *export.Service
+	db      *bun.DB
+	logger  *slog.Logger
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
@@ -79,15 +83,20 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	for i, t := range cfg.CommissionBonusTiers {
 		tiers[i] = partner.BonusTier{PassRate: t.PassRate, Points: t.Points}
 	}
+	auditSvc := audit.NewService(bdb, workspace.RoleCheck(bdb))
+	pipelineSvc := pipeline.NewService(bdb)
+	exportSvc := export.NewService(bdb, queue, pipelineSvc, auditSvc, export.Options{Retention: cfg.ExportRetention, Logger: logger})
 	res := &graph.Resolver{
 		WorkspaceService:   workspace.NewService(bdb, workspace.Options{OpenBalanceFunc: credit.OpenBalance}),
 		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}),
 		CreditService:      credit.NewService(bdb),
 		PartnerService:     partner.NewService(bdb),
-		AuditService:       audit.NewService(bdb, workspace.RoleCheck(bdb)),
+		AuditService:       auditSvc,
 		BillingService:     billingSvc,
 		IngestService:      ingestSvc,
 		VerifyService:      verifySvc,
+		PipelineService:    pipelineSvc,
+		ExportService:      exportSvc,
 	}
 	guard, err := buildGuardrails(cfg, bdb)
 	if err != nil {
@@ -106,6 +115,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		StripeWebhook:   billingSvc.WebhookHandler(),
 		MaxUploadBytes:  cfg.MaxUploadBytes,
 		RejectionsCSV:   ingestSvc.RejectionsCSVHandler(),
+		ExportDownload:  exportSvc.DownloadHandler(),
 		Authenticator:   auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA),
 		ReadyFunc:       func(ctx context.Context) error { return Ready(ctx, bdb) },
 		ShutdownTimeout: cfg.ShutdownTimeout,
@@ -113,7 +123,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
 	})
-	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, db: bdb, logger: logger}, nil
+	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, Exports: exportSvc, db: bdb, logger: logger}, nil
 }
 
 // VerifyOptions are the verification service's options from cfg.
@@ -133,6 +143,7 @@ func (a *App) Workers() *river.Workers {
 	river.AddWorker(w, ingest.NewWorker(a.Ingest))
 	river.AddWorker(w, jobs.NewCleanupWorker(a.cleanups(), a.logger))
 	a.Verify.Workers(w)
+	river.AddWorker(w, export.NewWorker(a.Exports))
 	return w
 }
 
@@ -152,7 +163,8 @@ func (a *App) Queues() map[string]int {
 // cleanups are the hourly clean-ups: idempotency keys past their 24 hours, rate-limit refusals
 // past their retention and the rejected rows of uploads older than UPLOAD_RETENTION are deleted;
 // Stripe events and lead uploads whose job ended without finishing them are marked FAILED; the
-// audit log's partitions for the coming months are created.
+// audit log's partitions for the coming months are created; exports past their retention are
+// deleted with their files.
 func (a *App) cleanups() map[string]jobs.CleanupFunc {
 	return map[string]jobs.CleanupFunc{
 		"idempotency_keys": func(ctx context.Context) (int64, error) { return idempotency.Purge(ctx, a.db) },
@@ -163,6 +175,7 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 		"audit_partitions":        func(ctx context.Context) (int64, error) { return 0, audit.EnsurePartitions(ctx, a.db) },
 		"lead_rejections":         a.Ingest.PurgeRejections,
 		"abandoned_lead_uploads":  a.Ingest.FailAbandonedUploads,
+		"expired_exports":         func(ctx context.Context) (int64, error) { return export.PurgeExpired(ctx, a.db) },
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 	"github.com/leadmarket/leadmarket/internal/jobs"
 )
 
-// The leader schedules the clean-ups at start: expired idempotency keys and old rate-limit
-// refusals go, fresh ones stay.
+// The leader schedules the clean-ups at start: expired idempotency keys, old rate-limit refusals
+// and expired exports go, fresh ones stay.
 func TestPeriodicCleanupsDeleteOnlyExpiredRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -32,6 +32,11 @@ func TestPeriodicCleanupsDeleteOnlyExpiredRows(t *testing.T) {
 		INSERT INTO rate_limit_violations (caller_key, ip, tier, operation, rate_limit, occurred_at) VALUES
 		('ip:127.0.0.1', '127.0.0.1', 'BROWSE', 'old', 60, now() - interval '31 days'),
 		('ip:127.0.0.1', '127.0.0.1', 'BROWSE', 'new', 60, now() - interval '29 days')`, u.ID, u.ID)
+	require.NoError(t, err)
+	// Exports: one past its retention (its file goes with it), one within it.
+	_, err = db.ExecContext(ctx, `INSERT INTO exports (kind, created_by, file_name, expires_at) VALUES
+		('AUDIT_LOGS', ?, 'old.csv', now() - interval '1 minute'), ('AUDIT_LOGS', ?, 'new.csv', now() + interval '1 day');
+		INSERT INTO export_chunks (export_id, seq, rows, data) SELECT id, 0, 0, '' FROM exports`, u.ID, u.ID)
 	require.NoError(t, err)
 	// A process running into a month whose audit partition is missing: the hourly job creates it.
 	var nextMonth string
@@ -53,8 +58,11 @@ func TestPeriodicCleanupsDeleteOnlyExpiredRows(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		return count("SELECT count(*) FROM idempotency_keys") == 1 && count("SELECT count(*) FROM rate_limit_violations") == 1 &&
-			count("SELECT count(*) FROM pg_class WHERE relname = '"+nextMonth+"'") == 1
+			count("SELECT count(*) FROM pg_class WHERE relname = '"+nextMonth+"'") == 1 &&
+			count("SELECT count(*) FROM exports") == 1
 	}, 20*time.Second, 100*time.Millisecond)
+	require.Equal(t, 1, count("SELECT count(*) FROM exports WHERE file_name = 'new.csv'"))
+	require.Equal(t, 1, count("SELECT count(*) FROM export_chunks"), "the expired export's file went with it")
 	require.Equal(t, 1, count("SELECT count(*) FROM idempotency_keys WHERE key = 'new'"))
 	require.Equal(t, 1, count("SELECT count(*) FROM rate_limit_violations WHERE operation = 'new'"))
 }

@@ -38,6 +38,9 @@ var tableOwners = map[string]string{
 	"lead_rejections":       "internal/ingest",
 	"lead_verifications":    "internal/verify",
 	"bounce_reports":        "internal/verify",
+	"workspace_leads":       "internal/pipeline",
+	"exports":               "internal/export",
+	"export_chunks":         "internal/export",
 }
 
 // ownershipExceptions are the documented reads and writes outside the owner (ARCHITECTURE.md):

@@ -125,6 +125,10 @@ type Config struct {
 	// bounced, and is refunded when its lead is found INVALID. A Go duration or whole days ("30d").
 	// Default 30 days.
 	BounceRefundWindow time.Duration
+	// ExportRetention is EXPORT_RETENTION, how long a CSV export is kept after it was requested
+	// (then its download answers 404 and the hourly clean-up deletes it): a Go duration or a
+	// number of days such as "7d". Default 7 days.
+	ExportRetention time.Duration
 }
 
 // BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
@@ -238,6 +242,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	positive("MAX_UPLOAD_ROWS", "1000000", &c.MaxUploadRows)
 	if c.UploadRetention, err = ParseDays(get("UPLOAD_RETENTION", "90d")); err != nil || c.UploadRetention < time.Hour {
 		errs = append(errs, fmt.Errorf("UPLOAD_RETENTION: %q is not a duration of at least 1h (such as 90d or 720h)", get("UPLOAD_RETENTION", "")))
+	}
+	if c.ExportRetention, err = ParseDays(get("EXPORT_RETENTION", "7d")); err != nil || c.ExportRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("EXPORT_RETENTION: %q is not a duration of at least 1m (such as 168h or 7d)",
+			get("EXPORT_RETENTION", "")))
 	}
 	c.TrustedProxies = list(get("TRUSTED_PROXIES", ""))
 	for _, p := range c.TrustedProxies {

@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -51,5 +52,20 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	for _, name := range []string{"ENV", "DB_MAX_CONNS", "CREDIT_VALUE_CENTS", "COMMISSION_BONUS_TIERS", "SHUTDOWN_TIMEOUT",
 		"ADMIN_REQUIRE_MFA", "EMBEDDED_PG_PORT", "LOG_LEVEL", "LOG_FORMAT", "STRIPE_API_URL"} {
 		require.ErrorContains(t, err, name)
+	}
+}
+
+func TestExportRetention(t *testing.T) {
+	c, err := config.FromEnv(lookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, 7*24*time.Hour, c.ExportRetention, "default 7 days")
+	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "36h": 36 * time.Hour, "1m": time.Minute} {
+		c, err := config.FromEnv(lookup(map[string]string{"EXPORT_RETENTION": in}))
+		require.NoError(t, err, in)
+		require.Equal(t, want, c.ExportRetention, in)
+	}
+	for _, bad := range []string{"soon", "-1d", "30s", "1.5d"} {
+		_, err := config.FromEnv(lookup(map[string]string{"EXPORT_RETENTION": bad}))
+		require.ErrorContains(t, err, "EXPORT_RETENTION", bad)
 	}
 }

@@ -3,6 +3,7 @@ package dbtest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,9 +11,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/lead"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 )
 
 // Factories write unique rows (random names and e-mails), so tests sharing a database never see
@@ -179,4 +182,82 @@ func CreateLead(t testing.TB, db bun.IDB, o LeadOpts) string {
 		t.Fatalf("create lead: %v", err)
 	}
 	return ids[0]
+}
+
+// PurchasesOpts configure CreatePurchasedLeads.
+type PurchasesOpts struct {
+	// PartnerID supplies the leads. Default: a new partner.
+	PartnerID string
+	// BuyerID is the user recorded as the buyer. Default: a new user.
+	BuyerID string
+	// Edit, when set, changes lead i (0-based) before it is inserted (its name, company, e-mail…;
+	// keep the e-mail unique).
+	Edit func(i int, l *lead.New)
+}
+
+// CreatePurchasedLeads inserts n leads bought by workspaceID, set-based (a handful of statements
+// whatever n), and returns the purchases' ids — the workspace leads' ids — in creation order.
+// Purchase i happened i minutes before now, so the newest purchase is the first id. It writes no
+// ledger entries: it makes data to work on, not a sale.
+func CreatePurchasedLeads(t testing.TB, db bun.IDB, workspaceID string, n int, o PurchasesOpts) []string {
+	t.Helper()
+	ctx := context.Background()
+	if o.PartnerID == "" {
+		o.PartnerID = CreatePartner(t, db, PartnerOpts{})
+	}
+	if o.BuyerID == "" {
+		o.BuyerID = CreateUser(t, db, UserOpts{}).ID
+	}
+	prefix := unique("bought")
+	leads := make([]lead.New, n)
+	for i := range leads {
+		email := fmt.Sprintf("%s-%d@%s.example", prefix, i, prefix)
+		domain := prefix + ".example"
+		leads[i] = lead.New{
+			PartnerID: o.PartnerID, FirstName: "Jane", LastName: fmt.Sprintf("Doe %d", i), Title: "Head of Sales",
+			Seniority: "DIRECTOR", CompanyName: "Acme", CompanyDomain: domain, CompanySize: "SIZE_51_200",
+			Industry: "Software", Country: "US", Email: email, Phone: "+14155552671",
+			LinkedinURL: "https://linkedin.com/in/jane", EmailNormalized: email, CompanyDomainNormalized: domain,
+			PhoneE164: "+14155552671", PriceCredits: 10,
+		}
+		if o.Edit != nil {
+			o.Edit(i, &leads[i])
+		}
+	}
+	var leadIDs []string
+	for batch := range slices.Chunk(leads, 5000) {
+		ids, err := lead.Insert(ctx, db, batch)
+		if err != nil {
+			t.Fatalf("create purchased leads: %v", err)
+		}
+		leadIDs = append(leadIDs, ids...)
+	}
+	var rows []struct {
+		ID           string    `bun:"id"`
+		LeadID       string    `bun:"lead_id"`
+		CreditsSpent int64     `bun:"credits_spent"`
+		CreatedAt    time.Time `bun:"created_at"`
+	}
+	if err := db.NewRaw(`INSERT INTO lead_purchases (cart_id, workspace_id, lead_id, buyer_user_id, credits_spent, created_at)
+		SELECT gen_random_uuid(), ?, l.id, ?, 10, now() - make_interval(mins => l.n::int - 1)
+		FROM unnest(?::uuid[]) WITH ORDINALITY AS l(id, n)
+		ORDER BY l.n
+		RETURNING id, lead_id, credits_spent, created_at`, workspaceID, o.BuyerID, pgdialect.Array(leadIDs)).Scan(ctx, &rows); err != nil {
+		t.Fatalf("create purchases: %v", err)
+	}
+	purchases := make([]pipeline.Purchase, len(rows))
+	byLead := make(map[string]string, len(rows))
+	for i, r := range rows {
+		purchases[i] = pipeline.Purchase{ID: r.ID, WorkspaceID: workspaceID, LeadID: r.LeadID, CreditsSpent: r.CreditsSpent,
+			PurchasedAt: r.CreatedAt}
+		byLead[r.LeadID] = r.ID
+	}
+	if err := pipeline.AddPurchases(ctx, db, purchases); err != nil {
+		t.Fatalf("create workspace leads: %v", err)
+	}
+	ids := make([]string, len(leadIDs))
+	for i, l := range leadIDs {
+		ids[i] = byLead[l]
+	}
+	return ids
 }

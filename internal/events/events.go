@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // Channel is the NOTIFY channel every event goes through.
@@ -37,6 +38,35 @@ func Publish(ctx context.Context, db bun.IDB, typ string, payload any) error {
 		return fmt.Errorf("publish %s: payload of %d bytes is over NOTIFY's limit", typ, len(b))
 	}
 	if _, err := db.ExecContext(ctx, "SELECT pg_notify(?, ?)", Channel, string(b)); err != nil {
+		return fmt.Errorf("publish %s: %w", typ, err)
+	}
+	return nil
+}
+
+// PublishAll queues one event of type typ per payload on db, in one statement whatever their
+// number: for a change too large for one notification (the ids of a bulk operation on thousands of
+// leads, sent in parts). Call it with the transaction of the change.
+func PublishAll(ctx context.Context, db bun.IDB, typ string, payloads []any) error {
+	if len(payloads) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	msgs := make([]string, len(payloads))
+	for i, payload := range payloads {
+		p, err := json.Marshal(payload)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", typ, err)
+		}
+		b, err := json.Marshal(Event{Type: typ, OccurredAt: now, Payload: p})
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", typ, err)
+		}
+		if len(b) > 7900 {
+			return fmt.Errorf("publish %s: payload of %d bytes is over NOTIFY's limit", typ, len(b))
+		}
+		msgs[i] = string(b)
+	}
+	if _, err := db.ExecContext(ctx, "SELECT pg_notify(?, m) FROM unnest(?::text[]) AS m", Channel, pgdialect.Array(msgs)); err != nil {
 		return fmt.Errorf("publish %s: %w", typ, err)
 	}
 	return nil

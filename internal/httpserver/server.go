@@ -40,6 +40,10 @@ type Options struct {
 	GraphQL http.Handler
 	// StripeWebhook serves POST /webhooks/stripe; it is never rate limited. Nil: not served.
 	StripeWebhook http.Handler
+	// ExportDownload serves /exports/{file} (GET an export's CSV, file being "<id>.csv"), behind
+	// CORS_ORIGINS and the same bearer-token authentication as /graphql: the handler finds the
+	// caller in the request's context (auth.CallerFrom). Nil: not served.
+	ExportDownload http.Handler
 	// Authenticator turns the Authorization header into the request's caller.
 	Authenticator Authenticator
 	// ReadyFunc reports whether the service can take traffic (database reachable, migrations
@@ -96,6 +100,10 @@ func New(o Options) *Server {
 	}
 	if o.StripeWebhook != nil {
 		mux.Handle("POST /webhooks/stripe", o.StripeWebhook)
+	}
+	if o.ExportDownload != nil {
+		// Any method: CORS answers a browser's preflight, the handler refuses all but GET and HEAD.
+		mux.Handle("/exports/{file}", cors(o.CORSOrigins)(authenticate(o.Authenticator, o.Logger)(o.ExportDownload)))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

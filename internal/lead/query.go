@@ -2,6 +2,7 @@ package lead
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -166,13 +167,7 @@ func (q *leadQuery) sql(orderBy string, limit int) string {
 func (q *leadQuery) run(ctx context.Context, bdb *bun.DB, orderBy string, limit int, leads []Lead) ([]Lead, error) {
 	err := db.QueryPrepared(ctx, bdb, q.sql(orderBy, limit), q.args, func(rows pgx.Rows) error {
 		var l Lead
-		dest := []any{&l.ID, &l.PartnerID, &l.FirstName, &l.LastName, &l.Title, &l.Seniority, &l.Department,
-			&l.CompanyName, &l.CompanyDomain, &l.CompanySize, &l.Industry, &l.Country, &l.Region, &l.City,
-			&l.PriceCredits, &l.MaxBuyers, &l.BuyersCount, &l.VerificationStatus, &l.Status, &l.EmailPreview,
-			&l.PhonePreview, &l.CreatedAt, &l.VerifiedAt, &l.ContactVisible, &l.Email, &l.Phone, &l.LinkedinURL}
-		if q.purchases {
-			dest = append(dest, &l.PurchasedAt, &l.PurchaseID)
-		}
+		dest := l.dest(q.purchases)
 		for rows.Next() {
 			l = Lead{}
 			if err := rows.Scan(dest...); err != nil {
@@ -183,4 +178,60 @@ func (q *leadQuery) run(ctx context.Context, bdb *bun.DB, orderBy string, limit 
 		return nil
 	})
 	return leads, err
+}
+
+// dest returns the scan destinations of the columns a read returns (leadColumns and the contact
+// columns; with purchases, the purchase's time and id too).
+func (l *Lead) dest(purchases bool) []any {
+	dest := []any{&l.ID, &l.PartnerID, &l.FirstName, &l.LastName, &l.Title, &l.Seniority, &l.Department,
+		&l.CompanyName, &l.CompanyDomain, &l.CompanySize, &l.Industry, &l.Country, &l.Region, &l.City,
+		&l.PriceCredits, &l.MaxBuyers, &l.BuyersCount, &l.VerificationStatus, &l.Status, &l.EmailPreview,
+		&l.PhonePreview, &l.CreatedAt, &l.VerifiedAt, &l.ContactVisible, &l.Email, &l.Phone, &l.LinkedinURL}
+	if purchases {
+		dest = append(dest, &l.PurchasedAt, &l.PurchaseID)
+	}
+	return dest
+}
+
+// PurchasedJoin reads, in a statement of another package, the lead each of its rows names, when
+// a workspace bought it (JoinPurchased).
+type PurchasedJoin struct {
+	// Joins are the JOIN clauses to write after the caller's table (aliases lp and l).
+	Joins string
+	// Columns are the lead's columns with full contact data and the purchase's time and id, for
+	// the caller's select list, in the order PurchasedDest scans them.
+	Columns string
+}
+
+// JoinPurchased returns the joins and columns that read, for each row of a statement on another
+// table, the lead whose id is the SQL expression leadID, if the workspace whose id is the SQL
+// expression workspaceID bought it: an inner join, so that a row naming a lead the workspace did
+// not buy drops out instead of showing contact data. One statement then reads a workspace's list
+// with its leads, and PostgreSQL joins them as it sees fit (hash joins for a whole list, lookups
+// for a page) rather than being handed the leads' ids afterwards.
+func JoinPurchased(leadID, workspaceID string) PurchasedJoin {
+	return PurchasedJoin{
+		Joins: "JOIN lead_purchases AS lp ON lp.lead_id = " + leadID + " AND lp.workspace_id = " + workspaceID +
+			"\n\tJOIN leads AS l ON l.id = lp.lead_id",
+		Columns: leadColumns + `,
+	true AS contact_visible, l.email, l.phone_e164 AS phone, l.linkedin_url,
+	lp.created_at AS purchased_at, lp.id::text AS purchase_id`,
+	}
+}
+
+// PurchasedDest returns where JoinPurchased's columns scan into l, in their order.
+func (l *Lead) PurchasedDest() []any { return l.dest(true) }
+
+// PartnerIDsBought returns the distinct partners of the leads workspaceID bought, for a reader of
+// its whole list that names them (an export) and looks them up once.
+func PartnerIDsBought(ctx context.Context, db bun.IDB, workspaceID string) ([]string, error) {
+	if err := apperr.CheckID(workspaceID); err != nil {
+		return nil, err
+	}
+	var ids []string
+	if err := db.NewRaw(`SELECT DISTINCT l.partner_id::text FROM lead_purchases AS p JOIN leads AS l ON l.id = p.lead_id
+		WHERE p.workspace_id = ?`, workspaceID).Scan(ctx, &ids); err != nil {
+		return nil, fmt.Errorf("partners of workspace %s: %w", workspaceID, err)
+	}
+	return ids, nil
 }

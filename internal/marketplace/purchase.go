@@ -21,6 +21,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/idempotency"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/partner"
+	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/workspace"
 )
 
@@ -57,8 +58,8 @@ type PurchaseResult struct {
 // PurchaseLeads buys a cart for a workspace, all or nothing, in one transaction: each lead is
 // locked (in id order, so concurrent carts cannot deadlock) and must still be for sale, not
 // bought by this workspace before, and below its maxBuyers; the credits are debited in the same
-// statement that checks them; the partners' commissions accrue; an audit entry and an event are
-// written. Errors: FORBIDDEN, INVALID_INPUT, NOT_FOUND, SOLD_OUT, ALREADY_PURCHASED,
+// statement that checks them; each lead joins the workspace's pipeline at NEW; the partners'
+// commissions accrue; an audit entry and an event are written. Errors: FORBIDDEN, INVALID_INPUT, NOT_FOUND, SOLD_OUT, ALREADY_PURCHASED,
 // INSUFFICIENT_CREDITS, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_IN_PROGRESS — each naming the leads
 // concerned in extensions.leadIds where it is about leads.
 func (s *Service) PurchaseLeads(ctx context.Context, c *auth.Caller, in PurchaseInput) (*PurchaseResult, error) {
@@ -158,6 +159,14 @@ func (s *Service) buy(ctx context.Context, tx bun.Tx, c *auth.Caller, in Purchas
 		RETURNING id, lead_id, credits_spent, created_at`,
 		cartID, in.WorkspaceID, c.UserID, pgdialect.Array(ids), pgdialect.Array(prices)).Scan(ctx, &purchases); err != nil {
 		return nil, fmt.Errorf("record purchases: %w", err)
+	}
+	bought := make([]pipeline.Purchase, len(purchases))
+	for i, p := range purchases {
+		bought[i] = pipeline.Purchase{ID: p.ID, WorkspaceID: in.WorkspaceID, LeadID: p.LeadID, CreditsSpent: p.CreditsSpent,
+			PurchasedAt: p.CreatedAt}
+	}
+	if err := pipeline.AddPurchases(ctx, tx, bought); err != nil {
+		return nil, err
 	}
 	partnerOf := make(map[string]string, len(locked))
 	for _, l := range locked {

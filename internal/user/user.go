@@ -93,3 +93,29 @@ func SetPlatformAdmin(ctx context.Context, db bun.IDB, email string, isAdmin boo
 	}
 	return nil
 }
+
+// User is a user as other users may see it: a workspace lead's assignee, say.
+type User struct {
+	ID              string `bun:"id"`
+	Email           string `bun:"email"`
+	IsPlatformAdmin bool   `bun:"is_platform_admin"`
+}
+
+// ByIDs returns the users with ids, in no particular order; unknown ids are left out. It is one
+// statement for any number of ids (the batch behind a dataloader). Errors: INVALID_INPUT for a
+// malformed id.
+func ByIDs(ctx context.Context, db bun.IDB, ids []string) ([]User, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	for _, id := range ids {
+		if err := apperr.CheckID(id); err != nil {
+			return nil, err
+		}
+	}
+	us := make([]User, 0, len(ids))
+	if err := db.NewRaw("SELECT id, email, is_platform_admin FROM users WHERE id IN (?)", bun.List(ids)).Scan(ctx, &us); err != nil {
+		return nil, fmt.Errorf("users by ids: %w", err)
+	}
+	return us, nil
+}

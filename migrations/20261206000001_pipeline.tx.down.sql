@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS export_chunks, exports, workspace_leads;
