@@ -9,6 +9,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/ingest"
+	"github.com/leadmarket/leadmarket/internal/live"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/workspace"
@@ -23,4 +24,6 @@ type Resolver struct {
 	AuditService       *audit.Service
 	BillingService     *billing.Service
 	IngestService      *ingest.Service
+	// LiveService answers the subscriptions; nil: subscribing fails.
+	LiveService *live.Service
 }
