@@ -39,8 +39,12 @@ var ErrTooSlow = errors.New("subscriber too slow")
 
 // BrokerOptions configure a Broker. Zero fields take their defaults.
 type BrokerOptions struct {
-	// DatabaseURL is where the broker LISTENs (one connection per instance); required.
+	// DatabaseURL is where the broker LISTENs (one connection per instance), unless ConnFunc is
+	// set.
 	DatabaseURL string
+	// ConnFunc, when set, runs fn on a dedicated connection it does not return to a pool (the
+	// app's: a connection of its bun pool, discarded afterwards).
+	ConnFunc func(ctx context.Context, fn func(*pgx.Conn) error) error
 	// Buffer is how many events a subscriber may fall behind before it is ended with
 	// ErrTooSlow (WS_SUBSCRIBER_BUFFER). Default 256.
 	Buffer int
@@ -207,11 +211,18 @@ func (b *Broker) Run(ctx context.Context) error {
 // listen runs one LISTEN connection: on a reconnect it catches up before delivering live
 // notifications (which LISTEN already queues meanwhile, so nothing falls between the two).
 func (b *Broker) listen(ctx context.Context, first bool, lostAt time.Time, notes chan string) error {
+	if b.o.ConnFunc != nil {
+		return b.o.ConnFunc(ctx, func(conn *pgx.Conn) error { return b.listenOn(ctx, conn, first, lostAt, notes) })
+	}
 	conn, err := pgx.Connect(ctx, b.o.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	return b.listenOn(ctx, conn, first, lostAt, notes)
+}
+
+func (b *Broker) listenOn(ctx context.Context, conn *pgx.Conn, first bool, lostAt time.Time, notes chan string) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
