@@ -64,7 +64,8 @@ func (p protocolImplementation) Accept(w http.ResponseWriter, r *http.Request, o
 	if err != nil {
 		return nil, err
 	}
-	pc := &protocolConn{WebsocketConn: conn, limits: p.limits, active: map[string]bool{}}
+	pc := &protocolConn{WebsocketConn: conn, limits: p.limits, active: map[string]bool{},
+		started: map[string]bool{}, refused: map[string]bool{}}
 	if h, ok := r.Context().Value(wsHolderKey{}).(*wsHolder); ok {
 		h.conn = pc
 	}
@@ -91,6 +92,10 @@ type protocolConn struct {
 	acked  bool
 	closed bool
 	active map[string]bool
+	// started holds the operations that sent a result; refused those whose refusal was sent as
+	// an error message (their complete is dropped: error ends an operation).
+	started map[string]bool
+	refused map[string]bool
 	// onClose runs once when the socket closes (InitFunc's release of its connection slot).
 	onClose []func()
 }
@@ -167,29 +172,57 @@ func (c *protocolConn) NextReader() (int, io.Reader, error) {
 	}
 }
 
-// WriteJSON implements transport.WebsocketConn, following what the server tells the client.
+// WriteJSON implements transport.WebsocketConn, following what the server tells the client. An
+// operation refused before its first result (gqlgen sends the resolver's error as a next with no
+// data) is sent as the protocol's error message, with the errors' extensions.code.
 func (c *protocolConn) WriteJSON(v any) error {
-	if c.transportWS() {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		var m wsIncoming
-		if json.Unmarshal(b, &m) == nil {
+	if !c.transportWS() {
+		return c.WebsocketConn.WriteJSON(v)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var m wsIncoming
+	if json.Unmarshal(b, &m) != nil || m.ID == nil {
+		if m.Type == "connection_ack" {
 			c.mu.Lock()
-			switch m.Type {
-			case "connection_ack":
-				c.acked = true
-			case "complete", "error":
-				if m.ID != nil {
-					delete(c.active, *m.ID)
-				}
-			}
+			c.acked = true
 			c.mu.Unlock()
 		}
 		return c.WebsocketConn.WriteJSON(json.RawMessage(b))
 	}
-	return c.WebsocketConn.WriteJSON(v)
+	id := *m.ID
+	c.mu.Lock()
+	switch m.Type {
+	case "next":
+		if !c.started[id] {
+			var res struct {
+				Data   json.RawMessage   `json:"data"`
+				Errors []json.RawMessage `json:"errors"`
+			}
+			if json.Unmarshal(m.Payload, &res) == nil && len(res.Errors) > 0 && (len(res.Data) == 0 || string(res.Data) == "null") {
+				c.refused[id] = true
+				delete(c.active, id)
+				c.mu.Unlock()
+				return c.WebsocketConn.WriteJSON(map[string]any{"id": id, "type": "error", "payload": res.Errors})
+			}
+		}
+		c.started[id] = true
+	case "complete", "error":
+		delete(c.active, id)
+		delete(c.started, id)
+		if c.refused[id] {
+			delete(c.refused, id)
+			c.mu.Unlock()
+			if m.Type == "complete" {
+				return nil
+			}
+			return c.WebsocketConn.WriteJSON(json.RawMessage(b))
+		}
+	}
+	c.mu.Unlock()
+	return c.WebsocketConn.WriteJSON(json.RawMessage(b))
 }
 
 // WriteClose implements transport.WebsocketConn: the first close code wins, so gqlgen's 1002

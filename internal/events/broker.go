@@ -249,7 +249,7 @@ func (b *Broker) listenOn(ctx context.Context, conn *pgx.Conn, first bool, lostA
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		b.dispatch(lctx, notes)
+		b.dispatch(lctx, ctx, notes)
 	}()
 	for {
 		n, err := conn.WaitForNotification(ctx)
@@ -264,11 +264,12 @@ func (b *Broker) listenOn(ctx context.Context, conn *pgx.Conn, first bool, lostA
 	}
 }
 
-// dispatch delivers notifications in bursts: whatever has queued up is loaded together.
-func (b *Broker) dispatch(ctx context.Context, notes chan string) {
+// dispatch delivers notifications in bursts: whatever has queued up is loaded together. It stops
+// when stop ends (the connection was lost), but loads with ctx, so a burst taken is delivered.
+func (b *Broker) dispatch(stop, ctx context.Context, notes chan string) {
 	for {
 		select {
-		case <-ctx.Done():
+		case <-stop.Done():
 			return
 		case p := <-notes:
 			batch := []string{p}
@@ -337,6 +338,10 @@ func (b *Broker) deliverPayloads(ctx context.Context, payloads []string) {
 		src := b.sources[typ]
 		b.mu.Unlock()
 		items, err := src.LoadFunc(ctx, groups[typ].ids)
+		for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
+			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+			items, err = src.LoadFunc(ctx, groups[typ].ids)
+		}
 		if err != nil {
 			b.o.Logger.ErrorContext(ctx, "load events", "type", typ, "err", err)
 			continue
