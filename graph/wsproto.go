@@ -71,7 +71,7 @@ func (p protocolImplementation) Accept(w http.ResponseWriter, r *http.Request, o
 	}
 	if p.limits.initTimeout > 0 {
 		pc.initTimer = time.AfterFunc(p.limits.initTimeout, func() {
-			pc.closeWith(closeInitTimeout, "Connection initialisation timeout")
+			_ = pc.closeWith(closeInitTimeout, "Connection initialisation timeout")
 		})
 	}
 	return pc, nil

@@ -111,8 +111,9 @@ func TestAuditLogAddedAcrossInstancesAndScoped(t *testing.T) {
 	refused := memberWS.next()
 	require.Equal(t, "error", refused.Type, string(refused.Payload))
 	require.Contains(t, string(refused.Payload), `"FORBIDDEN"`)
-	memberWS.subscribe("m2", fmt.Sprintf(`subscription { leadPurchased(workspaceId: %q) { cartId } }`, ws1)) // still open
-	time.Sleep(200 * time.Millisecond)                                                                      // subscriptions registered
+	// The socket is still open: another subscribe on it runs.
+	memberWS.subscribe("m2", fmt.Sprintf(`subscription { leadPurchased(workspaceId: %q) { cartId } }`, ws1))
+	time.Sleep(200 * time.Millisecond) // subscriptions registered
 
 	record(t, db, ws1, "test.rolled_back", false)
 	record(t, db, ws2, "test.other_workspace", true)
