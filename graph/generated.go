@@ -33,6 +33,7 @@ type ResolverRoot interface {
 	LeadUpload() LeadUploadResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 	User() UserResolver
 	WebhookEvent() WebhookEventResolver
 	WorkspaceLead() WorkspaceLeadResolver
@@ -218,6 +219,14 @@ type ComplexityRoot struct {
 		Lead         func(childComplexity int) int
 	}
 
+	LeadPurchaseEvent struct {
+		CartID       func(childComplexity int) int
+		CreditsSpent func(childComplexity int) int
+		OccurredAt   func(childComplexity int) int
+		Purchases    func(childComplexity int) int
+		WorkspaceID  func(childComplexity int) int
+	}
+
 	LeadRejection struct {
 		Detail            func(childComplexity int) int
 		DuplicateOfLeadID func(childComplexity int) int
@@ -266,6 +275,18 @@ type ComplexityRoot struct {
 	LeadUploadEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	MarketplaceStats struct {
+		At                    func(childComplexity int) int
+		CreditsPurchasedToday func(childComplexity int) int
+		CreditsSpentToday     func(childComplexity int) int
+		LeadsActive           func(childComplexity int) int
+		LeadsSoldToday        func(childComplexity int) int
+		PurchasesToday        func(childComplexity int) int
+		UploadsInProgress     func(childComplexity int) int
+		VerificationPending   func(childComplexity int) int
+		WebhookEventsFailed   func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -371,6 +392,7 @@ type ComplexityRoot struct {
 		PartnerBalance     func(childComplexity int, partnerID string) int
 		PartnerEarnings    func(childComplexity int, partnerID string, first *int, after *string) int
 		PartnerStats       func(childComplexity int, partnerID string) int
+		SecurityEvents     func(childComplexity int, filter *model.SecurityEventFilter, first *int, after *string) int
 		VerificationStats  func(childComplexity int) int
 		WebhookEvent       func(childComplexity int, id string) int
 		WebhookEvents      func(childComplexity int, filter *model.WebhookEventFilter, first *int, after *string) int
@@ -385,6 +407,39 @@ type ComplexityRoot struct {
 	RetryWebhookEventsPayload struct {
 		Events  func(childComplexity int) int
 		Retried func(childComplexity int) int
+	}
+
+	SecurityEvent struct {
+		Details     func(childComplexity int) int
+		ID          func(childComplexity int) int
+		IP          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		OccurredAt  func(childComplexity int) int
+		Operation   func(childComplexity int) int
+		RequestID   func(childComplexity int) int
+		RiskLevel   func(childComplexity int) int
+		UserAgent   func(childComplexity int) int
+		UserID      func(childComplexity int) int
+		WorkspaceID func(childComplexity int) int
+	}
+
+	SecurityEventConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	SecurityEventEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	Subscription struct {
+		AuditLogAdded       func(childComplexity int, filter *model.AuditLogFilter) int
+		LeadPurchased       func(childComplexity int, workspaceID *string) int
+		LeadUploadProgress  func(childComplexity int, uploadID string) int
+		MarketplaceStats    func(childComplexity int, intervalSeconds *int) int
+		SecurityEventRaised func(childComplexity int, minRisk *model.RiskLevel) int
+		WebhookEventFailed  func(childComplexity int) int
 	}
 
 	User struct {
@@ -533,6 +588,15 @@ type QueryResolver interface {
 	WorkspaceLeads(ctx context.Context, workspaceID string, first *int, after *string, filter *model.WorkspaceLeadFilter, orderBy *model.WorkspaceLeadOrder) (*model.WorkspaceLeadConnection, error)
 	Export(ctx context.Context, id string) (*model.Export, error)
 	Exports(ctx context.Context, workspaceID *string, first *int, after *string) (*model.ExportConnection, error)
+	SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, first *int, after *string) (*model.SecurityEventConnection, error)
+}
+type SubscriptionResolver interface {
+	AuditLogAdded(ctx context.Context, filter *model.AuditLogFilter) (<-chan *model.AuditLog, error)
+	SecurityEventRaised(ctx context.Context, minRisk *model.RiskLevel) (<-chan *model.SecurityEvent, error)
+	LeadPurchased(ctx context.Context, workspaceID *string) (<-chan *model.LeadPurchaseEvent, error)
+	WebhookEventFailed(ctx context.Context) (<-chan *model.WebhookEvent, error)
+	LeadUploadProgress(ctx context.Context, uploadID string) (<-chan *model.LeadUpload, error)
+	MarketplaceStats(ctx context.Context, intervalSeconds *int) (<-chan *model.MarketplaceStats, error)
 }
 type UserResolver interface {
 	Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error)
@@ -1256,6 +1320,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LeadPurchase.Lead(childComplexity), true
 
+	case "LeadPurchaseEvent.cartId":
+		if e.ComplexityRoot.LeadPurchaseEvent.CartID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadPurchaseEvent.CartID(childComplexity), true
+	case "LeadPurchaseEvent.creditsSpent":
+		if e.ComplexityRoot.LeadPurchaseEvent.CreditsSpent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadPurchaseEvent.CreditsSpent(childComplexity), true
+	case "LeadPurchaseEvent.occurredAt":
+		if e.ComplexityRoot.LeadPurchaseEvent.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadPurchaseEvent.OccurredAt(childComplexity), true
+	case "LeadPurchaseEvent.purchases":
+		if e.ComplexityRoot.LeadPurchaseEvent.Purchases == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadPurchaseEvent.Purchases(childComplexity), true
+	case "LeadPurchaseEvent.workspaceId":
+		if e.ComplexityRoot.LeadPurchaseEvent.WorkspaceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadPurchaseEvent.WorkspaceID(childComplexity), true
+
 	case "LeadRejection.detail":
 		if e.ComplexityRoot.LeadRejection.Detail == nil {
 			break
@@ -1458,6 +1553,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LeadUploadEdge.Node(childComplexity), true
+
+	case "MarketplaceStats.at":
+		if e.ComplexityRoot.MarketplaceStats.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.At(childComplexity), true
+	case "MarketplaceStats.creditsPurchasedToday":
+		if e.ComplexityRoot.MarketplaceStats.CreditsPurchasedToday == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.CreditsPurchasedToday(childComplexity), true
+	case "MarketplaceStats.creditsSpentToday":
+		if e.ComplexityRoot.MarketplaceStats.CreditsSpentToday == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.CreditsSpentToday(childComplexity), true
+	case "MarketplaceStats.leadsActive":
+		if e.ComplexityRoot.MarketplaceStats.LeadsActive == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.LeadsActive(childComplexity), true
+	case "MarketplaceStats.leadsSoldToday":
+		if e.ComplexityRoot.MarketplaceStats.LeadsSoldToday == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.LeadsSoldToday(childComplexity), true
+	case "MarketplaceStats.purchasesToday":
+		if e.ComplexityRoot.MarketplaceStats.PurchasesToday == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.PurchasesToday(childComplexity), true
+	case "MarketplaceStats.uploadsInProgress":
+		if e.ComplexityRoot.MarketplaceStats.UploadsInProgress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.UploadsInProgress(childComplexity), true
+	case "MarketplaceStats.verificationPending":
+		if e.ComplexityRoot.MarketplaceStats.VerificationPending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.VerificationPending(childComplexity), true
+	case "MarketplaceStats.webhookEventsFailed":
+		if e.ComplexityRoot.MarketplaceStats.WebhookEventsFailed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MarketplaceStats.WebhookEventsFailed(childComplexity), true
 
 	case "Mutation.addWorkspaceMember":
 		if e.ComplexityRoot.Mutation.AddWorkspaceMember == nil {
@@ -2050,6 +2200,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PartnerStats(childComplexity, args["partnerId"].(string)), true
+	case "Query.securityEvents":
+		if e.ComplexityRoot.Query.SecurityEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_securityEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SecurityEvents(childComplexity, args["filter"].(*model.SecurityEventFilter), args["first"].(*int), args["after"].(*string)), true
 	case "Query.verificationStats":
 		if e.ComplexityRoot.Query.VerificationStats == nil {
 			break
@@ -2115,6 +2276,161 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetryWebhookEventsPayload.Retried(childComplexity), true
+
+	case "SecurityEvent.details":
+		if e.ComplexityRoot.SecurityEvent.Details == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Details(childComplexity), true
+	case "SecurityEvent.id":
+		if e.ComplexityRoot.SecurityEvent.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.ID(childComplexity), true
+	case "SecurityEvent.ip":
+		if e.ComplexityRoot.SecurityEvent.IP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.IP(childComplexity), true
+	case "SecurityEvent.kind":
+		if e.ComplexityRoot.SecurityEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Kind(childComplexity), true
+	case "SecurityEvent.occurredAt":
+		if e.ComplexityRoot.SecurityEvent.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.OccurredAt(childComplexity), true
+	case "SecurityEvent.operation":
+		if e.ComplexityRoot.SecurityEvent.Operation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Operation(childComplexity), true
+	case "SecurityEvent.requestId":
+		if e.ComplexityRoot.SecurityEvent.RequestID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.RequestID(childComplexity), true
+	case "SecurityEvent.riskLevel":
+		if e.ComplexityRoot.SecurityEvent.RiskLevel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.RiskLevel(childComplexity), true
+	case "SecurityEvent.userAgent":
+		if e.ComplexityRoot.SecurityEvent.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.UserAgent(childComplexity), true
+	case "SecurityEvent.userId":
+		if e.ComplexityRoot.SecurityEvent.UserID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.UserID(childComplexity), true
+	case "SecurityEvent.workspaceId":
+		if e.ComplexityRoot.SecurityEvent.WorkspaceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.WorkspaceID(childComplexity), true
+
+	case "SecurityEventConnection.edges":
+		if e.ComplexityRoot.SecurityEventConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEventConnection.Edges(childComplexity), true
+	case "SecurityEventConnection.pageInfo":
+		if e.ComplexityRoot.SecurityEventConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEventConnection.PageInfo(childComplexity), true
+
+	case "SecurityEventEdge.cursor":
+		if e.ComplexityRoot.SecurityEventEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEventEdge.Cursor(childComplexity), true
+	case "SecurityEventEdge.node":
+		if e.ComplexityRoot.SecurityEventEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEventEdge.Node(childComplexity), true
+
+	case "Subscription.auditLogAdded":
+		if e.ComplexityRoot.Subscription.AuditLogAdded == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_auditLogAdded_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AuditLogAdded(childComplexity, args["filter"].(*model.AuditLogFilter)), true
+	case "Subscription.leadPurchased":
+		if e.ComplexityRoot.Subscription.LeadPurchased == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_leadPurchased_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.LeadPurchased(childComplexity, args["workspaceId"].(*string)), true
+	case "Subscription.leadUploadProgress":
+		if e.ComplexityRoot.Subscription.LeadUploadProgress == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_leadUploadProgress_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.LeadUploadProgress(childComplexity, args["uploadId"].(string)), true
+	case "Subscription.marketplaceStats":
+		if e.ComplexityRoot.Subscription.MarketplaceStats == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_marketplaceStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.MarketplaceStats(childComplexity, args["intervalSeconds"].(*int)), true
+	case "Subscription.securityEventRaised":
+		if e.ComplexityRoot.Subscription.SecurityEventRaised == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_securityEventRaised_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.SecurityEventRaised(childComplexity, args["minRisk"].(*model.RiskLevel)), true
+	case "Subscription.webhookEventFailed":
+		if e.ComplexityRoot.Subscription.WebhookEventFailed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.WebhookEventFailed(childComplexity), true
 
 	case "User.email":
 		if e.ComplexityRoot.User.Email == nil {
@@ -2462,6 +2778,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("PurchaseCreditsInput", ec.unmarshalInputPurchaseCreditsInput),
 			graphql.NewInputUnmarshaler("PurchaseLeadsInput", ec.unmarshalInputPurchaseLeadsInput),
 			graphql.NewInputUnmarshaler("ReportLeadBounceInput", ec.unmarshalInputReportLeadBounceInput),
+			graphql.NewInputUnmarshaler("SecurityEventFilter", ec.unmarshalInputSecurityEventFilter),
 			graphql.NewInputUnmarshaler("UploadLeadsInput", ec.unmarshalInputUploadLeadsInput),
 			graphql.NewInputUnmarshaler("WebhookEventFilter", ec.unmarshalInputWebhookEventFilter),
 			graphql.NewInputUnmarshaler("WorkspaceLeadFilter", ec.unmarshalInputWorkspaceLeadFilter),
@@ -2515,6 +2832,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -2557,6 +2891,7 @@ Anything else is reported as INTERNAL with a requestId and no detail.
 schema {
   query: Query
   mutation: Mutation
+  subscription: Subscription
 }
 
 "An RFC 3339 timestamp."
@@ -3724,6 +4059,107 @@ type ExportConnection {
   edges: [ExportEdge!]!
   pageInfo: PageInfo!
 }
+
+# --- Live dashboards (graphql-ws, subprotocol graphql-transport-ws, on /graphql) ---
+
+extend type Query {
+  "Security events (denials, bad tokens, bad signatures), newest first; platform admins. first: 1–200."
+  securityEvents(filter: SecurityEventFilter, first: Int = 50, after: String): SecurityEventConnection! @auth(requires: PLATFORM_ADMIN)
+}
+
+"How serious a security event is."
+enum RiskLevel {
+  LOW
+  MEDIUM
+  HIGH
+  CRITICAL
+}
+
+input SecurityEventFilter {
+  kind: String
+  "This risk level or higher."
+  minRisk: RiskLevel
+  userId: ID
+  workspaceId: ID
+  occurredAfter: Time
+  occurredBefore: Time
+}
+
+"A security-relevant happening: a denial, a bad token, a bad webhook signature, a dispute."
+type SecurityEvent {
+  id: ID!
+  occurredAt: Time!
+  kind: String!
+  riskLevel: RiskLevel!
+  userId: ID
+  workspaceId: ID
+  ip: String!
+  userAgent: String!
+  requestId: String!
+  operation: String!
+  details: JSON!
+}
+
+type SecurityEventEdge {
+  cursor: String!
+  node: SecurityEvent!
+}
+
+type SecurityEventConnection {
+  edges: [SecurityEventEdge!]!
+  pageInfo: PageInfo!
+}
+
+"A cart bought by a workspace."
+type LeadPurchaseEvent {
+  cartId: ID!
+  workspaceId: ID!
+  purchases: [LeadPurchase!]!
+  creditsSpent: Int!
+  occurredAt: Time!
+}
+
+"The business right now; the 'today' figures count the current UTC day."
+type MarketplaceStats {
+  at: Time!
+  "Leads ACTIVE and not INVALID."
+  leadsActive: Int!
+  "Distinct leads sold today."
+  leadsSoldToday: Int!
+  "Carts bought today."
+  purchasesToday: Int!
+  creditsSpentToday: Int!
+  creditsPurchasedToday: Int!
+  "Uploads QUEUED or PROCESSING."
+  uploadsInProgress: Int!
+  "Leads whose verification is PENDING."
+  verificationPending: Int!
+  "Stripe events FAILED now."
+  webhookEventsFailed: Int!
+}
+
+"""
+Live events for dashboards, over graphql-ws (subprotocol graphql-transport-ws) on /graphql, with
+the access token in connection_init's payload (Authorization: Bearer ...) or the upgrade request's
+header. Only committed changes are delivered, each to the subscribers allowed to see it. A
+subscriber that falls WS_SUBSCRIBER_BUFFER events behind gets an error SUBSCRIBER_TOO_SLOW and its
+subscription is completed. A lost database connection costs no event: the server catches up from
+the tables, so a connected subscriber misses nothing and sees nothing twice.
+"""
+type Subscription {
+  "New audit entries, scoped like auditLogs: platform admins everything; workspace owners and admins their workspace (filter.workspaceId)."
+  auditLogAdded(filter: AuditLogFilter): AuditLog! @auth
+  "New security events of minRisk or higher; platform admins."
+  securityEventRaised(minRisk: RiskLevel = LOW): SecurityEvent! @auth(requires: PLATFORM_ADMIN)
+  "Carts bought: platform admins every workspace's or workspaceId's; workspace members their own (workspaceId required)."
+  leadPurchased(workspaceId: ID): LeadPurchaseEvent! @auth
+  "Stripe events that become FAILED; platform admins."
+  webhookEventFailed: WebhookEvent! @auth(requires: PLATFORM_ADMIN)
+  "An upload's state: the current one first, then each change; completed after COMPLETED or FAILED. Its partner's members and platform admins."
+  leadUploadProgress(uploadId: ID!): LeadUpload! @auth
+  "The dashboard figures every intervalSeconds (1–300), computed once per instance per interval; platform admins."
+  marketplaceStats(intervalSeconds: Int = 5): MarketplaceStats! @auth(requires: PLATFORM_ADMIN)
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -4082,6 +4518,22 @@ func (ec *executionContext) childFields_LeadPurchase(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type LeadPurchase", field.Name)
 }
 
+func (ec *executionContext) childFields_LeadPurchaseEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cartId":
+		return ec.fieldContext_LeadPurchaseEvent_cartId(ctx, field)
+	case "workspaceId":
+		return ec.fieldContext_LeadPurchaseEvent_workspaceId(ctx, field)
+	case "purchases":
+		return ec.fieldContext_LeadPurchaseEvent_purchases(ctx, field)
+	case "creditsSpent":
+		return ec.fieldContext_LeadPurchaseEvent_creditsSpent(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_LeadPurchaseEvent_occurredAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadPurchaseEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_LeadRejection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "rowNumber":
@@ -4180,6 +4632,30 @@ func (ec *executionContext) childFields_LeadUploadEdge(ctx context.Context, fiel
 		return ec.fieldContext_LeadUploadEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LeadUploadEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_MarketplaceStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_MarketplaceStats_at(ctx, field)
+	case "leadsActive":
+		return ec.fieldContext_MarketplaceStats_leadsActive(ctx, field)
+	case "leadsSoldToday":
+		return ec.fieldContext_MarketplaceStats_leadsSoldToday(ctx, field)
+	case "purchasesToday":
+		return ec.fieldContext_MarketplaceStats_purchasesToday(ctx, field)
+	case "creditsSpentToday":
+		return ec.fieldContext_MarketplaceStats_creditsSpentToday(ctx, field)
+	case "creditsPurchasedToday":
+		return ec.fieldContext_MarketplaceStats_creditsPurchasedToday(ctx, field)
+	case "uploadsInProgress":
+		return ec.fieldContext_MarketplaceStats_uploadsInProgress(ctx, field)
+	case "verificationPending":
+		return ec.fieldContext_MarketplaceStats_verificationPending(ctx, field)
+	case "webhookEventsFailed":
+		return ec.fieldContext_MarketplaceStats_webhookEventsFailed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MarketplaceStats", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4328,6 +4804,54 @@ func (ec *executionContext) childFields_RetryWebhookEventsPayload(ctx context.Co
 		return ec.fieldContext_RetryWebhookEventsPayload_events(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RetryWebhookEventsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SecurityEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SecurityEvent_id(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_SecurityEvent_occurredAt(ctx, field)
+	case "kind":
+		return ec.fieldContext_SecurityEvent_kind(ctx, field)
+	case "riskLevel":
+		return ec.fieldContext_SecurityEvent_riskLevel(ctx, field)
+	case "userId":
+		return ec.fieldContext_SecurityEvent_userId(ctx, field)
+	case "workspaceId":
+		return ec.fieldContext_SecurityEvent_workspaceId(ctx, field)
+	case "ip":
+		return ec.fieldContext_SecurityEvent_ip(ctx, field)
+	case "userAgent":
+		return ec.fieldContext_SecurityEvent_userAgent(ctx, field)
+	case "requestId":
+		return ec.fieldContext_SecurityEvent_requestId(ctx, field)
+	case "operation":
+		return ec.fieldContext_SecurityEvent_operation(ctx, field)
+	case "details":
+		return ec.fieldContext_SecurityEvent_details(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SecurityEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_SecurityEventConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_SecurityEventConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SecurityEventConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SecurityEventConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_SecurityEventEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SecurityEventEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SecurityEventEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SecurityEventEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5340,6 +5864,36 @@ func (ec *executionContext) field_Query_partnerStats_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_securityEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.SecurityEventFilter, error) {
+			return ec.unmarshalOSecurityEventFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_webhookEvent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5427,6 +5981,76 @@ func (ec *executionContext) field_Query_workspaceLeads_args(ctx context.Context,
 		return nil, err
 	}
 	args["orderBy"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_auditLogAdded_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.AuditLogFilter, error) {
+			return ec.unmarshalOAuditLogFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐAuditLogFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_leadPurchased_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "workspaceId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["workspaceId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_leadUploadProgress_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "uploadId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["uploadId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_marketplaceStats_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "intervalSeconds",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["intervalSeconds"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_securityEventRaised_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "minRisk",
+		func(ctx context.Context, v any) (*model.RiskLevel, error) {
+			return ec.unmarshalORiskLevel2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRiskLevel(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["minRisk"] = arg0
 	return args, nil
 }
 
@@ -8251,6 +8875,130 @@ func (ec *executionContext) fieldContext_LeadPurchase_createdAt(_ context.Contex
 	return graphql.NewScalarFieldContext("LeadPurchase", field, false, false, "Time")
 }
 
+func (ec *executionContext) _LeadPurchaseEvent_cartId(ctx context.Context, field graphql.CollectedField, obj *model.LeadPurchaseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadPurchaseEvent_cartId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CartID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadPurchaseEvent_cartId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadPurchaseEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LeadPurchaseEvent_workspaceId(ctx context.Context, field graphql.CollectedField, obj *model.LeadPurchaseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadPurchaseEvent_workspaceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadPurchaseEvent_workspaceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadPurchaseEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LeadPurchaseEvent_purchases(ctx context.Context, field graphql.CollectedField, obj *model.LeadPurchaseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadPurchaseEvent_purchases(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Purchases, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.LeadPurchase) graphql.Marshaler {
+			return ec.marshalNLeadPurchase2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadPurchaseᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadPurchaseEvent_purchases(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadPurchaseEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadPurchase(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadPurchaseEvent_creditsSpent(ctx context.Context, field graphql.CollectedField, obj *model.LeadPurchaseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadPurchaseEvent_creditsSpent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsSpent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadPurchaseEvent_creditsSpent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadPurchaseEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LeadPurchaseEvent_occurredAt(ctx context.Context, field graphql.CollectedField, obj *model.LeadPurchaseEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadPurchaseEvent_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadPurchaseEvent_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LeadPurchaseEvent", field, false, false, "Time")
+}
+
 func (ec *executionContext) _LeadRejection_rowNumber(ctx context.Context, field graphql.CollectedField, obj *model.LeadRejection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9069,6 +9817,213 @@ func (ec *executionContext) fieldContext_LeadUploadEdge_node(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _MarketplaceStats_at(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Time")
+}
+
+func (ec *executionContext) _MarketplaceStats_leadsActive(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_leadsActive(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeadsActive, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_leadsActive(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MarketplaceStats_leadsSoldToday(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_leadsSoldToday(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LeadsSoldToday, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_leadsSoldToday(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MarketplaceStats_purchasesToday(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_purchasesToday(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PurchasesToday, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_purchasesToday(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MarketplaceStats_creditsSpentToday(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_creditsSpentToday(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsSpentToday, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_creditsSpentToday(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MarketplaceStats_creditsPurchasedToday(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_creditsPurchasedToday(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsPurchasedToday, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_creditsPurchasedToday(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MarketplaceStats_uploadsInProgress(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_uploadsInProgress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UploadsInProgress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_uploadsInProgress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MarketplaceStats_verificationPending(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_verificationPending(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VerificationPending, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_verificationPending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _MarketplaceStats_webhookEventsFailed(ctx context.Context, field graphql.CollectedField, obj *model.MarketplaceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_MarketplaceStats_webhookEventsFailed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WebhookEventsFailed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_MarketplaceStats_webhookEventsFailed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("MarketplaceStats", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Mutation_purchaseLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -12289,6 +13244,68 @@ func (ec *executionContext) fieldContext_Query_exports(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_securityEvents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_securityEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SecurityEvents(ctx, fc.Args["filter"].(*model.SecurityEventFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.SecurityEventConnection
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.SecurityEventConnection
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SecurityEventConnection) graphql.Marshaler {
+			return ec.marshalNSecurityEventConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_securityEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_securityEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12462,6 +13479,738 @@ func (ec *executionContext) fieldContext_RetryWebhookEventsPayload_events(_ cont
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_WebhookEvent(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SecurityEvent_id(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _SecurityEvent_occurredAt(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SecurityEvent_kind(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_riskLevel(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_riskLevel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RiskLevel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.RiskLevel) graphql.Marshaler {
+			return ec.marshalNRiskLevel2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRiskLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_riskLevel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "RiskLevel")
+}
+
+func (ec *executionContext) _SecurityEvent_userId(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_userId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_userId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _SecurityEvent_workspaceId(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_workspaceId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkspaceID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_workspaceId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_ip(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IP, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_ip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_userAgent(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_userAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserAgent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_requestId(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_requestId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_requestId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_operation(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_operation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Operation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_details(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_details(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Details, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalNJSON2interface(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_details(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _SecurityEventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEventConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SecurityEventEdge) graphql.Marshaler {
+			return ec.marshalNSecurityEventEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEventConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SecurityEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEventEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SecurityEventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEventConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEventConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEventConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SecurityEventConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SecurityEventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEventEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEventEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEventEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEventEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEventEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SecurityEvent) graphql.Marshaler {
+			return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEventEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SecurityEventEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_auditLogAdded(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_auditLogAdded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AuditLogAdded(ctx, fc.Args["filter"].(*model.AuditLogFilter))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.AuditLog
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.AuditLog
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditLog) graphql.Marshaler {
+			return ec.marshalNAuditLog2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐAuditLog(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_auditLogAdded(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditLog(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_auditLogAdded_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_securityEventRaised(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_securityEventRaised(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().SecurityEventRaised(ctx, fc.Args["minRisk"].(*model.RiskLevel))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.SecurityEvent
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.SecurityEvent
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SecurityEvent) graphql.Marshaler {
+			return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_securityEventRaised(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_securityEventRaised_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_leadPurchased(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_leadPurchased(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().LeadPurchased(ctx, fc.Args["workspaceId"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.LeadPurchaseEvent
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.LeadPurchaseEvent
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadPurchaseEvent) graphql.Marshaler {
+			return ec.marshalNLeadPurchaseEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadPurchaseEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_leadPurchased(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadPurchaseEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_leadPurchased_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_webhookEventFailed(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_webhookEventFailed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().WebhookEventFailed(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.WebhookEvent
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.WebhookEvent
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WebhookEvent) graphql.Marshaler {
+			return ec.marshalNWebhookEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐWebhookEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_webhookEventFailed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WebhookEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_leadUploadProgress(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_leadUploadProgress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().LeadUploadProgress(ctx, fc.Args["uploadId"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.LeadUpload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.LeadUpload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadUpload) graphql.Marshaler {
+			return ec.marshalNLeadUpload2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUpload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_leadUploadProgress(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadUpload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_leadUploadProgress_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_marketplaceStats(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_marketplaceStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().MarketplaceStats(ctx, fc.Args["intervalSeconds"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "PLATFORM_ADMIN")
+				if err != nil {
+					var zeroVal *model.MarketplaceStats
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.MarketplaceStats
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.MarketplaceStats) graphql.Marshaler {
+			return ec.marshalNMarketplaceStats2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐMarketplaceStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_marketplaceStats(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_MarketplaceStats(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_marketplaceStats_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -15659,6 +17408,83 @@ func UnmarshalReportLeadBounceInput(ctx context.Context, raw any) (model.ReportL
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputSecurityEventFilter(ctx context.Context, obj any) (model.SecurityEventFilter, error) {
+	var it model.SecurityEventFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "minRisk", "userId", "workspaceId", "occurredAfter", "occurredBefore"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "minRisk":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minRisk"))
+			data, err := ec.unmarshalORiskLevel2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRiskLevel(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MinRisk = data
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "workspaceId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workspaceId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkspaceID = data
+		case "occurredAfter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("occurredAfter"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OccurredAfter = data
+		case "occurredBefore":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("occurredBefore"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OccurredBefore = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSecurityEventFilter unmarshals raw into the SecurityEventFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSecurityEventFilter(ctx context.Context, raw any) (model.SecurityEventFilter, error) {
+	var out model.SecurityEventFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SecurityEventFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUploadLeadsInput(ctx context.Context, obj any) (model.UploadLeadsInput, error) {
 	var it model.UploadLeadsInput
 	if obj == nil {
@@ -17047,6 +18873,59 @@ func (ec *executionContext) _LeadPurchase(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var leadPurchaseEventImplementors = []string{"LeadPurchaseEvent"}
+
+func (ec *executionContext) _LeadPurchaseEvent(ctx context.Context, sel ast.SelectionSet, obj *model.LeadPurchaseEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadPurchaseEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadPurchaseEvent")
+		case "cartId":
+			out.Values[i] = ec._LeadPurchaseEvent_cartId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "workspaceId":
+			out.Values[i] = ec._LeadPurchaseEvent_workspaceId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "purchases":
+			out.Values[i] = ec._LeadPurchaseEvent_purchases(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditsSpent":
+			out.Values[i] = ec._LeadPurchaseEvent_creditsSpent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "occurredAt":
+			out.Values[i] = ec._LeadPurchaseEvent_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var leadRejectionImplementors = []string{"LeadRejection"}
 
 func (ec *executionContext) _LeadRejection(ctx context.Context, sel ast.SelectionSet, obj *model.LeadRejection) graphql.Marshaler {
@@ -17357,6 +19236,79 @@ func (ec *executionContext) _LeadUploadEdge(ctx context.Context, sel ast.Selecti
 			}
 		case "node":
 			out.Values[i] = ec._LeadUploadEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var marketplaceStatsImplementors = []string{"MarketplaceStats"}
+
+func (ec *executionContext) _MarketplaceStats(ctx context.Context, sel ast.SelectionSet, obj *model.MarketplaceStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, marketplaceStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("MarketplaceStats")
+		case "at":
+			out.Values[i] = ec._MarketplaceStats_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leadsActive":
+			out.Values[i] = ec._MarketplaceStats_leadsActive(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "leadsSoldToday":
+			out.Values[i] = ec._MarketplaceStats_leadsSoldToday(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "purchasesToday":
+			out.Values[i] = ec._MarketplaceStats_purchasesToday(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditsSpentToday":
+			out.Values[i] = ec._MarketplaceStats_creditsSpentToday(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "creditsPurchasedToday":
+			out.Values[i] = ec._MarketplaceStats_creditsPurchasedToday(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "uploadsInProgress":
+			out.Values[i] = ec._MarketplaceStats_uploadsInProgress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verificationPending":
+			out.Values[i] = ec._MarketplaceStats_verificationPending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "webhookEventsFailed":
+			out.Values[i] = ec._MarketplaceStats_webhookEventsFailed(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -18134,6 +20086,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_exports(ctx, field)
 				})
+		case "securityEvents":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_securityEvents(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -18239,6 +20197,195 @@ func (ec *executionContext) _RetryWebhookEventsPayload(ctx context.Context, sel 
 	}
 
 	return out
+}
+
+var securityEventImplementors = []string{"SecurityEvent"}
+
+func (ec *executionContext) _SecurityEvent(ctx context.Context, sel ast.SelectionSet, obj *model.SecurityEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, securityEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SecurityEvent")
+		case "id":
+			out.Values[i] = ec._SecurityEvent_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "occurredAt":
+			out.Values[i] = ec._SecurityEvent_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._SecurityEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "riskLevel":
+			out.Values[i] = ec._SecurityEvent_riskLevel(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userId":
+			out.Values[i] = ec._SecurityEvent_userId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "workspaceId":
+			out.Values[i] = ec._SecurityEvent_workspaceId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "ip":
+			out.Values[i] = ec._SecurityEvent_ip(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userAgent":
+			out.Values[i] = ec._SecurityEvent_userAgent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestId":
+			out.Values[i] = ec._SecurityEvent_requestId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "operation":
+			out.Values[i] = ec._SecurityEvent_operation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "details":
+			out.Values[i] = ec._SecurityEvent_details(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var securityEventConnectionImplementors = []string{"SecurityEventConnection"}
+
+func (ec *executionContext) _SecurityEventConnection(ctx context.Context, sel ast.SelectionSet, obj *model.SecurityEventConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, securityEventConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SecurityEventConnection")
+		case "edges":
+			out.Values[i] = ec._SecurityEventConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SecurityEventConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var securityEventEdgeImplementors = []string{"SecurityEventEdge"}
+
+func (ec *executionContext) _SecurityEventEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SecurityEventEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, securityEventEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SecurityEventEdge")
+		case "cursor":
+			out.Values[i] = ec._SecurityEventEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._SecurityEventEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "auditLogAdded":
+		return ec._Subscription_auditLogAdded(ctx, fields[0])
+	case "securityEventRaised":
+		return ec._Subscription_securityEventRaised(ctx, fields[0])
+	case "leadPurchased":
+		return ec._Subscription_leadPurchased(ctx, fields[0])
+	case "webhookEventFailed":
+		return ec._Subscription_webhookEventFailed(ctx, fields[0])
+	case "leadUploadProgress":
+		return ec._Subscription_leadUploadProgress(ctx, fields[0])
+	case "marketplaceStats":
+		return ec._Subscription_marketplaceStats(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var userImplementors = []string{"User"}
@@ -19770,6 +21917,14 @@ func (ec *executionContext) marshalNLeadPurchase2ᚖgithubᚗcomᚋleadmarketᚋ
 	return ec._LeadPurchase(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNLeadPurchaseEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadPurchaseEvent(ctx context.Context, sel ast.SelectionSet, v *model.LeadPurchaseEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadPurchaseEvent!")
+		return graphql.Null
+	}
+	return ec._LeadPurchaseEvent(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNLeadRejection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadRejection(ctx context.Context, sel ast.SelectionSet, v *model.LeadRejection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "LeadRejection!")
@@ -19858,6 +22013,14 @@ func (ec *executionContext) unmarshalNLeadUploadStatus2githubᚗcomᚋleadmarket
 
 func (ec *executionContext) marshalNLeadUploadStatus2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadUploadStatus(ctx context.Context, sel ast.SelectionSet, v model.LeadUploadStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNMarketplaceStats2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐMarketplaceStats(ctx context.Context, sel ast.SelectionSet, v *model.MarketplaceStats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MarketplaceStats!")
+		return graphql.Null
+	}
+	return ec._MarketplaceStats(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
@@ -20073,6 +22236,56 @@ func (ec *executionContext) marshalNRetryWebhookEventsPayload2ᚖgithubᚗcomᚋ
 		return graphql.Null
 	}
 	return ec._RetryWebhookEventsPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRiskLevel2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRiskLevel(ctx context.Context, v any) (model.RiskLevel, error) {
+	var res model.RiskLevel
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRiskLevel2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRiskLevel(ctx context.Context, sel ast.SelectionSet, v model.RiskLevel) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNSecurityEvent2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEvent(ctx context.Context, sel ast.SelectionSet, v *model.SecurityEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SecurityEvent!")
+		return graphql.Null
+	}
+	return ec._SecurityEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSecurityEventConnection2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventConnection(ctx context.Context, sel ast.SelectionSet, v *model.SecurityEventConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SecurityEventConnection!")
+		return graphql.Null
+	}
+	return ec._SecurityEventConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSecurityEventEdge2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SecurityEventEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSecurityEventEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSecurityEventEdge2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventEdge(ctx context.Context, sel ast.SelectionSet, v *model.SecurityEventEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SecurityEventEdge!")
+		return graphql.Null
+	}
+	return ec._SecurityEventEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNSeniority2githubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSeniority(ctx context.Context, v any) (model.Seniority, error) {
@@ -20869,6 +23082,22 @@ func (ec *executionContext) marshalORejectionReason2ᚖgithubᚗcomᚋleadmarket
 	return v
 }
 
+func (ec *executionContext) unmarshalORiskLevel2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRiskLevel(ctx context.Context, v any) (*model.RiskLevel, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.RiskLevel)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORiskLevel2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRiskLevel(ctx context.Context, sel ast.SelectionSet, v *model.RiskLevel) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (*model.Role, error) {
 	if v == nil {
 		return nil, nil
@@ -20883,6 +23112,14 @@ func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmark
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOSecurityEventFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSecurityEventFilter(ctx context.Context, v any) (*model.SecurityEventFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSecurityEventFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOSeniority2ᚕgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐSeniorityᚄ(ctx context.Context, v any) ([]model.Seniority, error) {

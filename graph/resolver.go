@@ -10,6 +10,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/ingest"
+	"github.com/leadmarket/leadmarket/internal/live"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/pipeline"
@@ -29,4 +30,6 @@ type Resolver struct {
 	VerifyService      *verify.Service
 	PipelineService    *pipeline.Service
 	ExportService      *export.Service
+	// LiveService answers the subscriptions; nil: subscribing fails.
+	LiveService *live.Service
 }

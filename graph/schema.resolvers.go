@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/leadmarket/leadmarket/graph/model"
+	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/billing"
 	"github.com/leadmarket/leadmarket/internal/credit"
@@ -437,6 +438,70 @@ func (r *queryResolver) Exports(ctx context.Context, workspaceID *string, first 
 	return &model.ExportConnection{Edges: edges, PageInfo: info}, nil
 }
 
+// SecurityEvents is the resolver for the securityEvents field.
+func (r *queryResolver) SecurityEvents(ctx context.Context, filter *model.SecurityEventFilter, first *int, after *string) (*model.SecurityEventConnection, error) {
+	var f audit.SecurityFilter
+	if filter != nil {
+		f = audit.SecurityFilter{Kind: deref(filter.Kind), UserID: deref(filter.UserID), WorkspaceID: deref(filter.WorkspaceID),
+			OccurredAfter: filter.OccurredAfter, OccurredBefore: filter.OccurredBefore}
+		if filter.MinRisk != nil {
+			f.MinRisk = string(*filter.MinRisk)
+		}
+	}
+	p, err := r.AuditService.SearchSecurity(ctx, auth.CallerFrom(ctx), f, page.Of(first, after))
+	if err != nil {
+		return nil, err
+	}
+	edges, info := connection(p, toSecurityEvent, func(c string, n *model.SecurityEvent) *model.SecurityEventEdge {
+		return &model.SecurityEventEdge{Cursor: c, Node: n}
+	})
+	return &model.SecurityEventConnection{Edges: edges, PageInfo: info}, nil
+}
+
+// AuditLogAdded is the resolver for the auditLogAdded field.
+func (r *subscriptionResolver) AuditLogAdded(ctx context.Context, filter *model.AuditLogFilter) (<-chan *model.AuditLog, error) {
+	s, err := r.LiveService.AuditLogAdded(ctx, auth.CallerFrom(ctx), toAuditFilter(filter))
+	return relay(ctx, s, err, toAuditLog)
+}
+
+// SecurityEventRaised is the resolver for the securityEventRaised field.
+func (r *subscriptionResolver) SecurityEventRaised(ctx context.Context, minRisk *model.RiskLevel) (<-chan *model.SecurityEvent, error) {
+	minimum := audit.RiskLow
+	if minRisk != nil {
+		minimum = string(*minRisk)
+	}
+	s, err := r.LiveService.SecurityEventRaised(ctx, auth.CallerFrom(ctx), minimum)
+	return relay(ctx, s, err, toSecurityEvent)
+}
+
+// LeadPurchased is the resolver for the leadPurchased field.
+func (r *subscriptionResolver) LeadPurchased(ctx context.Context, workspaceID *string) (<-chan *model.LeadPurchaseEvent, error) {
+	s, err := r.LiveService.LeadPurchased(ctx, auth.CallerFrom(ctx), deref(workspaceID))
+	return relay(ctx, s, err, toLeadPurchaseEvent)
+}
+
+// WebhookEventFailed is the resolver for the webhookEventFailed field.
+func (r *subscriptionResolver) WebhookEventFailed(ctx context.Context) (<-chan *model.WebhookEvent, error) {
+	s, err := r.LiveService.WebhookEventFailed(ctx, auth.CallerFrom(ctx))
+	return relay(ctx, s, err, toWebhookEvent)
+}
+
+// LeadUploadProgress is the resolver for the leadUploadProgress field.
+func (r *subscriptionResolver) LeadUploadProgress(ctx context.Context, uploadID string) (<-chan *model.LeadUpload, error) {
+	s, err := r.LiveService.LeadUploadProgress(ctx, auth.CallerFrom(ctx), uploadID)
+	return relay(ctx, s, err, toLeadUpload)
+}
+
+// MarketplaceStats is the resolver for the marketplaceStats field.
+func (r *subscriptionResolver) MarketplaceStats(ctx context.Context, intervalSeconds *int) (<-chan *model.MarketplaceStats, error) {
+	interval := 5
+	if intervalSeconds != nil {
+		interval = *intervalSeconds
+	}
+	s, err := r.LiveService.MarketplaceStats(ctx, auth.CallerFrom(ctx), interval)
+	return relay(ctx, s, err, toMarketplaceStats)
+}
+
 // Workspaces is the resolver for the workspaces field.
 func (r *userResolver) Workspaces(ctx context.Context, obj *model.User) ([]*model.WorkspaceMembership, error) {
 	if !isCaller(ctx, obj) {
@@ -497,6 +562,9 @@ func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 // User returns UserResolver implementation.
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
@@ -511,6 +579,7 @@ type (
 	leadUploadResolver    struct{ *Resolver }
 	mutationResolver      struct{ *Resolver }
 	queryResolver         struct{ *Resolver }
+	subscriptionResolver  struct{ *Resolver }
 	userResolver          struct{ *Resolver }
 	webhookEventResolver  struct{ *Resolver }
 	workspaceLeadResolver struct{ *Resolver }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -52,6 +53,11 @@ type HandlerOptions struct {
 	// Loaders are the services each operation's dataloaders batch through (loaders.go). Nil: no
 	// dataloaders (relations are then not filled).
 	Loaders *Resolver
+	// AuthenticateFunc checks a token from connection_init's payload ("Bearer ..."), for sockets
+	// whose upgrade request carried none. Default nil: only the upgrade header counts.
+	AuthenticateFunc func(ctx context.Context, header string) (*auth.Caller, error)
+	// WS bounds the WebSockets; zero fields take their defaults.
+	WS WSOptions
 	// MaxUploadBytes is the largest multipart (upload) request (MAX_UPLOAD_BYTES), 413 above it.
 	// Default DefaultMaxUploadBytes.
 	MaxUploadBytes int64
@@ -89,13 +95,21 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	}
 
 	srv := handler.New(NewExecutableSchema(cfg))
+	ws := o.WS.withDefaults()
+	sockets := newSocketCounter(ws.MaxConnectionsPerUser)
 	srv.AddTransport(transport.Websocket{
-		KeepAlivePingInterval: 10 * time.Second,
-		InitFunc:              closeAtTokenExpiry,
+		// KeepAlivePingInterval serves the legacy graphql-ws subprotocol only; PingPongInterval
+		// is graphql-transport-ws's ping/pong.
+		KeepAlivePingInterval: ws.PingInterval,
+		PingPongInterval:      ws.PingInterval,
+		InitFunc:              initSocket(o.AuthenticateFunc, sockets),
 		CloseFunc:             releaseTokenExpiry,
-		InitTimeout:           10 * time.Second,
-		Implementation: transport.CoderWebsocketImplementation{
-			AcceptOptions: websocket.AcceptOptions{OriginPatterns: originPatterns(o.AllowedOrigins)},
+		// The init timeout is protocolConn's (4408); gqlgen's would close 1002.
+		Implementation: protocolImplementation{
+			inner: transport.CoderWebsocketImplementation{
+				AcceptOptions: websocket.AcceptOptions{OriginPatterns: originPatterns(o.AllowedOrigins)},
+			},
+			limits: wsLimits{initTimeout: ws.InitTimeout, maxSubscriptions: ws.MaxSubscriptions},
 		},
 	})
 	srv.AddTransport(gqlhttp.Transport{})
@@ -131,28 +145,61 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 			"stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	return &Handler{http: gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes})}
+	return &Handler{http: withWSHolder(gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes}))}
 }
 
 // wsExpiryKey holds the cancel function of a WebSocket's token deadline.
 type wsExpiryKey struct{}
 
-// closeAtTokenExpiry admits a WebSocket only for a signed-in caller (every root field needs one)
-// and bounds it by the caller's token: the token was checked once, at the upgrade, so the
-// connection (and every operation sent over it) ends when the token expires.
-func closeAtTokenExpiry(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	c := auth.CallerFrom(ctx)
-	if c == nil {
-		return transport.AppendCloseReason(ctx, "sign in first"), nil, errors.New("sign in first")
+// initSocket admits a WebSocket only for a signed-in caller (every root field needs one): the
+// token of the upgrade request, else the one in connection_init's payload (Authorization or
+// authorization, "Bearer ..."). A socket without a valid token, or over the user's socket
+// limit, is closed 4403 or 4429. The socket is bounded by the caller's token: it is closed 4403
+// when the token expires.
+func initSocket(authenticate func(ctx context.Context, header string) (*auth.Caller, error), sockets *socketCounter) transport.WebsocketInitFunc {
+	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		refuse := func(code int, reason string) (context.Context, *transport.InitPayload, error) {
+			return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason), nil, errors.New(reason)
+		}
+		c := auth.CallerFrom(ctx)
+		header := p.Authorization()
+		if header == "" {
+			header, _ = p["authorization"].(string)
+		}
+		if c == nil && header != "" && authenticate != nil {
+			var err error
+			if c, err = authenticate(ctx, header); err != nil || c == nil {
+				return refuse(closeForbidden, "the access token is invalid or expired")
+			}
+			ctx = auth.WithCaller(ctx, c)
+		}
+		if c == nil {
+			return refuse(closeForbidden, "sign in first")
+		}
+		if !c.ExpiresAt.IsZero() && !time.Now().Before(c.ExpiresAt) {
+			return refuse(closeForbidden, "the access token expired")
+		}
+		if !sockets.take(c.UserID) {
+			return refuse(closeTooManyInitRequests, "too many open sockets for this user")
+		}
+		conn := wsConnFrom(ctx)
+		var once sync.Once
+		release := func() { once.Do(func() { sockets.release(c.UserID) }) }
+		var timer *time.Timer
+		if !c.ExpiresAt.IsZero() && conn != nil {
+			timer = time.AfterFunc(time.Until(c.ExpiresAt), func() { _ = conn.closeWith(closeForbidden, "the access token expired") })
+		}
+		cancel := func() {
+			release()
+			if timer != nil {
+				timer.Stop()
+			}
+		}
+		if conn != nil {
+			conn.addOnClose(cancel)
+		}
+		return context.WithValue(ctx, wsExpiryKey{}, context.CancelFunc(cancel)), nil, nil
 	}
-	if c.ExpiresAt.IsZero() {
-		return ctx, nil, nil
-	}
-	if !time.Now().Before(c.ExpiresAt) {
-		return transport.AppendCloseReason(ctx, "the access token expired"), nil, errors.New("the access token expired")
-	}
-	ctx, cancel := context.WithDeadline(transport.AppendCloseReason(ctx, "the access token expired"), c.ExpiresAt)
-	return context.WithValue(ctx, wsExpiryKey{}, cancel), nil, nil
 }
 
 // releaseTokenExpiry frees a closed WebSocket's token deadline.

@@ -24,6 +24,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 		return err
 	}
 	defer closeDB()
+	// The events broker LISTENs on a connection of its own to the same database.
+	cfg.DatabaseURL = url
 	a, err := app.Build(cfg, bdb, logger)
 	if err != nil {
 		return err

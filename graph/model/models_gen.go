@@ -268,6 +268,15 @@ type LeadFilter struct {
 	PartnerIds           []string             `json:"partnerIds,omitempty"`
 }
 
+// A cart bought by a workspace.
+type LeadPurchaseEvent struct {
+	CartID       string          `json:"cartId"`
+	WorkspaceID  string          `json:"workspaceId"`
+	Purchases    []*LeadPurchase `json:"purchases"`
+	CreditsSpent int             `json:"creditsSpent"`
+	OccurredAt   time.Time       `json:"occurredAt"`
+}
+
 // A row of an upload that was not accepted.
 type LeadRejection struct {
 	// The row as a spreadsheet shows it: the header is row 1, the first data row 2; a quoted field spanning lines is one row.
@@ -300,6 +309,25 @@ type LeadUploadConnection struct {
 type LeadUploadEdge struct {
 	Cursor string      `json:"cursor"`
 	Node   *LeadUpload `json:"node"`
+}
+
+// The business right now; the 'today' figures count the current UTC day.
+type MarketplaceStats struct {
+	At time.Time `json:"at"`
+	// Leads ACTIVE and not INVALID.
+	LeadsActive int `json:"leadsActive"`
+	// Distinct leads sold today.
+	LeadsSoldToday int `json:"leadsSoldToday"`
+	// Carts bought today.
+	PurchasesToday        int `json:"purchasesToday"`
+	CreditsSpentToday     int `json:"creditsSpentToday"`
+	CreditsPurchasedToday int `json:"creditsPurchasedToday"`
+	// Uploads QUEUED or PROCESSING.
+	UploadsInProgress int `json:"uploadsInProgress"`
+	// Leads whose verification is PENDING.
+	VerificationPending int `json:"verificationPending"`
+	// Stripe events FAILED now.
+	WebhookEventsFailed int `json:"webhookEventsFailed"`
 }
 
 type Mutation struct {
@@ -426,6 +454,50 @@ type RetryWebhookEventsPayload struct {
 	// How many events were queued again.
 	Retried int             `json:"retried"`
 	Events  []*WebhookEvent `json:"events"`
+}
+
+// A security-relevant happening: a denial, a bad token, a bad webhook signature, a dispute.
+type SecurityEvent struct {
+	ID          string    `json:"id"`
+	OccurredAt  time.Time `json:"occurredAt"`
+	Kind        string    `json:"kind"`
+	RiskLevel   RiskLevel `json:"riskLevel"`
+	UserID      *string   `json:"userId,omitempty"`
+	WorkspaceID *string   `json:"workspaceId,omitempty"`
+	IP          string    `json:"ip"`
+	UserAgent   string    `json:"userAgent"`
+	RequestID   string    `json:"requestId"`
+	Operation   string    `json:"operation"`
+	Details     any       `json:"details"`
+}
+
+type SecurityEventConnection struct {
+	Edges    []*SecurityEventEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type SecurityEventEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *SecurityEvent `json:"node"`
+}
+
+type SecurityEventFilter struct {
+	Kind *string `json:"kind,omitempty"`
+	// This risk level or higher.
+	MinRisk        *RiskLevel `json:"minRisk,omitempty"`
+	UserID         *string    `json:"userId,omitempty"`
+	WorkspaceID    *string    `json:"workspaceId,omitempty"`
+	OccurredAfter  *time.Time `json:"occurredAfter,omitempty"`
+	OccurredBefore *time.Time `json:"occurredBefore,omitempty"`
+}
+
+// Live events for dashboards, over graphql-ws (subprotocol graphql-transport-ws) on /graphql, with
+// the access token in connection_init's payload (Authorization: Bearer ...) or the upgrade request's
+// header. Only committed changes are delivered, each to the subscribers allowed to see it. A
+// subscriber that falls WS_SUBSCRIBER_BUFFER events behind gets an error SUBSCRIBER_TOO_SLOW and its
+// subscription is completed. A lost database connection costs no event: the server catches up from
+// the tables, so a connected subscriber misses nothing and sees nothing twice.
+type Subscription struct {
 }
 
 // A CSV file of leads to upload: UTF-8 (with or without a byte-order mark), comma, semicolon or tab
@@ -1604,6 +1676,66 @@ func (e *RejectionReason) UnmarshalJSON(b []byte) error {
 }
 
 func (e RejectionReason) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How serious a security event is.
+type RiskLevel string
+
+const (
+	RiskLevelLow      RiskLevel = "LOW"
+	RiskLevelMedium   RiskLevel = "MEDIUM"
+	RiskLevelHigh     RiskLevel = "HIGH"
+	RiskLevelCritical RiskLevel = "CRITICAL"
+)
+
+var AllRiskLevel = []RiskLevel{
+	RiskLevelLow,
+	RiskLevelMedium,
+	RiskLevelHigh,
+	RiskLevelCritical,
+}
+
+func (e RiskLevel) IsValid() bool {
+	switch e {
+	case RiskLevelLow, RiskLevelMedium, RiskLevelHigh, RiskLevelCritical:
+		return true
+	}
+	return false
+}
+
+func (e RiskLevel) String() string {
+	return string(e)
+}
+
+func (e *RiskLevel) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RiskLevel(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RiskLevel", str)
+	}
+	return nil
+}
+
+func (e RiskLevel) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RiskLevel) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RiskLevel) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

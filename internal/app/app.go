@@ -20,11 +20,13 @@ import (
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/credit"
 	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/events"
 	"github.com/leadmarket/leadmarket/internal/export"
 	"github.com/leadmarket/leadmarket/internal/httpserver"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/jobs"
+	"github.com/leadmarket/leadmarket/internal/live"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/pipeline"
@@ -47,8 +49,11 @@ type App struct {
 	Verify *verify.Service
 	// Exports writes the CSV exports its workers run.
 	Exports *export.Service
-	db      *bun.DB
-	logger  *slog.Logger
+	// Broker is the instance's events broker (its LISTEN connection); Live the subscriptions.
+	Broker *events.Broker
+	Live   *live.Service
+	db     *bun.DB
+	logger *slog.Logger
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
@@ -83,6 +88,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	for i, t := range cfg.CommissionBonusTiers {
 		tiers[i] = partner.BonusTier{PassRate: t.PassRate, Points: t.Points}
 	}
+	broker := events.NewBroker(events.BrokerOptions{Buffer: cfg.WSSubscriberBuffer, Logger: logger, DatabaseURL: cfg.DatabaseURL})
 	auditSvc := audit.NewService(bdb, workspace.RoleCheck(bdb))
 	pipelineSvc := pipeline.NewService(bdb)
 	exportSvc := export.NewService(bdb, queue, pipelineSvc, auditSvc, export.Options{Retention: cfg.ExportRetention, Logger: logger})
@@ -92,12 +98,14 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		CreditService:      credit.NewService(bdb),
 		PartnerService:     partner.NewService(bdb),
 		AuditService:       auditSvc,
+		LiveService:        live.NewService(bdb, broker, auditSvc, logger),
 		BillingService:     billingSvc,
 		IngestService:      ingestSvc,
 		VerifyService:      verifySvc,
 		PipelineService:    pipelineSvc,
 		ExportService:      exportSvc,
 	}
+	authn := auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA)
 	guard, err := buildGuardrails(cfg, bdb)
 	if err != nil {
 		return nil, err
@@ -109,21 +117,33 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		},
 		Limits: guard.limits, RateLimits: guard.policy, RecordViolationFunc: guard.recordViolation,
 		AllowedOrigins: cfg.CORSOrigins, Loaders: res, MaxUploadBytes: cfg.MaxUploadBytes,
+		AuthenticateFunc: authn.Authenticate,
+		WS: graph.WSOptions{
+			InitTimeout: cfg.WSInitTimeout, MaxSubscriptions: cfg.WSMaxSubscriptions,
+			MaxConnectionsPerUser: cfg.WSMaxConnectionsPerUser,
+		},
 	})
+	// The broker's LISTEN connection (its own, outside the pool) lives as long as the server.
+	// Without DATABASE_URL (an app on a test's transaction) nothing commits, so nothing listens.
+	if cfg.DatabaseURL != "" {
+		brokerCtx, stopBroker := context.WithCancel(context.Background())
+		go func() { _ = broker.Run(brokerCtx) }()
+		guard.closers = append(guard.closers, func() error { stopBroker(); return nil })
+	}
 	srv := httpserver.New(httpserver.Options{
 		Addr: cfg.HTTPAddr, Production: cfg.IsProduction(), Logger: logger, GraphQL: gql,
 		StripeWebhook:   billingSvc.WebhookHandler(),
 		MaxUploadBytes:  cfg.MaxUploadBytes,
 		RejectionsCSV:   ingestSvc.RejectionsCSVHandler(),
 		ExportDownload:  exportSvc.DownloadHandler(),
-		Authenticator:   auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA),
+		Authenticator:   authn,
 		ReadyFunc:       func(ctx context.Context) error { return Ready(ctx, bdb) },
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		TrustedProxies:  guard.trustedProxies,
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
 	})
-	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, Exports: exportSvc, db: bdb, logger: logger}, nil
+	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, Exports: exportSvc, Broker: broker, Live: res.LiveService, db: bdb, logger: logger}, nil
 }
 
 // VerifyOptions are the verification service's options from cfg.

@@ -540,7 +540,9 @@ func TestWebSocketClosesWhenTheTokenExpires(t *testing.T) {
 			break
 		}
 	}
-	require.Equal(t, websocket.StatusNormalClosure, closeErr.Code)
+	// issue 12: graphql-transport-ws's 4403 Forbidden (was 1000), so a graphql-ws client retries
+	// with a fresh token.
+	require.Equal(t, websocket.StatusCode(4403), closeErr.Code)
 	require.Error(t, ws.send(wsMessage{ID: "2", Type: "subscribe", Payload: json.RawMessage(`{"query":"{ me { id } }"}`)}))
 }
 
@@ -593,8 +595,8 @@ func TestWebSocketOperationsKeepTheirOwnNames(t *testing.T) {
 
 // A WebSocket without a valid token is closed at its connection_init: every root field needs a
 // caller, so an anonymous socket could only hold a connection open. graph's InitFunc refuses it
-// with the reason "sign in first" and no close code of its own, so gqlgen closes with 1000
-// (normal closure) and that reason, before any connection_ack.
+// with the reason "sign in first" and, since issue 12, the protocol's 4403 Forbidden (it was
+// gqlgen's 1000), before any connection_ack.
 func TestWebSocketNeedsASignedInCaller(t *testing.T) {
 	t.Parallel()
 	api := newAPI(t, nil)
@@ -615,7 +617,7 @@ func TestWebSocketNeedsASignedInCaller(t *testing.T) {
 		err = wsjson.Read(ctx, c, &m)
 		var closeErr websocket.CloseError
 		require.ErrorAs(t, err, &closeErr, "%s: got %+v", name, m)
-		require.Equal(t, websocket.StatusNormalClosure, closeErr.Code, name)
+		require.Equal(t, websocket.StatusCode(4403), closeErr.Code, name)
 		require.Equal(t, "sign in first", closeErr.Reason, name)
 		_ = c.CloseNow()
 		cancel()

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 
+	"github.com/leadmarket/leadmarket/internal/events"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
@@ -84,11 +86,19 @@ func Record(ctx context.Context, db bun.IDB, e Entry) error {
 		}
 		*v.to = b
 	}
-	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
+	if _, err := db.NewInsert().Model(&row).Returning("id").Exec(ctx); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
-	return nil
+	// Delivered to auditLogAdded subscribers when (and only if) the change commits.
+	return events.Publish(ctx, db, AddedEvent, map[string]string{"id": row.ID})
 }
+
+// AddedEvent is the event type of a new audit entry, published with its id by Record.
+const AddedEvent = "audit.added"
+
+// SecurityRaisedEvent is the event type of a new security event, published with its id by
+// RecordSecurity.
+const SecurityRaisedEvent = "security.raised"
 
 // SecurityEvent is a security-relevant happening: a denial, a bad token, a bad signature.
 type SecurityEvent struct {
@@ -102,6 +112,8 @@ type SecurityEvent struct {
 type securityRow struct {
 	bun.BaseModel `bun:"table:security_events"`
 
+	ID          string         `bun:"id,scanonly"`
+	OccurredAt  time.Time      `bun:"occurred_at,scanonly"`
 	Kind        string         `bun:"kind"`
 	RiskLevel   string         `bun:"risk_level"`
 	UserID      string         `bun:"user_id,nullzero"`
@@ -126,8 +138,8 @@ func RecordSecurity(ctx context.Context, db bun.IDB, ev SecurityEvent) error {
 	if row.Details == nil {
 		row.Details = map[string]any{}
 	}
-	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
+	if _, err := db.NewInsert().Model(&row).Returning("id").Exec(ctx); err != nil {
 		return fmt.Errorf("security event %s: %w", ev.Kind, err)
 	}
-	return nil
+	return events.Publish(ctx, db, SecurityRaisedEvent, map[string]string{"id": row.ID})
 }

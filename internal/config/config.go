@@ -22,6 +22,18 @@ type Config struct {
 	Env string
 	// HTTPAddr is HTTP_ADDR, the listen address. Default "127.0.0.1:8080".
 	HTTPAddr string
+	// WSSubscriberBuffer is WS_SUBSCRIBER_BUFFER, how many events a subscriber may fall behind
+	// before its subscription ends with SUBSCRIBER_TOO_SLOW. Default 256.
+	WSSubscriberBuffer int
+	// WSMaxSubscriptions is WS_MAX_SUBSCRIPTIONS, the most subscriptions one socket may hold
+	// (the next gets TOO_MANY_SUBSCRIPTIONS). Default 25.
+	WSMaxSubscriptions int
+	// WSMaxConnectionsPerUser is WS_MAX_CONNECTIONS_PER_USER, the most sockets one user may hold
+	// on one instance (the next is closed 4429). Default 10.
+	WSMaxConnectionsPerUser int
+	// WSInitTimeout is WS_INIT_TIMEOUT, how long a socket may take to send connection_init
+	// (then it is closed 4408). Default 3s.
+	WSInitTimeout time.Duration
 	// DatabaseURL is DATABASE_URL. Default empty: an embedded PostgreSQL under DataDir.
 	DatabaseURL string
 	// DataDir is DATA_DIR, where the embedded PostgreSQL keeps its files. Default ".data".
@@ -240,6 +252,12 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("MAX_UPLOAD_BYTES: %q is not a positive number of bytes", get("MAX_UPLOAD_BYTES", "")))
 	}
 	positive("MAX_UPLOAD_ROWS", "1000000", &c.MaxUploadRows)
+	positive("WS_SUBSCRIBER_BUFFER", "256", &c.WSSubscriberBuffer)
+	positive("WS_MAX_SUBSCRIPTIONS", "25", &c.WSMaxSubscriptions)
+	positive("WS_MAX_CONNECTIONS_PER_USER", "10", &c.WSMaxConnectionsPerUser)
+	if c.WSInitTimeout, err = time.ParseDuration(get("WS_INIT_TIMEOUT", "3s")); err != nil || c.WSInitTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("WS_INIT_TIMEOUT: %q is not a positive duration", get("WS_INIT_TIMEOUT", "")))
+	}
 	if c.UploadRetention, err = ParseDays(get("UPLOAD_RETENTION", "90d")); err != nil || c.UploadRetention < time.Hour {
 		errs = append(errs, fmt.Errorf("UPLOAD_RETENTION: %q is not a duration of at least 1h (such as 90d or 720h)", get("UPLOAD_RETENTION", "")))
 	}

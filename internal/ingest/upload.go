@@ -100,6 +100,8 @@ func (u Upload) RejectionsCSVPath() string {
 // Progress is the payload of ProgressEvent: the upload's status and counts, small enough for
 // NOTIFY.
 type Progress struct {
+	// ID is the upload's id again, under the name the events broker reads every event's id by.
+	ID             string `json:"id"`
 	UploadID       string `json:"uploadId"`
 	PartnerID      string `json:"partnerId"`
 	Status         string `json:"status"`
@@ -114,7 +116,7 @@ type Progress struct {
 
 func progressOf(u Upload) Progress {
 	p := Progress{
-		UploadID: u.ID, PartnerID: u.PartnerID, Status: u.Status, DryRun: u.DryRun, RowsTotal: u.RowsTotal,
+		ID: u.ID, UploadID: u.ID, PartnerID: u.PartnerID, Status: u.Status, DryRun: u.DryRun, RowsTotal: u.RowsTotal,
 		RowsProcessed: u.RowsProcessed, AcceptedCount: u.AcceptedCount, DuplicateCount: u.DuplicateCount,
 		InvalidCount: u.InvalidCount,
 	}

@@ -185,8 +185,8 @@ func (s *Service) buy(ctx context.Context, tx bun.Tx, c *auth.Caller, in Purchas
 	}); err != nil {
 		return nil, err
 	}
-	if err := events.Publish(ctx, tx, "lead.purchased", map[string]any{
-		"workspaceId": in.WorkspaceID, "cartId": cartID, "leads": len(purchases), "creditsSpent": total,
+	if err := events.Publish(ctx, tx, PurchasedEvent, map[string]any{
+		"id": cartID, "workspaceId": in.WorkspaceID, "cartId": cartID, "leads": len(purchases), "creditsSpent": total,
 	}); err != nil {
 		return nil, err
 	}
