@@ -132,7 +132,11 @@ func run() error {
 			CREATE UNIQUE INDEX bench_leads_hash_key_key ON bench_leads (hash_key)`},
 		{"every index of leads", `CREATE TABLE bench_leads (LIKE leads INCLUDING ALL)`},
 	} {
-		copied, copyTime, err := b.baseline(ctx, file, known, shape.ddl)
+		seen := make(map[string]bool, len(known))
+		for h := range known {
+			seen[h] = true
+		}
+		copied, copyTime, err := b.baseline(ctx, file, seen, shape.ddl)
 		if err != nil {
 			return fmt.Errorf("baseline: %w", err)
 		}
