@@ -17,21 +17,18 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/leadmarket/leadmarket/bench/internal/benchdb"
+	"github.com/leadmarket/leadmarket/bench/internal/benchserver"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/ingest"
 	"github.com/leadmarket/leadmarket/internal/ingest/ingesttest"
@@ -51,7 +48,7 @@ type bench struct {
 	endpoint  string
 	token     string
 	partnerID string
-	server    *exec.Cmd
+	server    *benchserver.Server
 	dir       string
 }
 
@@ -84,10 +81,11 @@ func run() error {
 	if err := b.seedPartner(ctx); err != nil {
 		return err
 	}
-	if err := b.startServer(ctx); err != nil {
+	if b.server, err = benchserver.Start(ctx, b.dbURL, secret, "MAX_UPLOAD_BYTES="+strconv.Itoa(1<<30)); err != nil {
 		return err
 	}
-	defer b.stopServer()
+	defer b.server.Stop()
+	b.endpoint = b.server.URL
 
 	fmt.Printf("ingest benchmark: %d rows (10%% duplicates within the file, 5%% of an earlier upload, 3%% invalid)\n", *rows)
 	// The earlier upload whose leads the measured file repeats in part.
@@ -151,9 +149,9 @@ func run() error {
 			return err
 		}
 		info, _ := os.Stat(big)
-		var peak peakRSS
-		stop := peak.watch(b.server.Process.Pid)
-		before := peak.current(b.server.Process.Pid)
+		var peak benchserver.PeakRSS
+		stop := peak.Watch(b.server.PID())
+		before := benchserver.RSS(b.server.PID())
 		res, err := b.upload(ctx, big, nil)
 		stop()
 		if err != nil {
@@ -161,7 +159,7 @@ func run() error {
 		}
 		fmt.Printf("big upload: %d rows (%.0f MB) in %s: %.0f rows/s; server RSS %.0f MB before, peak %.0f MB during upload and job   (target < 300 MB: %s)\n",
 			res.Rows, float64(info.Size())/1e6, res.Elapsed.Round(time.Millisecond), rate(res.Rows, res.Elapsed),
-			mb(before), mb(peak.max()), verdict(peak.max() < 300<<20))
+			mb(before), mb(peak.Max()), verdict(peak.Max() < 300<<20))
 	}
 	return nil
 }
@@ -186,53 +184,6 @@ func (b *bench) seedPartner(ctx context.Context) error {
 		}
 	}
 	return errors.New("the seed made no partner member")
-}
-
-// startServer builds the binary and runs `leadmarket serve` on a loopback port.
-func (b *bench) startServer(ctx context.Context) error {
-	bin := filepath.Join(b.dir, "leadmarket")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/leadmarket")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build the server (run from the repository root): %w", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	b.server = exec.Command(bin, "serve")
-	b.server.Env = append(os.Environ(), "ENV=development", "DATABASE_URL="+b.dbURL, "HTTP_ADDR="+addr,
-		"JWT_SECRET="+secret, "LOG_LEVEL=warn", "RATE_LIMITS_ENABLED=false", "MAX_UPLOAD_BYTES="+strconv.Itoa(1<<30))
-	b.server.Stdout, b.server.Stderr = os.Stderr, os.Stderr
-	if err := b.server.Start(); err != nil {
-		return err
-	}
-	b.endpoint = "http://" + addr
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res, err := http.Get(b.endpoint + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-	}
-	return errors.New("the server did not become ready in 60 s")
-}
-
-func (b *bench) stopServer() {
-	if b.server == nil || b.server.Process == nil {
-		return
-	}
-	_ = b.server.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = b.server.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = b.server.Process.Kill()
-	}
 }
 
 // uploadResult is one upload as the partner saw it.
@@ -427,56 +378,6 @@ func generate(path string, o ingesttest.Options) (ingesttest.Result, error) {
 		err = cerr
 	}
 	return res, err
-}
-
-// peakRSS samples a process's resident memory.
-type peakRSS struct {
-	mu   sync.Mutex
-	peak int64
-}
-
-// watch samples pid's RSS every 20 ms until the returned stop is called.
-func (p *peakRSS) watch(pid int) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if rss := p.current(pid); rss > 0 {
-				p.mu.Lock()
-				p.peak = max(p.peak, rss)
-				p.mu.Unlock()
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return func() { close(done); wg.Wait() }
-}
-
-func (p *peakRSS) max() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.peak
-}
-
-// current is pid's resident set size in bytes (VmRSS in /proc/PID/status), 0 if unreadable.
-func (p *peakRSS) current(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func rate(n int, d time.Duration) float64 {
