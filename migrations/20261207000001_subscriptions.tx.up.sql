@@ -24,3 +24,28 @@ $$;
 
 CREATE TRIGGER stripe_events_failed BEFORE INSERT OR UPDATE OF status ON stripe_events
     FOR EACH ROW EXECUTE FUNCTION stripe_event_failed();
+
+--bun:split
+
+-- A new audit entry (auditLogAdded) and a new security event (securityEventRaised) are published
+-- by the statement that inserts them, in its transaction: no second round trip for every entry.
+-- The shape of internal/events.Event; TG_ARGV[0] is the event type.
+CREATE FUNCTION notify_row_added() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM pg_notify('leadmarket_events', json_build_object('type', TG_ARGV[0],
+        'occurredAt', clock_timestamp(), 'payload', json_build_object('id', NEW.id))::text);
+    RETURN NULL;
+END
+$$;
+
+--bun:split
+
+CREATE TRIGGER audit_logs_added AFTER INSERT ON audit_logs
+    FOR EACH ROW EXECUTE FUNCTION notify_row_added('audit.added');
+
+--bun:split
+
+CREATE TRIGGER security_events_raised AFTER INSERT ON security_events
+    FOR EACH ROW EXECUTE FUNCTION notify_row_added('security.raised');

@@ -10,7 +10,6 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/leadmarket/leadmarket/internal/events"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
@@ -86,18 +85,20 @@ func Record(ctx context.Context, db bun.IDB, e Entry) error {
 		}
 		*v.to = b
 	}
-	if _, err := db.NewInsert().Model(&row).Returning("id").Exec(ctx); err != nil {
+	// The insert also publishes AddedEvent with the entry's id (the audit_logs_added trigger):
+	// auditLogAdded subscribers get it when, and only if, the change commits.
+	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
-	// Delivered to auditLogAdded subscribers when (and only if) the change commits.
-	return events.Publish(ctx, db, AddedEvent, map[string]string{"id": row.ID})
+	return nil
 }
 
-// AddedEvent is the event type of a new audit entry, published with its id by Record.
+// AddedEvent is the event type of a new audit entry, published with its id by the insert of
+// Record (the audit_logs_added trigger).
 const AddedEvent = "audit.added"
 
-// SecurityRaisedEvent is the event type of a new security event, published with its id by
-// RecordSecurity.
+// SecurityRaisedEvent is the event type of a new security event, published with its id by the
+// insert of RecordSecurity (the security_events_raised trigger).
 const SecurityRaisedEvent = "security.raised"
 
 // SecurityEvent is a security-relevant happening: a denial, a bad token, a bad signature.
@@ -138,8 +139,10 @@ func RecordSecurity(ctx context.Context, db bun.IDB, ev SecurityEvent) error {
 	if row.Details == nil {
 		row.Details = map[string]any{}
 	}
-	if _, err := db.NewInsert().Model(&row).Returning("id").Exec(ctx); err != nil {
+	// The insert also publishes SecurityRaisedEvent with the event's id (the
+	// security_events_raised trigger).
+	if _, err := db.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return fmt.Errorf("security event %s: %w", ev.Kind, err)
 	}
-	return events.Publish(ctx, db, SecurityRaisedEvent, map[string]string{"id": row.ID})
+	return nil
 }
