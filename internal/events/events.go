@@ -26,21 +26,7 @@ type Event struct {
 
 // Publish queues an event of type typ on db; call it with the transaction of the change.
 func Publish(ctx context.Context, db bun.IDB, typ string, payload any) error {
-	p, err := json.Marshal(payload)
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", typ, err)
-	}
-	b, err := json.Marshal(Event{Type: typ, OccurredAt: time.Now().UTC(), Payload: p})
-	if err != nil {
-		return fmt.Errorf("publish %s: %w", typ, err)
-	}
-	if len(b) > 7900 {
-		return fmt.Errorf("publish %s: payload of %d bytes is over NOTIFY's limit", typ, len(b))
-	}
-	if _, err := db.ExecContext(ctx, "SELECT pg_notify(?, ?)", Channel, string(b)); err != nil {
-		return fmt.Errorf("publish %s: %w", typ, err)
-	}
-	return nil
+	return PublishAll(ctx, db, typ, []any{payload})
 }
 
 // PublishAll queues one event of type typ per payload on db, in one statement whatever their
