@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -42,20 +41,11 @@ func run() error {
 	}
 	ctx := context.Background()
 
-	dbURL, err := benchdb.Recreate(ctx, *serverURL, dbName)
+	bdb, _, done, err := benchdb.Scratch(ctx, *serverURL, dbName, 4)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := benchdb.Drop(context.WithoutCancel(ctx), *serverURL, dbName); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/seed:", err)
-		}
-	}()
-	bdb, err := benchdb.OpenMigrated(ctx, dbURL, 4)
-	if err != nil {
-		return err
-	}
-	defer bdb.Close()
+	defer done()
 
 	host := *serverURL
 	if u, err := url.Parse(*serverURL); err == nil {

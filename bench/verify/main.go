@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,20 +52,11 @@ func run() error {
 		return fmt.Errorf("-leads, -concurrency, -instances and -latency must be positive")
 	}
 	ctx := context.Background()
-	dbURL, err := benchdb.Recreate(ctx, *serverURL, dbName)
+	bdb, dbURL, done, err := benchdb.Scratch(ctx, *serverURL, dbName, 4)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := benchdb.Drop(context.WithoutCancel(ctx), *serverURL, dbName); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/verify:", err)
-		}
-	}()
-	bdb, err := benchdb.OpenMigrated(ctx, dbURL, 4)
-	if err != nil {
-		return err
-	}
-	defer bdb.Close()
+	defer done()
 
 	fake := newFake(*latency)
 	defer fake.srv.Close()

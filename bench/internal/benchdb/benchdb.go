@@ -286,3 +286,22 @@ func OpenMigrated(ctx context.Context, dbURL string, pool int) (*bun.DB, error) 
 	}
 	return bdb, nil
 }
+
+// Scratch creates the database name on serverURL afresh and migrated, for a benchmark that
+// drops it when it is done: it returns the database open with pool connections, its URL, and
+// done, which closes it and drops it (reporting a failed drop on stderr).
+func Scratch(ctx context.Context, serverURL, name string, pool int) (bdb *bun.DB, dbURL string, done func(), err error) {
+	if dbURL, err = Recreate(ctx, serverURL, name); err != nil {
+		return nil, "", nil, err
+	}
+	drop := func() {
+		if err := Drop(context.WithoutCancel(ctx), serverURL, name); err != nil {
+			fmt.Fprintln(os.Stderr, name+":", err)
+		}
+	}
+	if bdb, err = OpenMigrated(ctx, dbURL, pool); err != nil {
+		drop()
+		return nil, "", nil, err
+	}
+	return bdb, dbURL, func() { _ = bdb.Close(); drop() }, nil
+}
