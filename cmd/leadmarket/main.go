@@ -4,6 +4,7 @@
 //	leadmarket migrate                         apply the embedded migrations
 //	leadmarket seed --demo [--leads N] [--json] write deterministic demo data and print tokens
 //	leadmarket token --email E [--admin] [--mfa] [--ttl D]
+//	leadmarket health [--url U]                 exit 0 when the server's /readyz answers 200
 //
 // Configuration comes from environment variables (see README.md). With DATABASE_URL unset, every
 // subcommand that needs a database runs a private PostgreSQL under DATA_DIR, started and stopped
@@ -55,11 +56,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return seedCmd(ctx, cfg, logger, args, stdout)
 	case "token":
 		return tokenCmd(ctx, cfg, logger, args, stdout)
+	case "health":
+		return healthCmd(ctx, cfg, args, stdout)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: leadmarket [serve|migrate|seed --demo [--leads N] [--json]|token --email E [--admin] [--mfa] [--ttl D]]")
+		fmt.Fprintln(stdout, "usage: leadmarket [serve|migrate|seed --demo [--leads N] [--json]|token --email E [--admin] [--mfa] [--ttl D]|health [--url U]]")
 		return nil
 	default:
-		return errors.New("unknown command " + cmd + " (serve, migrate, seed, token)")
+		return errors.New("unknown command " + cmd + " (serve, migrate, seed, token, health)")
 	}
 }
 
