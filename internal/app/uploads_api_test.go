@@ -145,11 +145,14 @@ type uploadView struct {
 	Partner                          struct{ ID, Name string }
 }
 
-// waitFor polls leadUpload until the upload leaves QUEUED and PROCESSING, as a client would.
+// waitFor polls leadUpload until the upload leaves QUEUED and PROCESSING, as a client would:
+// backing off from 100 ms to 1 s, so a slow machine's minute of polling stays inside the
+// STANDARD tier's 100 operations per minute.
 func (s *apiServer) waitFor(token, id string) uploadView {
 	s.t.Helper()
 	var out struct{ LeadUpload uploadView }
 	deadline := time.Now().Add(60 * time.Second)
+	wait := 100 * time.Millisecond
 	for {
 		s.do(token, `query($id: ID!) { leadUpload(id: $id) { id status fileName rowsTotal rowsProcessed acceptedCount
 			duplicateCount invalidCount errorCode rejectionsCsvUrl partner { id name } } }`, map[string]any{"id": id}).decode(s.t, &out)
@@ -157,7 +160,8 @@ func (s *apiServer) waitFor(token, id string) uploadView {
 			return out.LeadUpload
 		}
 		require.True(s.t, time.Now().Before(deadline), "upload %s still %s", id, out.LeadUpload.Status)
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
 	}
 }
 
