@@ -61,6 +61,9 @@ type HandlerOptions struct {
 	// MaxUploadBytes is the largest multipart (upload) request (MAX_UPLOAD_BYTES), 413 above it.
 	// Default DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// Reads routes each query's and mutation's reads (withReads). Default nil: every read goes
+	// where the services' own handles point.
+	Reads ReadRouter
 }
 
 // DefaultMaxUploadBytes is HandlerOptions.MaxUploadBytes when it is zero: MAX_UPLOAD_BYTES's
@@ -138,6 +141,9 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	srv.AroundOperations(gqlhttp.WithOperationInfo)
 	if o.Loaders != nil {
 		srv.AroundOperations(withLoaders(o.Loaders))
+	}
+	if o.Reads != nil {
+		srv.AroundOperations(withReads(o.Reads))
 	}
 	srv.SetErrorPresenter(errorPresenter(o))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/app"
 	"github.com/leadmarket/leadmarket/internal/config"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/jobs"
 )
 
@@ -26,7 +27,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	defer closeDB()
 	// The events broker LISTENs on a connection of its own to the same database.
 	cfg.DatabaseURL = url
-	a, err := app.Build(cfg, bdb, logger)
+	var opts []app.Option
+	if cfg.DatabaseReadURL != "" {
+		read, err := db.OpenRead(ctx, cfg.DatabaseReadURL, cfg.DBReadMaxConns, db.Options{})
+		if err != nil {
+			return fmt.Errorf("DATABASE_READ_URL: %w", err)
+		}
+		defer read.Close()
+		opts = append(opts, app.WithReadDB(read))
+		logger.Info("reads that tolerate lag go to the read database", "sticky", cfg.DatabaseReadSticky)
+	}
+	a, err := app.Build(cfg, bdb, logger, opts...)
 	if err != nil {
 		return err
 	}

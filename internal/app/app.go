@@ -66,8 +66,26 @@ func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server
 	return a.Server
 }
 
+// Option adds to what Build assembles.
+type Option func(*options)
+
+type options struct {
+	read *bun.DB
+}
+
+// WithReadDB sends the reads that tolerate a replica's lag to read (DATABASE_READ_URL, opened
+// with db.OpenRead; docs/scaling.md lists them), and readiness checks it. Without it every read
+// goes to bdb.
+func WithReadDB(read *bun.DB) Option {
+	return func(o *options) { o.read = read }
+}
+
 // Build assembles the services and the HTTP server for cfg on bdb.
-func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
+func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) (*App, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	queue, err := jobs.NewQueue(bdb.DB)
 	if err != nil {
 		return nil, err
@@ -110,6 +128,10 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	router, err := buildRouter(cfg, bdb, o.read, logger, &guard)
+	if err != nil {
+		return nil, err
+	}
 	gql := graph.NewHandler(res, graph.HandlerOptions{
 		Production: cfg.IsProduction(), Logger: logger,
 		RecordSecurityEventFunc: func(ctx context.Context, ev audit.SecurityEvent) error {
@@ -117,7 +139,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		},
 		Limits: guard.limits, RateLimits: guard.policy, RecordViolationFunc: guard.recordViolation,
 		AllowedOrigins: cfg.CORSOrigins, Loaders: res, MaxUploadBytes: cfg.MaxUploadBytes,
-		AuthenticateFunc: authn.Authenticate,
+		AuthenticateFunc: authn.Authenticate, Reads: router,
 		WS: graph.WSOptions{
 			InitTimeout: cfg.WSInitTimeout, MaxSubscriptions: cfg.WSMaxSubscriptions,
 			MaxConnectionsPerUser: cfg.WSMaxConnectionsPerUser,
@@ -137,7 +159,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		RejectionsCSV:   ingestSvc.RejectionsCSVHandler(),
 		ExportDownload:  exportSvc.DownloadHandler(),
 		Authenticator:   authn,
-		ReadyFunc:       func(ctx context.Context) error { return Ready(ctx, bdb) },
+		ReadyFunc:       func(ctx context.Context) error { return readyWithReadDB(ctx, bdb, o.read) },
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		TrustedProxies:  guard.trustedProxies,
 		CORSOrigins:     cfg.CORSOrigins,
@@ -197,6 +219,35 @@ func (a *App) cleanups() map[string]jobs.CleanupFunc {
 		"abandoned_lead_uploads":  a.Ingest.FailAbandonedUploads,
 		"expired_exports":         func(ctx context.Context) (int64, error) { return export.PurgeExpired(ctx, a.db) },
 	}
+}
+
+// buildRouter returns the read router between bdb and read (nil: everything on bdb). With
+// REDIS_URL set, callers' write positions are shared through Redis, so that a caller's next
+// request on any instance reads their write.
+func buildRouter(cfg config.Config, bdb, read *bun.DB, logger *slog.Logger, guard *guardrails) (*db.Router, error) {
+	ro := db.RouterOptions{Sticky: cfg.DatabaseReadSticky, Logger: logger}
+	if read != nil && cfg.RedisURL != "" {
+		client, err := ratelimit.DialRedis(cfg.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		guard.closers = append(guard.closers, client.Close)
+		ro.Marks = db.NewRedisMarks(client, "")
+	}
+	return db.NewRouter(bdb, read, ro), nil
+}
+
+// readyWithReadDB is Ready, and the read database (when there is one) answers.
+func readyWithReadDB(ctx context.Context, bdb, read *bun.DB) error {
+	if err := Ready(ctx, bdb); err != nil {
+		return err
+	}
+	if read != nil {
+		if err := read.PingContext(ctx); err != nil {
+			return &httpserver.NotReady{Reason: "read database unreachable", Err: err}
+		}
+	}
+	return nil
 }
 
 // Ready reports whether the database answers and every embedded migration is applied.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/page"
 )
 
@@ -138,7 +139,7 @@ func (s *Service) SearchSecurity(ctx context.Context, c *auth.Caller, f Security
 	if err != nil {
 		return page.Page[Security]{}, err
 	}
-	q := s.db.NewSelect().TableExpr("security_events").Column(securityColumns...).
+	q := db.Reader(ctx, s.db).NewSelect().TableExpr("security_events").Column(securityColumns...).
 		OrderExpr("occurred_at DESC, id DESC").Limit(int64(limit + 1))
 	if f.Kind != "" {
 		q.Where("kind = ?", f.Kind)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/page"
 )
 
@@ -79,7 +80,9 @@ func (s *Service) Search(ctx context.Context, c *auth.Caller, f Filter, args pag
 	if err != nil {
 		return page.Page[Log]{}, err
 	}
-	logs, err := List(ctx, s.db, f, after, limit+1)
+	// A search may lag the log by a replica's delay (db.Reader): what the admin did just now is
+	// read from the primary.
+	logs, err := List(ctx, db.Reader(ctx, s.db), f, after, limit+1)
 	if err != nil {
 		return page.Page[Log]{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/page"
 )
 
@@ -60,7 +61,8 @@ func (s *Service) ListEvents(ctx context.Context, c *auth.Caller, f EventFilter,
 	if err != nil {
 		return page.Page[Event]{}, err
 	}
-	q := s.db.NewSelect().TableExpr("stripe_events").ColumnExpr(eventColumns).
+	// The admins' list may lag by a replica's delay (db.Reader); a retry's result reads the primary.
+	q := db.Reader(ctx, s.db).NewSelect().TableExpr("stripe_events").ColumnExpr(eventColumns).
 		OrderExpr("received_at DESC, id DESC").Limit(int64(limit + 1))
 	if f.Status != "" {
 		q.Where("status = ?", f.Status)

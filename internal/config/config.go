@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -42,6 +43,15 @@ type Config struct {
 	EmbeddedPort uint32
 	// DBMaxConns is DB_MAX_CONNS, the connection pool size. Default 20.
 	DBMaxConns int
+	// DatabaseReadURL is DATABASE_READ_URL, a streaming replica of DATABASE_URL that browse and
+	// the other reads that tolerate a replica's lag go to (docs/scaling.md). Default empty:
+	// everything on DATABASE_URL. Needs DATABASE_URL.
+	DatabaseReadURL string
+	// DBReadMaxConns is DB_READ_MAX_CONNS, the read database's pool size. Default 10.
+	DBReadMaxConns int
+	// DatabaseReadSticky is DATABASE_READ_STICKY: after a caller's write, how long their reads
+	// stay on the primary unless the replica has replayed it sooner. Default 5s.
+	DatabaseReadSticky time.Duration
 	// JWTSecret is JWT_SECRET, the HS256 key. Default a development secret, refused in production.
 	JWTSecret string
 	// AdminRequireMFA is ADMIN_REQUIRE_MFA: platform-admin operations need aal2. Default true in
@@ -195,6 +205,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.DBMaxConns, err = strconv.Atoi(get("DB_MAX_CONNS", "20")); err != nil || c.DBMaxConns < 2 {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS: %q is not a number of at least 2", get("DB_MAX_CONNS", "")))
 	}
+	errs = append(errs, c.readReadDatabase(get)...)
 	if c.JWTSecret == "" {
 		if c.IsProduction() {
 			errs = append(errs, errors.New("JWT_SECRET: required when ENV=production"))
@@ -297,6 +308,29 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, errors.New("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: required when ENV=production"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// readReadDatabase reads the read database's variables.
+func (c *Config) readReadDatabase(get func(name, def string) string) []error {
+	var errs []error
+	c.DatabaseReadURL = get("DATABASE_READ_URL", "")
+	if c.DatabaseReadURL != "" {
+		if _, err := pgx.ParseConfig(c.DatabaseReadURL); err != nil {
+			errs = append(errs, fmt.Errorf("DATABASE_READ_URL: %w", err))
+		}
+		if c.DatabaseURL == "" {
+			errs = append(errs, errors.New("DATABASE_READ_URL: needs DATABASE_URL (the embedded server has no replica)"))
+		}
+	}
+	var err error
+	if c.DBReadMaxConns, err = strconv.Atoi(get("DB_READ_MAX_CONNS", "10")); err != nil || c.DBReadMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("DB_READ_MAX_CONNS: %q is not a positive number", get("DB_READ_MAX_CONNS", "")))
+	}
+	if c.DatabaseReadSticky, err = time.ParseDuration(get("DATABASE_READ_STICKY", "5s")); err != nil ||
+		c.DatabaseReadSticky < 100*time.Millisecond || c.DatabaseReadSticky > time.Hour {
+		errs = append(errs, fmt.Errorf("DATABASE_READ_STICKY: %q is not a duration from 100ms to 1h", get("DATABASE_READ_STICKY", "")))
+	}
+	return errs
 }
 
 // readVerification reads the email verification variables.

@@ -13,6 +13,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/partner"
@@ -178,7 +179,9 @@ func (s *Service) Stats(ctx context.Context, c *auth.Caller, partnerID string) (
 	if err := partner.RequireMemberOrAdmin(ctx, s.db, partnerID, c); err != nil {
 		return Stats{}, err
 	}
-	return statsOf(ctx, s.db, partnerID)
+	// Counts a replica's lag behind are fine, and the partner's own upload reads the primary for
+	// a while after it (db.Reader); access is checked on the primary.
+	return statsOf(ctx, db.Reader(ctx, s.db), partnerID)
 }
 
 func statsOf(ctx context.Context, db bun.IDB, partnerID string) (Stats, error) {

@@ -8,6 +8,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/lead"
 	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/partner"
@@ -56,6 +57,13 @@ func NewService(db *bun.DB, commission partner.Commission) *Service {
 	return &Service{db: db, commission: commission}
 }
 
+// reader is the database of the reads that tolerate a replica's lag: browse, lead lookups, a
+// workspace's bought leads, and the counts beside them. In a query operation with a read
+// database it is the replica, unless the caller's own write may not have reached it yet
+// (db.Router); otherwise, and in every transaction, the primary. Access checks (workspace.RoleOf)
+// read the primary, so that a member removed a moment ago is refused at once.
+func (s *Service) reader(ctx context.Context) *bun.DB { return db.Reader(ctx, s.db) }
+
 // ViewerFor returns the viewer for caller, checking membership of workspaceID when it is set.
 // Errors: FORBIDDEN, INVALID_INPUT.
 func (s *Service) ViewerFor(ctx context.Context, c *auth.Caller, workspaceID string) (Viewer, error) {
@@ -77,7 +85,7 @@ func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, e
 	if err != nil {
 		return Page{}, err
 	}
-	leads, err := lead.ListSellable(ctx, s.db, lead.SellableQuery{
+	leads, err := lead.ListSellable(ctx, s.reader(ctx), lead.SellableQuery{
 		Viewer: v, Filter: p.Filter, Order: p.Order, After: position(after), Limit: limit + 1,
 	})
 	if err != nil {
@@ -98,7 +106,7 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 	if err != nil {
 		return Page{}, err
 	}
-	leads, err := lead.ListPurchased(ctx, s.db, workspaceID, f, position(cur), limit+1)
+	leads, err := lead.ListPurchased(ctx, s.reader(ctx), workspaceID, f, position(cur), limit+1)
 	if err != nil {
 		return Page{}, err
 	}
@@ -110,13 +118,13 @@ func (s *Service) MyLeads(ctx context.Context, c *auth.Caller, workspaceID strin
 // Lead returns the lead with id if v may see it: it is sellable, or one of v's workspaces bought
 // it. It returns (nil, nil) otherwise, so a caller cannot tell a hidden lead from a missing one.
 func (s *Service) Lead(ctx context.Context, v Viewer, id string) (*lead.Lead, error) {
-	return lead.Visible(ctx, s.db, v, id)
+	return lead.Visible(ctx, s.reader(ctx), v, id)
 }
 
 // LeadsByIDs returns the leads with ids as v sees them (masked unless bought), whatever their
 // status: it serves relations such as a purchase's lead. Unknown ids are left out.
 func (s *Service) LeadsByIDs(ctx context.Context, v Viewer, ids []string) ([]lead.Lead, error) {
-	return lead.ByIDs(ctx, s.db, v, ids)
+	return lead.ByIDs(ctx, s.reader(ctx), v, ids)
 }
 
 // position is c as lead's keyset position; nil (the first page) when c is.

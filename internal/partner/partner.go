@@ -70,7 +70,8 @@ func (s *Service) ByIDs(ctx context.Context, ids []string) ([]Partner, error) {
 		}
 	}
 	ps = make([]Partner, 0, len(ids))
-	err := db.QueryPrepared(ctx, s.db, `SELECT id, name, commission_rate::float8, verification_pass_rate::float8, created_at
+	// Partners change rarely and show beside browsed leads: a replica's lag is fine (db.Reader).
+	err := db.QueryPrepared(ctx, db.Reader(ctx, s.db), `SELECT id, name, commission_rate::float8, verification_pass_rate::float8, created_at
 		FROM partners WHERE id = ANY($1::uuid[])`, []any{ids}, func(rows pgx.Rows) error {
 		var p Partner
 		for rows.Next() {
