@@ -44,16 +44,14 @@ func cutLongLists(b []byte, max int) ([]byte, bool, *gqlerror.Error) {
 			}
 			f := &stack[len(stack)-1]
 			f.commas++
-			if f.commas == max+1 {
-				if !f.array {
-					return b, false, &gqlerror.Error{
-						Message:    fmt.Sprintf("a JSON object in the request holds more than %d members", max),
-						Extensions: map[string]any{"code": string(apperr.InvalidInput), "limit": max},
-					}
+			switch {
+			case !f.array && f.commas == max: // member max+1 follows
+				return b, false, &gqlerror.Error{
+					Message:    fmt.Sprintf("a JSON object in the request holds more than %d members", max),
+					Extensions: map[string]any{"code": string(apperr.InvalidInput), "limit": max},
 				}
-				if !cutting { // within a part being cut, nothing more is
-					f.cutFrom, cutting = i, true
-				}
+			case f.array && f.commas == max+1 && !cutting: // element max+2 follows; within a part being cut, nothing more is
+				f.cutFrom, cutting = i, true
 			}
 		case ']', '}':
 			if len(stack) == 0 {
