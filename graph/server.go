@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/leadmarket/leadmarket/graph/gqlhttp"
 	"github.com/leadmarket/leadmarket/graph/model"
@@ -97,7 +98,12 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 		o.APQCacheSize = 1000
 	}
 
-	srv := handler.New(NewExecutableSchema(cfg))
+	es := NewExecutableSchema(cfg)
+	inputs, err := gqlhttp.NewInputRules(es.Schema(), listBounds)
+	if err != nil {
+		panic(err) // listBounds names a list the schema does not have: a programming error
+	}
+	srv := handler.New(es)
 	ws := o.WS.withDefaults()
 	sockets := newSocketCounter(ws.MaxConnectionsPerUser)
 	srv.AddTransport(transport.Websocket{
@@ -115,7 +121,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 			limits: wsLimits{initTimeout: ws.InitTimeout, maxSubscriptions: ws.MaxSubscriptions},
 		},
 	})
-	srv.AddTransport(gqlhttp.Transport{})
+	srv.AddTransport(gqlhttp.Transport{MaxListValues: inputs.MaxBound()})
 	if o.MaxUploadBytes <= 0 {
 		o.MaxUploadBytes = DefaultMaxUploadBytes
 	}
@@ -125,14 +131,15 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	srv.SetParserTokenLimit(limits.Tokens)
 	if o.Production {
 		srv.SetDisableSuggestion(true)
-		srv.SetValidationRulesFn(gqlhttp.RulesWithoutSuggestions)
+		srv.SetValidationRulesFn(gqlhttp.CapValidationErrors(gqlhttp.RulesWithoutSuggestions, limits.ValidationErrors))
 	} else {
+		srv.SetValidationRulesFn(gqlhttp.CapValidationErrors(rules.NewDefaultRules, limits.ValidationErrors))
 		srv.Use(extension.Introspection{})
 	}
 	// Extensions of one kind run in the order they are added (the guardrails' order: gqlhttp).
 	srv.Use(gqlhttp.DocumentSizeGuard{MaxBytes: limits.DocumentBytes})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](o.APQCacheSize)})
-	srv.Use(gqlhttp.DocumentShapeGuard{Limits: limits, Cache: queryCache})
+	srv.Use(gqlhttp.DocumentShapeGuard{Limits: limits, Cache: queryCache, Inputs: inputs})
 	srv.Use(gqlhttp.OperationGuard{Introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.RateLimits != nil {

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/leadmarket/leadmarket/graph/gqlhttp"
 )
 
 // Close codes of graphql-transport-ws (enisdenjo/graphql-ws PROTOCOL.md) that gqlgen does not
@@ -155,6 +158,12 @@ func (c *protocolConn) NextReader() (int, io.Reader, error) {
 				_ = c.WebsocketConn.WriteJSON(map[string]any{"id": *m.ID, "type": "error", "payload": []map[string]any{{
 					"message": "this socket has its most subscriptions open; complete one first", "extensions": map[string]any{"code": "TOO_MANY_SUBSCRIPTIONS"},
 				}}})
+				continue
+			}
+			if gerr := gqlhttp.CheckJSONText(m.Payload); gerr != nil {
+				// As over HTTP: a string that is not UTF-8 is refused, not turned into U+FFFD.
+				c.mu.Unlock()
+				_ = c.WebsocketConn.WriteJSON(map[string]any{"id": *m.ID, "type": "error", "payload": gqlerror.List{gerr}})
 				continue
 			}
 			c.active[*m.ID] = true

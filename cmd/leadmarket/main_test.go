@@ -75,3 +75,18 @@ func TestTokenAdminKeepsTheUsersSubject(t *testing.T) {
 	require.NoError(t, bdb.NewRaw("SELECT is_platform_admin FROM users WHERE email = 'jane@example.test'").Scan(ctx, &admin))
 	require.True(t, admin)
 }
+
+// During a rotation `token` signs with JWT_SECRET, never with JWT_SECRET_PREVIOUS.
+func TestTokenSignsWithTheCurrentSecret(t *testing.T) {
+	const current, previous = "the-current-jwt-secret-0123456789abcdef", "the-previous-jwt-secret-0123456789abcde"
+	t.Setenv("JWT_SECRET", current)
+	t.Setenv("JWT_SECRET_PREVIOUS", previous)
+	t.Setenv("LOG_LEVEL", "error")
+	var out, errs bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"token", "--email", "jane@example.test"}, &out, &errs), errs.String())
+	tok := strings.TrimSpace(out.String())
+	_, err := auth.NewTokens(current).Verify(tok)
+	require.NoError(t, err)
+	_, err = auth.NewTokens(previous).Verify(tok)
+	require.ErrorIs(t, err, auth.ErrInvalidToken)
+}

@@ -29,11 +29,17 @@ import (
 //  2. DocumentShapeGuard, before gqlparser validates (whose overlapping-fields rule is quadratic
 //     in the number of fields): the document is parsed with a token limit and each operation's
 //     depth, aliases and fields (fragments expanded, memoised, saturating) are measured;
-//     DEPTH_LIMIT_EXCEEDED, ALIAS_LIMIT_EXCEEDED, FIELD_LIMIT_EXCEEDED. Documents already in the
-//     query cache passed it before and skip it.
+//     DEPTH_LIMIT_EXCEEDED, ALIAS_LIMIT_EXCEEDED, FIELD_LIMIT_EXCEEDED. As written, no selection
+//     set may repeat a response key (or spread one fragment) more than QueryLimits.Duplicates
+//     times (DUPLICATE_LIMIT_EXCEEDED), and no field, fragment or operation carry more than
+//     QueryLimits.Directives directives (DIRECTIVE_LIMIT_EXCEEDED), each of which validation
+//     would otherwise evaluate and answer with an error of its own. Documents already in the
+//     query cache passed it before and skip it. Then the InputRules check the operation's
+//     input values, the request's variables included (list bounds, 32-bit Ints): INVALID_INPUT.
 //  3. gqlparser validation (circular fragments, repeated directives, unknown fields, ...):
-//     GRAPHQL_VALIDATION_FAILED; in production without "Did you mean" suggestions
-//     (RulesWithoutSuggestions).
+//     GRAPHQL_VALIDATION_FAILED, at most QueryLimits.ValidationErrors errors and a last one
+//     saying there were more (CapValidationErrors); in production without "Did you mean"
+//     suggestions (RulesWithoutSuggestions).
 //  4. OperationGuard: names an HTTP request's operation for its access log line, refuses a
 //     mutation over GET (405) and, when introspection is off, __schema and __type
 //     (INTROSPECTION_DISABLED).
@@ -60,6 +66,15 @@ type QueryLimits struct {
 	DocumentBytes int
 	// Tokens is the most lexical tokens the parser reads. Default 10000.
 	Tokens int
+	// Duplicates is the most times one selection set may repeat a response key (a field's alias
+	// or name) or spread one fragment, as written (DUPLICATE_LIMIT). Default 5.
+	Duplicates int
+	// Directives is the most directives on one field, fragment, operation or variable
+	// (DIRECTIVE_LIMIT). Default 5.
+	Directives int
+	// ValidationErrors is the most validation errors reported for one document; one more says
+	// that there were more. Default 10 (graphql-js reports 100).
+	ValidationErrors int
 }
 
 // WithDefaults returns l with its zero fields set to their defaults.
@@ -75,6 +90,9 @@ func (l QueryLimits) WithDefaults() QueryLimits {
 	def(&l.Fields, 500)
 	def(&l.DocumentBytes, 64<<10)
 	def(&l.Tokens, 10_000)
+	def(&l.Duplicates, 5)
+	def(&l.Directives, 5)
+	def(&l.ValidationErrors, 10)
 	return l
 }
 
@@ -123,6 +141,9 @@ type DocumentShapeGuard struct {
 	Limits QueryLimits
 	// Cache is the executor's query cache: documents in it were measured and validated already.
 	Cache graphql.Cache[*ast.QueryDocument]
+	// Inputs check each operation's input values, its variables included, before validation.
+	// Default nil: not checked.
+	Inputs *InputRules
 }
 
 var _ interface {
@@ -136,20 +157,34 @@ func (DocumentShapeGuard) ExtensionName() string { return "DocumentShapeGuard" }
 // Validate implements graphql.HandlerExtension.
 func (DocumentShapeGuard) Validate(graphql.ExecutableSchema) error { return nil }
 
-// MutateOperationParameters refuses a document that does not parse within the token limit, or
-// one of whose operations or fragments is deeper, or has more aliases or fields, than the limits.
+// MutateOperationParameters refuses a document that does not parse within the token limit, one
+// of whose operations or fragments is deeper, or has more aliases or fields, than the limits, one
+// that repeats a selection or piles up directives, and an operation whose input values break the
+// InputRules. A cached document passed all but the variables' checks before.
 func (g DocumentShapeGuard) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
-	if _, ok := g.Cache.Get(ctx, p.Query); ok {
-		return nil
+	if doc, ok := g.Cache.Get(ctx, p.Query); ok {
+		if g.Inputs == nil || len(p.Variables) == 0 {
+			return nil
+		}
+		return g.Inputs.Check(doc, p.OperationName, p.Variables)
 	}
-	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: p.Query}, g.Limits.Tokens)
+	doc, gerr := g.measure(p.Query)
+	if gerr != nil || g.Inputs == nil {
+		return gerr
+	}
+	return g.Inputs.Check(doc, p.OperationName, p.Variables)
+}
+
+// measure parses query and measures its shape.
+func (g DocumentShapeGuard) measure(query string) (*ast.QueryDocument, *gqlerror.Error) {
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, g.Limits.Tokens)
 	if err != nil {
 		gerr, ok := err.(*gqlerror.Error)
 		if !ok {
 			gerr = gqlerror.Errorf("%s", err.Error())
 		}
 		errcode.Set(gerr, errcode.ParseFailed)
-		return gerr
+		return nil, gerr
 	}
 	// Validation walks every definition, used or not: fragments no operation spreads are measured
 	// as well, and the fields written in the whole document are bounded too (many fragments each
@@ -162,44 +197,102 @@ func (g DocumentShapeGuard) MutateOperationParameters(ctx context.Context, p *gr
 	for _, f := range doc.Fragments {
 		shapes = append(shapes, m.fragment(f.Name))
 	}
-	shapes = append(shapes, shape{fields: writtenFields(doc)})
+	w := measureWritten(doc)
+	shapes = append(shapes, shape{fields: w.fields})
 	for _, s := range shapes {
 		switch {
 		case s.depth > g.Limits.Depth:
-			return limitError(apperr.DepthLimitExceeded, "depth", s.depth, g.Limits.Depth)
+			return nil, limitError(apperr.DepthLimitExceeded, "depth", s.depth, g.Limits.Depth)
 		case s.aliases > g.Limits.Aliases:
-			return limitError(apperr.AliasLimitExceeded, "aliases", s.aliases, g.Limits.Aliases)
+			return nil, limitError(apperr.AliasLimitExceeded, "aliases", s.aliases, g.Limits.Aliases)
 		case s.fields > g.Limits.Fields:
-			return limitError(apperr.FieldLimitExceeded, "fields", s.fields, g.Limits.Fields)
+			return nil, limitError(apperr.FieldLimitExceeded, "fields", s.fields, g.Limits.Fields)
 		}
 	}
-	return nil
+	if w.duplicates > g.Limits.Duplicates {
+		e := limitError(apperr.DuplicateLimitExceeded, "duplicates", w.duplicates, g.Limits.Duplicates)
+		e.Message = fmt.Sprintf("%s is selected %d times in one selection set; at most %d are allowed",
+			w.duplicated, w.duplicates, g.Limits.Duplicates)
+		e.Extensions["selection"] = w.duplicated
+		return nil, e
+	}
+	if w.directives > g.Limits.Directives {
+		e := limitError(apperr.DirectiveLimitExceeded, "directives", w.directives, g.Limits.Directives)
+		e.Message = fmt.Sprintf("%s carries %d directives; at most %d are allowed", w.directed, w.directives, g.Limits.Directives)
+		return nil, e
+	}
+	return doc, nil
 }
 
-// writtenFields counts the fields as written in the document, every operation and fragment
-// once, without expanding spreads.
-func writtenFields(doc *ast.QueryDocument) int {
-	var count func(ast.SelectionSet) int
-	count = func(set ast.SelectionSet) int {
-		n := 0
+// written is what measureWritten finds in a document as written.
+type written struct {
+	// fields counts the fields of every operation and fragment once, spreads not expanded.
+	fields int
+	// duplicates is the most times one selection set repeats a response key (or a fragment
+	// spread, or an inline fragment's type condition), duplicated the key.
+	duplicates int
+	duplicated string
+	// directives is the most directives in one place, directed where.
+	directives int
+	directed   string
+}
+
+// measureWritten measures a document as written: one pass over its selection sets, each counted
+// once, nothing expanded.
+func measureWritten(doc *ast.QueryDocument) written {
+	var w written
+	keys := map[string]int{}
+	noteDirectives := func(ds ast.DirectiveList, where string) {
+		if len(ds) > w.directives {
+			w.directives, w.directed = len(ds), where
+		}
+	}
+	var walk func(ast.SelectionSet)
+	walk = func(set ast.SelectionSet) {
+		clear(keys)
 		for _, sel := range set {
+			var key string
 			switch x := sel.(type) {
 			case *ast.Field:
-				n += 1 + count(x.SelectionSet)
+				key = x.Alias
+				noteDirectives(x.Directives, "the field "+x.Alias)
+			case *ast.FragmentSpread:
+				key = "..." + x.Name
+				noteDirectives(x.Directives, "the spread of "+x.Name)
 			case *ast.InlineFragment:
-				n += count(x.SelectionSet)
+				key = "..."
+				if x.TypeCondition != "" {
+					key += " on " + x.TypeCondition
+				}
+				noteDirectives(x.Directives, "an inline fragment")
+			}
+			keys[key]++
+			if n := keys[key]; n > w.duplicates {
+				w.duplicates, w.duplicated = n, key
 			}
 		}
-		return n
+		for _, sel := range set { // after this set's count: walk clears keys
+			switch x := sel.(type) {
+			case *ast.Field:
+				w.fields++
+				walk(x.SelectionSet)
+			case *ast.InlineFragment:
+				walk(x.SelectionSet)
+			}
+		}
 	}
-	n := 0
 	for _, op := range doc.Operations {
-		n += count(op.SelectionSet)
+		noteDirectives(op.Directives, "the operation "+operationName(op))
+		for _, v := range op.VariableDefinitions {
+			noteDirectives(v.Directives, "the variable $"+v.Variable)
+		}
+		walk(op.SelectionSet)
 	}
 	for _, f := range doc.Fragments {
-		n += count(f.SelectionSet)
+		noteDirectives(f.Directives, "the fragment "+f.Name)
+		walk(f.SelectionSet)
 	}
-	return n
+	return w
 }
 
 // shape is what DocumentShapeGuard measures of a selection set.
@@ -324,10 +417,7 @@ func (g OperationGuard) MutateOperationContext(ctx context.Context, opCtx *graph
 		}
 	}
 	if hasBadString(opCtx.Variables) || argumentsHaveBadString(op.SelectionSet, map[string]bool{}) {
-		return &gqlerror.Error{
-			Message:    "strings must be valid UTF-8 and cannot contain the NUL character (U+0000)",
-			Extensions: map[string]any{"code": string(apperr.InvalidInput)},
-		}
+		return badStringError()
 	}
 	if !g.Introspection && selectsIntrospection(op.SelectionSet, map[string]bool{}) {
 		return &gqlerror.Error{
@@ -336,6 +426,14 @@ func (g OperationGuard) MutateOperationContext(ctx context.Context, opCtx *graph
 		}
 	}
 	return nil
+}
+
+// badStringError is the refusal of a string PostgreSQL cannot store.
+func badStringError() *gqlerror.Error {
+	return &gqlerror.Error{
+		Message:    "strings must be valid UTF-8 and cannot contain the NUL character (U+0000)",
+		Extensions: map[string]any{"code": string(apperr.InvalidInput)},
+	}
 }
 
 // badString reports whether s is a string PostgreSQL's text cannot store: one with a NUL
@@ -453,17 +551,48 @@ func ConnectionCost(childComplexity int, first *int, defaultFirst int) int {
 }
 
 // RulesWithoutSuggestions is gqlparser's default validation with every rule that suggests names
-// ("Did you mean ...?") swapped for its silent variant, for gqlgen's SetValidationRulesFn; gqlgen's
-// SetDisableSuggestion swaps the other two (FieldsOnCorrectType, ScalarLeafs).
+// ("Did you mean ...?") swapped for its silent variant, for gqlgen's SetValidationRulesFn.
+// gqlgen's SetDisableSuggestion would swap FieldsOnCorrectType and ScalarLeafs itself, after
+// SetValidationRulesFn's function ran; swapped here already, they are the ones CapValidationErrors
+// wraps, and gqlgen finds nothing left to swap.
 func RulesWithoutSuggestions() *rules.Rules {
 	r := rules.NewDefaultRules()
 	for old, silent := range map[string]core.Rule{
 		"KnownArgumentNames":  rules.KnownArgumentNamesRuleWithoutSuggestions,
 		"KnownTypeNames":      rules.KnownTypeNamesRuleWithoutSuggestions,
 		"ValuesOfCorrectType": rules.ValuesOfCorrectTypeRuleWithoutSuggestions,
+		"FieldsOnCorrectType": rules.FieldsOnCorrectTypeRuleWithoutSuggestions,
+		"ScalarLeafs":         rules.ScalarLeafsRuleWithoutSuggestions,
 	} {
 		r.RemoveRule(old)
 		r.AddRule(silent.Name, silent.RuleFunc)
 	}
 	return r
+}
+
+// CapValidationErrors returns a validation rules function (gqlgen's SetValidationRulesFn) that
+// builds base's rules with their errors counted together, document by document: the first max are
+// reported, then one saying there were more, and the rest are dropped before they are built (their
+// messages, positions and source excerpts are never formatted). gqlparser's walk itself cannot be
+// stopped from a rule; what multiplies errors is refused before it (DocumentShapeGuard: repeated
+// selections, piled-up directives, the field and token limits).
+func CapValidationErrors(base func() *rules.Rules, max int) func() *rules.Rules {
+	return func() *rules.Rules {
+		r := base()
+		reported := 0
+		for name, rule := range r.GetInner() {
+			r.ReplaceRule(name, func(observers *core.Events, addError core.AddErrFunc) {
+				rule(observers, func(options ...core.ErrorOption) {
+					reported++
+					switch {
+					case reported <= max:
+						addError(options...)
+					case reported == max+1:
+						addError(core.Message("too many validation errors: only the first %d are reported", max))
+					}
+				})
+			})
+		}
+		return r
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -339,7 +340,12 @@ func negotiateMediaType(accepts []string) (string, bool) {
 
 // Transport is the GET and POST (application/json) transport. Requests reach it through Handler,
 // which has refused what GraphQL over HTTP does not allow.
-type Transport struct{}
+type Transport struct {
+	// MaxListValues is the largest bound of any list input (InputRules.MaxBound): the JSON of a
+	// request is cut to one value more in any longer array before it is decoded, and refused with
+	// an object of more members. Zero: nothing is cut.
+	MaxListValues int
+}
 
 var _ graphql.Transport = Transport{}
 
@@ -367,7 +373,7 @@ func (e *requestError) Error() string { return e.msg }
 
 // Do reads r's parameters, runs the operation and writes its response with the status GraphQL
 // over HTTP gives it.
-func (Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	ex := exchangeFrom(ctx)
 	if ex == nil { // served without Handler (not expected): answer as application/json
@@ -375,7 +381,14 @@ func (Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphEx
 		ctx = context.WithValue(ctx, exchangeKey{}, ex)
 	}
 	start := graphql.Now()
-	params, err := readParams(r)
+	params, cut, err := readParams(r, t.MaxListValues)
+	var bad *gqlerror.Error
+	if errors.As(err, &bad) { // refused as the operation guard refuses a NUL: a GraphQL request error
+		errs := gqlerror.List{bad}
+		resp := exec.DispatchError(graphql.WithOperationContext(ctx, &graphql.OperationContext{}), errs)
+		writeResponse(w, ex, requestErrorStatus(ex, errs), resp, false)
+		return
+	}
 	if err != nil {
 		var re *requestError
 		if !errors.As(err, &re) {
@@ -388,6 +401,12 @@ func (Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphEx
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
+	if errs == nil && cut {
+		// The InputRules refuse every list that was cut (none takes more than MaxListValues); a
+		// list that reached no list input must not run cut short either.
+		errs = gqlerror.List{{Message: fmt.Sprintf("a list in the request holds more than %d values", t.MaxListValues),
+			Extensions: map[string]any{"code": string(apperr.InvalidInput), "limit": t.MaxListValues}}}
+	}
 	if errs != nil {
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
 		writeResponse(w, ex, requestErrorStatus(ex, errs), resp, false)
@@ -407,23 +426,44 @@ func (Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphEx
 	writeResponse(w, ex, status, responses(ctx), true)
 }
 
-// readParams reads the GraphQL parameters of a GET query string or a POST JSON body.
-func readParams(r *http.Request) (*graphql.RawParams, error) {
+// readParams reads the GraphQL parameters of a GET query string or a POST JSON body, with any
+// array of more than maxList values cut short (cutLongLists; maxList 0: none), and reports
+// whether it cut one.
+func readParams(r *http.Request, maxList int) (*graphql.RawParams, bool, error) {
 	p := &graphql.RawParams{}
+	cut := false
+	cutLists := func(b []byte) ([]byte, error) {
+		if maxList <= 0 {
+			return b, nil
+		}
+		out, didCut, err := cutLongLists(b, maxList)
+		cut = cut || didCut
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
 	if r.Method == http.MethodGet {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			return nil, errors.New("the query string is malformed")
+			return nil, false, errors.New("the query string is malformed")
 		}
 		p.Query, p.OperationName = q.Get("query"), q.Get("operationName")
 		if v := q.Get("variables"); v != "" {
-			if err := decodeJSON([]byte(v), &p.Variables); err != nil {
-				return nil, errors.New("variables is not a JSON object")
+			if err := CheckJSONText([]byte(v)); err != nil {
+				return nil, false, err
+			}
+			vb, err := cutLists([]byte(v))
+			if err != nil {
+				return nil, false, err
+			}
+			if err := decodeJSON(vb, &p.Variables); err != nil {
+				return nil, false, errors.New("variables is not a JSON object")
 			}
 		}
 		if v := q.Get("extensions"); v != "" {
 			if err := decodeJSON([]byte(v), &p.Extensions); err != nil {
-				return nil, errors.New("extensions is not a JSON object")
+				return nil, false, errors.New("extensions is not a JSON object")
 			}
 		}
 	} else {
@@ -431,14 +471,20 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return nil, &requestError{status: http.StatusRequestEntityTooLarge, code: apperr.RequestTooLarge,
+				return nil, false, &requestError{status: http.StatusRequestEntityTooLarge, code: apperr.RequestTooLarge,
 					msg: fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit)}
 			}
-			return nil, errors.New("the request body could not be read")
+			return nil, false, errors.New("the request body could not be read")
 		}
 		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
-			return nil, &requestError{status: http.StatusBadRequest, code: apperr.BatchingNotSupported,
+			return nil, false, &requestError{status: http.StatusBadRequest, code: apperr.BatchingNotSupported,
 				msg: "batched operations are not supported: send one operation per request"}
+		}
+		if err := CheckJSONText(body); err != nil {
+			return nil, false, err
+		}
+		if body, err = cutLists(body); err != nil {
+			return nil, false, err
 		}
 		var b struct {
 			Query         *string        `json:"query"`
@@ -447,7 +493,7 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 			Extensions    map[string]any `json:"extensions"`
 		}
 		if err := decodeJSON(body, &b); err != nil {
-			return nil, errors.New("the body is not a GraphQL request: a JSON object with query (string), " +
+			return nil, false, errors.New("the body is not a GraphQL request: a JSON object with query (string), " +
 				"and optionally operationName (string), variables (object) and extensions (object)")
 		}
 		if b.Query != nil {
@@ -459,9 +505,9 @@ func readParams(r *http.Request) (*graphql.RawParams, error) {
 		p.Variables, p.Extensions = b.Variables, b.Extensions
 	}
 	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
-		return nil, errors.New("query is required")
+		return nil, false, errors.New("query is required")
 	}
-	return p, nil
+	return p, cut, nil
 }
 
 // decodeJSON decodes exactly one JSON value into v, numbers as json.Number (as gqlgen expects).
@@ -557,4 +603,78 @@ func writeHTTPError(w http.ResponseWriter, mediaType string, status int, code ap
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]any{"errors": gqlerror.List{err}})
 	_, _ = w.Write(b)
+}
+
+// CheckJSONText refuses JSON text (a request body, a GET request's variables, a WebSocket
+// message's payload) with a string that is not valid UTF-8, as raw bytes or as an escaped lone
+// surrogate (\ud800): encoding/json would quietly turn either into U+FFFD, so a value the client
+// did not send would reach the resolvers. The refusal is the operation guard's for a NUL
+// (INVALID_INPUT).
+func CheckJSONText(b []byte) *gqlerror.Error {
+	if utf8.Valid(b) && !hasLoneSurrogate(b) {
+		return nil
+	}
+	return badStringError()
+}
+
+// hasLoneSurrogate reports whether JSON text b has a \u escape of a UTF-16 surrogate that is not
+// a high one followed by an escaped low one.
+func hasLoneSurrogate(b []byte) bool {
+	for i := bytes.IndexByte(b, '\\'); i >= 0 && i < len(b); {
+		if i+1 >= len(b) {
+			return false
+		}
+		if b[i+1] != 'u' { // another escape (\\, \n, ...): skip the escaped character
+			i = nextBackslash(b, i+2)
+			continue
+		}
+		r, ok := hex4(b[i+2:])
+		switch {
+		case !ok: // not JSON: the decoder refuses it
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		case r >= 0xD800 && r <= 0xDBFF:
+			if len(b) < i+12 || b[i+6] != '\\' || b[i+7] != 'u' {
+				return true
+			}
+			if lo, ok := hex4(b[i+8:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+		i = nextBackslash(b, i+6)
+	}
+	return false
+}
+
+// nextBackslash is the index of the first backslash of b at or after from, or -1.
+func nextBackslash(b []byte, from int) int {
+	if from >= len(b) {
+		return -1
+	}
+	if j := bytes.IndexByte(b[from:], '\\'); j >= 0 {
+		return from + j
+	}
+	return -1
+}
+
+// hex4 decodes the four hexadecimal digits b starts with.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

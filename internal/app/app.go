@@ -91,7 +91,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 		return nil, err
 	}
 	billingSvc := billing.NewService(bdb, queue, billing.Options{
-		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
+		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecrets: cfg.StripeWebhookSecrets,
 		Logger: logger,
 	})
 	verifySvc := verify.NewService(bdb, queue, VerifyOptions(cfg, logger))
@@ -123,7 +123,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 		PipelineService:    pipelineSvc,
 		ExportService:      exportSvc,
 	}
-	authn := auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA)
+	authn := auth.NewAuthenticator(auth.NewTokens(cfg.JWTSecret, cfg.JWTSecretPrevious), user.NewStore(bdb), UserCacheTTL, cfg.AdminRequireMFA)
 	guard, err := buildGuardrails(cfg, bdb)
 	if err != nil {
 		return nil, err

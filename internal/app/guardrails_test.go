@@ -52,7 +52,10 @@ func hostileDocuments() []struct{ name, body, code string } {
 		{"500 duplicated fields", doc("{ me { " + strings.Repeat("id ", 500) + "} }"), "FIELD_LIMIT_EXCEEDED"},
 		{"circular fragment", doc("query { ...A } fragment A on Query { me { id } ...B } fragment B on Query { ...A }"), "GRAPHQL_VALIDATION_FAILED"},
 		{"first: 100000", doc("{ marketplaceLeads(first: 100000) { edges { node { id } } } }"), "COMPLEXITY_LIMIT_EXCEEDED"},
-		{"10 directives on one field", doc("{ me " + strings.Repeat("@include(if: true) ", 10) + "{ id } }"), "GRAPHQL_VALIDATION_FAILED"},
+		{"10 directives on one field", doc("{ me " + strings.Repeat("@include(if: true) ", 10) + "{ id } }"), "DIRECTIVE_LIMIT_EXCEEDED"},
+		{"10 unknown directives on one field", doc("{ me " + unknownDirectives(10) + "{ id } }"), "DIRECTIVE_LIMIT_EXCEEDED"},
+		{"500 copies of one field", doc("{ " + strings.Repeat("__typename ", 500) + "}"), "DUPLICATE_LIMIT_EXCEEDED"},
+		{"one fragment spread 400 times", doc("{ " + strings.Repeat("...F ", 400) + "} fragment F on Query { __typename }"), "DUPLICATE_LIMIT_EXCEEDED"},
 		{"1 MiB document", doc("{ me { id } }\n#" + strings.Repeat("x", 1<<20)), "DOCUMENT_TOO_LARGE"},
 		{"batch of 100 operations", string(batchBody), "BATCHING_NOT_SUPPORTED"},
 		{"fragment bomb (2^30 spreads)", doc(bomb.String()), "FIELD_LIMIT_EXCEEDED"},
@@ -62,6 +65,15 @@ func hostileDocuments() []struct{ name, body, code string } {
 		{"unused fragment of 9,000 fields", doc("query { __typename } fragment F on Query { " + strings.Repeat("me ", 9000) + "}"), "FIELD_LIMIT_EXCEEDED"},
 		{"25 unused fragments of 300 fields", doc("query { __typename } " + unusedFragments(25, 300)), "FIELD_LIMIT_EXCEEDED"},
 	}
+}
+
+// unknownDirectives writes n directives the schema does not have.
+func unknownDirectives(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "@nope%d ", i)
+	}
+	return b.String()
 }
 
 // unusedFragments writes n fragments of fields fields each, none of them spread.

@@ -50,6 +50,8 @@ const (
 	DepthLimitExceeded      Code = "DEPTH_LIMIT_EXCEEDED"
 	AliasLimitExceeded      Code = "ALIAS_LIMIT_EXCEEDED"
 	FieldLimitExceeded      Code = "FIELD_LIMIT_EXCEEDED"
+	DuplicateLimitExceeded  Code = "DUPLICATE_LIMIT_EXCEEDED"
+	DirectiveLimitExceeded  Code = "DIRECTIVE_LIMIT_EXCEEDED"
 	ComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"
 	TierLimitExceeded       Code = "TIER_LIMIT_EXCEEDED"
 )

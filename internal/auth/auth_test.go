@@ -69,3 +69,39 @@ func TestAuthenticatorCachesProvisioning(t *testing.T) {
 	_, err = a.Authenticate(context.Background(), "Bearer "+taken)
 	require.Equal(t, apperr.Forbidden, apperr.CodeOf(err))
 }
+
+func TestVerify_PreviousSecretDuringRotation(t *testing.T) {
+	const oldSecret, newSecret = "old-secret-old-secret-old-secret-00", "new-secret-new-secret-new-secret-00"
+	before := auth.NewTokens(oldSecret)
+	rotated := auth.NewTokens(newSecret, oldSecret)
+	oldTok, err := before.Issue("sub-1", "j@example.com", false, time.Minute)
+	require.NoError(t, err)
+	newTok, err := rotated.Issue("sub-2", "k@example.com", false, time.Minute)
+	require.NoError(t, err)
+
+	c, err := rotated.Verify(oldTok)
+	require.NoError(t, err, "a token signed with the previous secret still verifies")
+	require.Equal(t, "sub-1", c.Subject)
+	c, err = rotated.Verify(newTok)
+	require.NoError(t, err)
+	require.Equal(t, "sub-2", c.Subject)
+
+	// New tokens are signed with the current secret: the current secret alone verifies them, the
+	// previous one does not.
+	_, err = auth.NewTokens(newSecret).Verify(newTok)
+	require.NoError(t, err)
+	_, err = before.Verify(newTok)
+	require.ErrorIs(t, err, auth.ErrInvalidToken)
+
+	// Neither secret: refused. An expired token of the previous secret is refused too.
+	stranger, _ := auth.NewTokens("third-secret-third-secret-third-00").Issue("sub-3", "x@example.com", false, time.Minute)
+	_, err = rotated.Verify(stranger)
+	require.ErrorIs(t, err, auth.ErrInvalidToken)
+	expiredOld, _ := before.Issue("sub-1", "j@example.com", false, -time.Minute)
+	_, err = rotated.Verify(expiredOld)
+	require.ErrorIs(t, err, auth.ErrInvalidToken)
+
+	// After the rotation the previous secret is removed, and its tokens stop verifying.
+	_, err = auth.NewTokens(newSecret).Verify(oldTok)
+	require.ErrorIs(t, err, auth.ErrInvalidToken)
+}

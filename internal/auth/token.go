@@ -30,13 +30,24 @@ func (c *Claims) expiry() time.Time {
 	return c.ExpiresAt.Time
 }
 
-// Tokens signs and verifies HS256 tokens with one secret.
+// Tokens signs HS256 tokens with the current secret and verifies them with it or a previous
+// one, so that a secret can be rotated without signing anybody out.
 type Tokens struct {
-	secret []byte
+	secret   []byte
+	previous [][]byte
 }
 
-// NewTokens returns Tokens for secret (JWT_SECRET).
-func NewTokens(secret string) *Tokens { return &Tokens{secret: []byte(secret)} }
+// NewTokens returns Tokens that sign with secret (JWT_SECRET) and also accept tokens signed
+// with any of previous (JWT_SECRET_PREVIOUS; empty ones are ignored).
+func NewTokens(secret string, previous ...string) *Tokens {
+	t := &Tokens{secret: []byte(secret)}
+	for _, p := range previous {
+		if p != "" && p != secret {
+			t.previous = append(t.previous, []byte(p))
+		}
+	}
+	return t
+}
 
 // Issue returns a signed token for subject and email, valid for ttl; mfa sets aal2.
 func (t *Tokens) Issue(subject, email string, mfa bool, ttl time.Duration) (string, error) {
@@ -65,14 +76,16 @@ func (t *Tokens) Issue(subject, email string, mfa bool, ttl time.Duration) (stri
 // algorithm, expired, not yet valid, or missing sub or email.
 var ErrInvalidToken = errors.New("invalid token")
 
-// Verify checks token's signature (HS256 only), expiry and required claims.
+// Verify checks token's signature (HS256 only, under the current secret or a previous one),
+// expiry and required claims.
 func (t *Tokens) Verify(token string) (*Claims, error) {
-	var c Claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(30*time.Second),
-	)
+	c, err := t.parse(token, t.secret)
+	for _, p := range t.previous {
+		if !errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+			break
+		}
+		c, err = t.parse(token, p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -80,5 +93,17 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: sub and email are required", ErrInvalidToken)
 	}
 	c.Email = strings.ToLower(strings.TrimSpace(c.Email))
-	return &c, nil
+	return c, nil
+}
+
+// parse verifies token under secret; a signature that does not match is
+// jwt.ErrTokenSignatureInvalid, which Verify tries the previous secrets on.
+func (t *Tokens) parse(token string, secret []byte) (*Claims, error) {
+	var c Claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(30*time.Second),
+	)
+	return &c, err
 }

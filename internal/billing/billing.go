@@ -22,9 +22,11 @@ type Options struct {
 	StripeSecretKey string
 	// StripeAPIURL is STRIPE_API_URL (https://api.stripe.com, or stripe-mock's address).
 	StripeAPIURL string
-	// WebhookSecret is STRIPE_WEBHOOK_SECRET; empty refuses every webhook.
-	WebhookSecret string
-	Logger        *slog.Logger
+	// WebhookSecrets are STRIPE_WEBHOOK_SECRET's endpoint secrets: a webhook signed under any of
+	// them is accepted (during a roll Stripe signs with the new one and, for up to 24 hours, the
+	// old one too). Empty refuses every webhook.
+	WebhookSecrets []string
+	Logger         *slog.Logger
 }
 
 // Service is billing's entry point.

@@ -54,10 +54,15 @@ type Checkout struct {
 }
 
 // PurchaseCredits records a pending order for the package and creates its Stripe Checkout
-// Session; the amount comes from the package on the server. Workspace owners and admins only.
+// Session; the amount comes from the package on the server. Workspace owners and admins only:
+// anybody else is FORBIDDEN before any other answer (so a stranger learns nothing, not even
+// whether Stripe is configured), and a replayed idempotency key is authorised as well.
 // Errors: FORBIDDEN, INVALID_INPUT, NOT_FOUND (package), UNAVAILABLE (Stripe not configured or
 // failing), IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_IN_PROGRESS.
 func (s *Service) PurchaseCredits(ctx context.Context, c *auth.Caller, in CheckoutInput) (*Checkout, error) {
+	if _, err := workspace.RequireRole(ctx, s.db, in.WorkspaceID, c.UserID, workspace.RoleOwner, workspace.RoleAdmin); err != nil {
+		return nil, err
+	}
 	if s.stripe == nil {
 		return nil, apperr.New(apperr.Unavailable, "buying credits is not available: Stripe is not configured")
 	}

@@ -88,7 +88,7 @@ func newEnvOn(t *testing.T, db *bun.DB, vars map[string]string) *env {
 	queue, err := jobs.NewQueue(db.DB)
 	require.NoError(t, err)
 	svc := billing.NewService(db, queue, billing.Options{
-		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
+		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecrets: cfg.StripeWebhookSecrets,
 		Logger: logger,
 	})
 	proxies, err := httpserver.ParseTrustedProxies(cfg.TrustedProxies)

@@ -37,12 +37,11 @@ func (s *Service) WebhookHandler() http.Handler {
 			s.refuseWebhook(ctx, w, "body too large or unreadable", err)
 			return
 		}
-		if s.opts.WebhookSecret == "" {
+		if len(s.opts.WebhookSecrets) == 0 {
 			s.refuseWebhook(ctx, w, "webhook secret not configured", errors.New("STRIPE_WEBHOOK_SECRET is empty"))
 			return
 		}
-		ev, err := webhook.ConstructEventWithOptions(payload, r.Header.Get("Stripe-Signature"), s.opts.WebhookSecret,
-			webhook.ConstructEventOptions{Tolerance: SignatureTolerance, IgnoreAPIVersionMismatch: true})
+		ev, err := s.constructEvent(payload, r.Header.Get("Stripe-Signature"))
 		if err != nil {
 			s.refuseWebhook(ctx, w, "signature verification failed", err)
 			return
@@ -65,6 +64,28 @@ func (s *Service) WebhookHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"received": true, "duplicate": !stored})
 	})
+}
+
+// constructEvent verifies payload's Stripe-Signature header under each endpoint secret in turn
+// and returns the event of the first that it matches. stripe-go checks every v1 signature of the
+// header against a secret, so a header signed under both the old and the new secret of a roll
+// verifies under either. The error is the first secret's when none matches.
+func (s *Service) constructEvent(payload []byte, header string) (stripe.Event, error) {
+	var first error
+	for _, secret := range s.opts.WebhookSecrets {
+		ev, err := webhook.ConstructEventWithOptions(payload, header, secret,
+			webhook.ConstructEventOptions{Tolerance: SignatureTolerance, IgnoreAPIVersionMismatch: true})
+		if err == nil {
+			return ev, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if !errors.Is(err, webhook.ErrNoValidSignature) {
+			break // a missing, malformed or stale header fails under every secret alike
+		}
+	}
+	return stripe.Event{}, first
 }
 
 // refuseWebhook answers 400 with reason. The refusal raises a security event unless the same

@@ -3,12 +3,15 @@ package billing_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
@@ -269,4 +272,49 @@ func TestWebhook_EventWithNULCharacterIsStored(t *testing.T) {
 	e.waitStatus(evID, billing.StatusProcessed)
 	require.Equal(t, int64(100), e.balance(ws))
 	require.Equal(t, "Jo\uFFFDe", scalar[string](t, e.db, "SELECT payload->'data'->'object'->'customer_details'->>'name' FROM stripe_events WHERE id = ?", evID))
+}
+
+// During a roll of the endpoint secret (STRIPE_WEBHOOK_SECRET=new,old) a delivery signed under
+// either secret is accepted, and so is Stripe's own header of the roll, which carries one v1
+// signature per secret; a signature under neither is refused.
+func TestWebhook_RotatedSecretsBothVerify(t *testing.T) {
+	t.Parallel()
+	const oldSecret, newSecret = "whsec_old_endpoint_secret", "whsec_new_endpoint_secret"
+	e := newTxEnv(t, map[string]string{"STRIPE_WEBHOOK_SECRET": newSecret + ", " + oldSecret})
+	require.Equal(t, []string{newSecret, oldSecret}, e.cfg.StripeWebhookSecrets)
+	stored := func(id string) int {
+		return scalar[int](t, e.db, "SELECT count(*) FROM stripe_events WHERE id = ?", id)
+	}
+
+	for _, secret := range []string{oldSecret, newSecret} {
+		id, body := event("customer.created", map[string]any{"id": "cus_" + secret[6:9], "object": "customer"})
+		require.Equal(t, http.StatusOK, e.deliver(body, secret, time.Now()), secret)
+		require.Equal(t, 1, stored(id), secret)
+	}
+
+	// Stripe's header during a roll: t=...,v1=<under the new secret>,v1=<under the old one>. It
+	// verifies under either secret alone, in either order.
+	now := time.Now()
+	for name, secrets := range map[string][]string{
+		"both configured": {newSecret, oldSecret}, "only the new one": {newSecret}, "only the old one": {oldSecret},
+	} {
+		id, body := event("customer.created", map[string]any{"id": "cus_roll", "object": "customer"})
+		header := fmt.Sprintf("t=%d,v1=%x,v1=%x", now.Unix(), webhook.ComputeSignature(now, body, newSecret),
+			webhook.ComputeSignature(now, body, oldSecret))
+		only := newTxEnv(t, map[string]string{"STRIPE_WEBHOOK_SECRET": strings.Join(secrets, ",")})
+		require.Equal(t, http.StatusOK, only.post(body, header), name)
+		require.Equal(t, 1, scalar[int](t, only.db, "SELECT count(*) FROM stripe_events WHERE id = ?", id), name)
+	}
+
+	// Neither secret: refused and not stored, whether alone or beside a good secret's signature
+	// that was computed over another body.
+	id, body := event("customer.created", map[string]any{"id": "cus_x", "object": "customer"})
+	require.Equal(t, http.StatusBadRequest, e.deliver(body, "whsec_someone_else", now))
+	_, other := event("customer.created", map[string]any{"id": "cus_y", "object": "customer"})
+	header := fmt.Sprintf("t=%d,v1=%x,v1=%x", now.Unix(), webhook.ComputeSignature(now, body, "whsec_someone_else"),
+		webhook.ComputeSignature(now, other, newSecret))
+	require.Equal(t, http.StatusBadRequest, e.post(body, header))
+	// A stale header is refused under every secret.
+	require.Equal(t, http.StatusBadRequest, e.deliver(body, oldSecret, now.Add(-6*time.Minute)))
+	require.Zero(t, stored(id))
 }

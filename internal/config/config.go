@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,7 @@ import (
 // Config is the whole configuration. Each field names its variable and default.
 type Config struct {
 	// Env is ENV: "development" (default) or "production". Production turns off GraphiQL and
-	// introspection and refuses the development JWT secret.
+	// introspection and refuses development secrets, JWT keys under 32 bytes and CORS_ORIGINS=*.
 	Env string
 	// HTTPAddr is HTTP_ADDR, the listen address. Default "127.0.0.1:8080".
 	HTTPAddr string
@@ -52,8 +53,14 @@ type Config struct {
 	// DatabaseReadSticky is DATABASE_READ_STICKY: after a caller's write, how long their reads
 	// stay on the primary unless the replica has replayed it sooner. Default 5s.
 	DatabaseReadSticky time.Duration
-	// JWTSecret is JWT_SECRET, the HS256 key. Default a development secret, refused in production.
+	// JWTSecret is JWT_SECRET, the HS256 key that signs and verifies tokens. Default a
+	// development secret (DevJWTSecret); in production it is required, at least 32 bytes and not
+	// a development secret.
 	JWTSecret string
+	// JWTSecretPrevious is JWT_SECRET_PREVIOUS, the key JWT_SECRET replaced: tokens signed with it
+	// still verify (nothing new is signed with it) until it is removed, once they have expired.
+	// Default empty. In production the same rules as JWT_SECRET's hold.
+	JWTSecretPrevious string
 	// AdminRequireMFA is ADMIN_REQUIRE_MFA: platform-admin operations need aal2. Default true in
 	// production, false otherwise.
 	AdminRequireMFA bool
@@ -105,9 +112,11 @@ type Config struct {
 	// StripeAPIURL is STRIPE_API_URL, the Stripe API base. Default https://api.stripe.com; point
 	// it at stripe-mock for local work.
 	StripeAPIURL string
-	// StripeWebhookSecret is STRIPE_WEBHOOK_SECRET (whsec_...). Default empty: every webhook is
-	// refused (required when ENV=production).
-	StripeWebhookSecret string
+	// StripeWebhookSecrets is STRIPE_WEBHOOK_SECRET, comma-separated whsec_... secrets: a
+	// webhook signed under any of them is accepted, so the old endpoint secret keeps working while
+	// Stripe rolls it (up to 24 hours). Default empty: every webhook is refused (required when
+	// ENV=production).
+	StripeWebhookSecrets []string
 	// WorkerConcurrency is WORKER_CONCURRENCY, background jobs run at once by this instance.
 	// Default 10.
 	WorkerConcurrency int
@@ -162,6 +171,10 @@ type BonusTier struct {
 // DevJWTSecret is the JWT secret used when JWT_SECRET is unset outside production.
 const DevJWTSecret = "leadmarket-development-secret-do-not-use-in-production"
 
+// developmentSecrets are the secrets this repository hands out for local work (DevJWTSecret and
+// the README's examples); production refuses them in any secret variable.
+var developmentSecrets = []string{DevJWTSecret, "whsec_dev", "sk_test_123"}
+
 // IsProduction reports whether ENV=production.
 func (c Config) IsProduction() bool { return c.Env == "production" }
 
@@ -209,11 +222,11 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.JWTSecret == "" {
 		if c.IsProduction() {
 			errs = append(errs, errors.New("JWT_SECRET: required when ENV=production"))
+		} else {
+			c.JWTSecret = DevJWTSecret
 		}
-		c.JWTSecret = DevJWTSecret
-	} else if c.IsProduction() && (len(c.JWTSecret) < 32 || c.JWTSecret == DevJWTSecret) {
-		errs = append(errs, errors.New("JWT_SECRET: must be a real secret of at least 32 bytes when ENV=production"))
 	}
+	c.JWTSecretPrevious = get("JWT_SECRET_PREVIOUS", "")
 	if c.AdminRequireMFA, err = strconv.ParseBool(get("ADMIN_REQUIRE_MFA", strconv.FormatBool(c.IsProduction()))); err != nil {
 		errs = append(errs, fmt.Errorf("ADMIN_REQUIRE_MFA: %q is not a boolean", get("ADMIN_REQUIRE_MFA", "")))
 	}
@@ -296,7 +309,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if u, err := url.Parse(c.StripeAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("STRIPE_API_URL: %q is not an http(s) URL such as https://api.stripe.com", c.StripeAPIURL))
 	}
-	c.StripeWebhookSecret = get("STRIPE_WEBHOOK_SECRET", "")
+	c.StripeWebhookSecrets = list(get("STRIPE_WEBHOOK_SECRET", ""))
 	errs = append(errs, c.readVerification(get)...)
 	// The verification slots hold up to two connections each of the pool while verification
 	// runs (internal/verify's Limiter); requests need the rest.
@@ -304,8 +317,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS: %d is too few for VERIFY_CONCURRENCY %d: verification holds up to %d connections; give at least %d",
 			c.DBMaxConns, c.VerifyConcurrency, 2*c.VerifyConcurrency, 2*c.VerifyConcurrency+4))
 	}
-	if c.IsProduction() && (c.StripeSecretKey == "" || c.StripeWebhookSecret == "") {
-		errs = append(errs, errors.New("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: required when ENV=production"))
+	if c.IsProduction() {
+		errs = append(errs, c.productionSecrets()...)
 	}
 	return c, errors.Join(errs...)
 }
@@ -329,6 +342,39 @@ func (c *Config) readReadDatabase(get func(name, def string) string) []error {
 	if c.DatabaseReadSticky, err = time.ParseDuration(get("DATABASE_READ_STICKY", "5s")); err != nil ||
 		c.DatabaseReadSticky < 100*time.Millisecond || c.DatabaseReadSticky > time.Hour {
 		errs = append(errs, fmt.Errorf("DATABASE_READ_STICKY: %q is not a duration from 100ms to 1h", get("DATABASE_READ_STICKY", "")))
+	}
+	return errs
+}
+
+// productionSecrets are the refusals of ENV=production: a missing Stripe secret, a development
+// secret in any secret variable, a JWT key shorter than 32 bytes, and CORS_ORIGINS=*.
+func (c *Config) productionSecrets() []error {
+	var errs []error
+	if c.StripeSecretKey == "" || len(c.StripeWebhookSecrets) == 0 {
+		errs = append(errs, errors.New("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET: required when ENV=production"))
+	}
+	secrets := []struct {
+		name   string
+		values []string
+	}{
+		{"JWT_SECRET", []string{c.JWTSecret}}, {"JWT_SECRET_PREVIOUS", []string{c.JWTSecretPrevious}},
+		{"STRIPE_SECRET_KEY", []string{c.StripeSecretKey}}, {"STRIPE_WEBHOOK_SECRET", c.StripeWebhookSecrets},
+	}
+	for _, s := range secrets {
+		for _, v := range s.values {
+			if v != "" && slices.Contains(developmentSecrets, v) {
+				errs = append(errs, fmt.Errorf("%s: a development secret cannot be used when ENV=production", s.name))
+			}
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, fmt.Errorf("JWT_SECRET: %d bytes; at least 32 are required when ENV=production", len(c.JWTSecret)))
+	}
+	if c.JWTSecretPrevious != "" && len(c.JWTSecretPrevious) < 32 {
+		errs = append(errs, fmt.Errorf("JWT_SECRET_PREVIOUS: %d bytes; at least 32 are required when ENV=production", len(c.JWTSecretPrevious)))
+	}
+	if slices.Contains(c.CORSOrigins, "*") {
+		errs = append(errs, errors.New("CORS_ORIGINS: * (any origin) is not allowed when ENV=production; list the app's origins"))
 	}
 	return errs
 }
