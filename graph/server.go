@@ -25,6 +25,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
@@ -61,6 +62,12 @@ type HandlerOptions struct {
 	// MaxUploadBytes is the largest multipart (upload) request (MAX_UPLOAD_BYTES), 413 above it.
 	// Default DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// Metrics records operations, errors, guard and rate-limit refusals and subscriptions
+	// (gqlhttp.Metrics). Default nil: nothing is recorded.
+	Metrics *metrics.Metrics
+	// OperationNames bounds the operation name label of those metrics. Default nil: every named
+	// operation is "other".
+	OperationNames *gqlhttp.OperationNames
 }
 
 // DefaultMaxUploadBytes is HandlerOptions.MaxUploadBytes when it is zero: MAX_UPLOAD_BYTES's
@@ -126,6 +133,9 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	} else {
 		srv.Use(extension.Introspection{})
 	}
+	if o.Metrics != nil {
+		srv.Use(&gqlhttp.Metrics{M: o.Metrics, Names: o.OperationNames})
+	}
 	// Extensions of one kind run in the order they are added (the guardrails' order: gqlhttp).
 	srv.Use(gqlhttp.DocumentSizeGuard{MaxBytes: limits.DocumentBytes})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](o.APQCacheSize)})
@@ -133,7 +143,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	srv.Use(gqlhttp.OperationGuard{Introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.RateLimits != nil {
-		srv.Use(&gqlhttp.RateLimiter{Policy: o.RateLimits, RecordViolationFunc: o.RecordViolationFunc, Logger: o.Logger})
+		srv.Use(&gqlhttp.RateLimiter{Policy: o.RateLimits, RecordViolationFunc: o.RecordViolationFunc, Logger: o.Logger, Metrics: o.Metrics})
 	}
 	srv.AroundOperations(gqlhttp.WithOperationInfo)
 	if o.Loaders != nil {
@@ -145,7 +155,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 			"stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	return &Handler{http: withWSHolder(gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes}))}
+	return &Handler{http: withWSHolder(gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes, Metrics: o.Metrics}))}
 }
 
 // wsExpiryKey holds the cancel function of a WebSocket's token deadline.
