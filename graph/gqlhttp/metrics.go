@@ -28,7 +28,7 @@ import (
 //   - graphql_subscriptions_active{field} and graphql_subscription_events_total{field}.
 //
 // type is query, mutation or subscription, or unknown for a document refused before it was
-// parsed. name is bounded by Names. Add it before the guards, as a pointer.
+// parsed (its name is then "other"). name is bounded by Names. Add it before the guards, as a pointer.
 type Metrics struct {
 	// M receives the measurements; nil records nothing.
 	M *metrics.Metrics
@@ -117,11 +117,13 @@ func (x *Metrics) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 	if x.M == nil || resp == nil || ctx.Value(executedKey{}) != nil {
 		return resp
 	}
-	typ, name := "unknown", x.Names.Label("")
+	// Refused before it was parsed (a size or shape guard), the operation has no type, and no
+	// name unless the request's operationName gave one.
+	typ, name := "unknown", NameOther
 	if oc := graphql.GetOperationContext(ctx); oc != nil {
 		if oc.Operation != nil {
 			typ, name = string(oc.Operation.Operation), x.Names.Label(oc.Operation.Name)
-		} else {
+		} else if oc.OperationName != "" {
 			name = x.Names.Label(oc.OperationName)
 		}
 	}

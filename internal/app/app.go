@@ -58,7 +58,7 @@ type App struct {
 	// records its jobs in them.
 	Metrics *metrics.Metrics
 	db      *bun.DB
-	logger *slog.Logger
+	logger  *slog.Logger
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
