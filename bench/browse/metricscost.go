@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"time"
 
@@ -41,7 +42,9 @@ func (e *benchEnv) startMetricsOffServer(ctx context.Context) (endpoint string, 
 	go func() { served <- srv.Run(serveCtx, ln) }()
 	return "http://" + ln.Addr().String() + "/graphql", func() {
 		stop()
-		<-served
+		if err := <-served; err != nil {
+			fmt.Fprintln(os.Stderr, "browse: metrics-off server:", err)
+		}
 		_ = bdb.Close()
 	}, nil
 }
@@ -78,6 +81,8 @@ func (e *benchEnv) measureMetricsCost(ctx context.Context, rounds int) error {
 	var requests [2]int
 	var elapsed [2]time.Duration
 	var errs [2]int
+	var cpu [2]time.Duration
+	var allocs [2]uint64
 	var ratios []float64
 	for round := range rounds {
 		order := []int{0, 1}
@@ -94,6 +99,8 @@ func (e *benchEnv) measureMetricsCost(ctx context.Context, rounds int) error {
 			requests[i] += r.requests
 			elapsed[i] += r.elapsed
 			errs[i] += r.errors
+			cpu[i] += r.processCPU
+			allocs[i] += r.allocs
 			rate[i] = r.rate()
 			if r.firstErr != nil {
 				fmt.Printf("  first %s error: %v\n", variants[i].name, r.firstErr)
@@ -117,9 +124,15 @@ func (e *benchEnv) measureMetricsCost(ctx context.Context, rounds int) error {
 		median = (ratios[len(ratios)/2-1] + ratios[len(ratios)/2]) / 2
 	}
 	fmt.Println()
-	fmt.Printf("%-12s %9s %9s %7s\n", "variant", "requests", "req/s", "errors")
+	fmt.Printf("%-12s %9s %9s %7s %22s %22s\n", "variant", "requests", "req/s", "errors", "process cpu/request", "process allocs/request")
+	var cpuPer, allocsPer [2]float64
 	for i, v := range variants {
-		fmt.Printf("%-12s %9d %9.0f %7d\n", v.name, requests[i], loadgen.Rate(requests[i], elapsed[i]), errs[i])
+		if requests[i] > 0 {
+			cpuPer[i] = float64(cpu[i].Microseconds()) / float64(requests[i])
+			allocsPer[i] = float64(allocs[i]) / float64(requests[i])
+		}
+		fmt.Printf("%-12s %9d %9.0f %7d %20.0fµs %22.0f\n", v.name, requests[i], loadgen.Rate(requests[i], elapsed[i]), errs[i],
+			cpuPer[i], allocsPer[i])
 	}
 	cost := 1 - ratio
 	verdict := "met"
@@ -128,5 +141,11 @@ func (e *benchEnv) measureMetricsCost(ctx context.Context, rounds int) error {
 	}
 	fmt.Printf("ratio metrics-on/metrics-off (req/s): %.3f over all rounds (median of rounds %.3f): cost %.1f%%   (target < %.0f%%: %s)\n",
 		ratio, median, 100*cost, 100*metricsCostTarget, verdict)
+	if cpuPer[1] > 0 {
+		// CPU time per request counts only what this process spends (client and server), so it is
+		// steadier than the request rate when other work shares the machine.
+		fmt.Printf("process cpu per request metrics-on/metrics-off: %.3f (%+.1f%%); allocations per request %+.0f\n",
+			cpuPer[0]/cpuPer[1], 100*(cpuPer[0]/cpuPer[1]-1), allocsPer[0]-allocsPer[1])
+	}
 	return nil
 }
