@@ -26,6 +26,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
@@ -65,6 +66,12 @@ type HandlerOptions struct {
 	// Reads routes each query's and mutation's reads (withReads). Default nil: every read goes
 	// where the services' own handles point.
 	Reads ReadRouter
+	// Metrics records operations, errors, guard and rate-limit refusals and subscriptions
+	// (gqlhttp.Metrics). Default nil: nothing is recorded.
+	Metrics *metrics.Metrics
+	// OperationNames bounds the operation name label of those metrics. Default nil: every named
+	// operation is "other".
+	OperationNames *gqlhttp.OperationNames
 }
 
 // DefaultMaxUploadBytes is HandlerOptions.MaxUploadBytes when it is zero: MAX_UPLOAD_BYTES's
@@ -136,6 +143,9 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 		srv.SetValidationRulesFn(gqlhttp.CapValidationErrors(rules.NewDefaultRules, limits.ValidationErrors))
 		srv.Use(extension.Introspection{})
 	}
+	if o.Metrics != nil {
+		srv.Use(&gqlhttp.Metrics{M: o.Metrics, Names: o.OperationNames})
+	}
 	// Extensions of one kind run in the order they are added (the guardrails' order: gqlhttp).
 	srv.Use(gqlhttp.DocumentSizeGuard{MaxBytes: limits.DocumentBytes})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](o.APQCacheSize)})
@@ -143,7 +153,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	srv.Use(gqlhttp.OperationGuard{Introspection: !o.Production})
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
 	if o.RateLimits != nil {
-		srv.Use(&gqlhttp.RateLimiter{Policy: o.RateLimits, RecordViolationFunc: o.RecordViolationFunc, Logger: o.Logger})
+		srv.Use(&gqlhttp.RateLimiter{Policy: o.RateLimits, RecordViolationFunc: o.RecordViolationFunc, Logger: o.Logger, Metrics: o.Metrics})
 	}
 	srv.AroundOperations(gqlhttp.WithOperationInfo)
 	if o.Loaders != nil {
@@ -158,7 +168,7 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 			"stack", string(debug.Stack()))
 		return errors.New("internal error")
 	})
-	return &Handler{http: withWSHolder(gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes}))}
+	return &Handler{http: withWSHolder(gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes, Metrics: o.Metrics}))}
 }
 
 // wsExpiryKey holds the cancel function of a WebSocket's token deadline.

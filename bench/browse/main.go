@@ -32,6 +32,10 @@
 //
 //	go run ./bench/browse [-duration 10s] [-concurrency 16] [-leads 100000] [-fresh]
 //
+// -metrics-cost measures instead what the Prometheus metrics cost (issue 14): graphql-http against
+// this server (metrics on, OpenTelemetry off) and against a second one with METRICS_ENABLED=false,
+// interleaved over -rounds rounds, with both request rates and their ratio (`make bench-metrics`).
+//
 // To see where the GraphQL side spends its time: -cpuprofile and -memprofile profile its phases
 // (server and client together), and -diagnose adds two sides: graphql-handler calls the server's
 // handler in process, without network, HTTP client or response decoding; graphql-executor runs
@@ -73,6 +77,9 @@ type options struct {
 	cpuProfile string
 	memProfile string
 	diagnose   bool
+	// metricsCost and rounds: the metrics-on vs. metrics-off mode (metricscost.go).
+	metricsCost bool
+	rounds      int
 }
 
 func main() {
@@ -82,7 +89,13 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured GraphQL phase (server and client) to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the GraphQL phases (server and client) to this file")
 	flag.BoolVar(&o.diagnose, "diagnose", false, "also measure graphql-handler (the server's handler called in process, without network, HTTP client or response decoding) and graphql-executor (gqlgen alone, over a page in memory)")
+	flag.BoolVar(&o.metricsCost, "metrics-cost", false, "instead of the sides: graphql-http against the server with Prometheus metrics on and against one with METRICS_ENABLED=false, interleaved in -rounds rounds sharing -duration per variant; prints both req/s and their ratio (target: cost < 3%)")
+	flag.IntVar(&o.rounds, "rounds", 10, "rounds of -metrics-cost (each variant measured duration/rounds per round)")
 	flag.Parse()
+	if o.metricsCost && (o.rounds < 1 || o.Duration/time.Duration(max(o.rounds, 1)) < 100*time.Millisecond) {
+		fmt.Fprintln(os.Stderr, "browse: -rounds must be at least 1, with at least 100ms of -duration per round")
+		os.Exit(2)
+	}
 	if o.Leads < PageSize || o.Concurrency < 1 || o.Pool < 2 || o.Pages < 1 || o.Duration <= 0 || o.Warmup < 0 {
 		fmt.Fprintln(os.Stderr, "browse: -leads must be at least 50, -concurrency and -pages at least 1, -pool at least 2, -duration positive")
 		os.Exit(2)
@@ -125,6 +138,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fmt.Printf("sql statements per graphql request: first 10 -> %d, first 100 -> %d (must not grow with page size)\n", small, large)
+	if o.metricsCost {
+		return env.measureMetricsCost(ctx, o.rounds)
+	}
 
 	gql, err := env.measure(ctx, "graphql-http", env.newGraphQLWorker, o.cpuProfile)
 	if err != nil {

@@ -84,14 +84,7 @@ func setUp(ctx context.Context, o options) (_ *benchEnv, err error) {
 
 // startServer runs the real server (app.New, httpserver's Run) on a loopback port.
 func (e *benchEnv) startServer(ctx context.Context) error {
-	vars := map[string]string{
-		"ENV": "development", "JWT_SECRET": benchSecret, "DATABASE_URL": e.benchURL,
-		"DB_MAX_CONNS": strconv.Itoa(e.o.Pool), "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error",
-		// One caller sends thousands of requests a minute: the limits stay on, so a request pays
-		// for its check, but so high that none is refused.
-		"RATE_LIMIT_BROWSE": rateLimitOff, "RATE_LIMIT_PURCHASE": rateLimitOff, "RATE_LIMIT_STANDARD": rateLimitOff,
-	}
-	cfg, err := config.FromEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	cfg, err := config.FromEnv(e.serverEnv(nil))
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -120,6 +113,21 @@ func (e *benchEnv) startServer(ctx context.Context) error {
 		},
 	}
 	return nil
+}
+
+// serverEnv is the server's environment: the benchmark's variables, then extra.
+func (e *benchEnv) serverEnv(extra map[string]string) func(string) (string, bool) {
+	vars := map[string]string{
+		"ENV": "development", "JWT_SECRET": benchSecret, "DATABASE_URL": e.benchURL,
+		"DB_MAX_CONNS": strconv.Itoa(e.o.Pool), "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "error",
+		// One caller sends thousands of requests a minute: the limits stay on, so a request pays
+		// for its check, but so high that none is refused.
+		"RATE_LIMIT_BROWSE": rateLimitOff, "RATE_LIMIT_PURCHASE": rateLimitOff, "RATE_LIMIT_STANDARD": rateLimitOff,
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
 // startPool opens the raw side's pgx pool, as large as the server's.

@@ -47,19 +47,50 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: listen on %s: %w", *addr, err)
 	}
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("METRICS_ADDR: listen on %s: %w", cfg.MetricsAddr, err)
+		}
+	}
+	closeListeners := func() {
+		_ = ln.Close()
+		if metricsLn != nil {
+			_ = metricsLn.Close()
+		}
+	}
 	runner, err := jobs.NewRunner(ctx, url, a.Workers(), jobs.RunnerOptions{
 		Concurrency: cfg.WorkerConcurrency, Queues: a.Queues(), PeriodicJobs: a.PeriodicJobs(), Logger: logger,
+		Metrics: a.Metrics,
 	})
 	if err != nil {
-		_ = ln.Close()
+		closeListeners()
 		return err
 	}
 	// The runner outlives ctx: on a signal the HTTP server drains first, then running jobs finish.
 	if err := runner.Start(context.WithoutCancel(ctx)); err != nil {
-		_ = ln.Close()
+		closeListeners()
 		return fmt.Errorf("start background jobs: %w", err)
 	}
+	metricsCtx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	metricsDone := make(chan struct{})
+	if metricsLn != nil {
+		// /metrics on its own address: it stops with the server; failing, it is logged and the API
+		// goes on.
+		go func() {
+			defer close(metricsDone)
+			if err := a.Server.RunMetrics(metricsCtx, metricsLn); err != nil {
+				logger.Error("metrics listener", "addr", cfg.MetricsAddr, "err", err)
+			}
+		}()
+	} else {
+		close(metricsDone)
+	}
 	serveErr := a.Server.Run(ctx, ln)
+	stopMetrics()
+	<-metricsDone
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := runner.Stop(stopCtx); err != nil {

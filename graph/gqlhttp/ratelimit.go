@@ -16,6 +16,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
@@ -42,6 +43,8 @@ type RateLimiter struct {
 	RecordViolationFunc func(ctx context.Context, v ratelimit.Violation) error
 	// Logger logs refusals and limiter failures; required.
 	Logger *slog.Logger
+	// Metrics counts refusals in rate_limit_refusals_total{tier}. Default nil: not counted.
+	Metrics *metrics.Metrics
 
 	// tiers maps "Type.field" of root fields with @rateLimit to their tier.
 	tiers map[string]ratelimit.Tier
@@ -153,6 +156,7 @@ func (rl *RateLimiter) MutateOperationContext(ctx context.Context, opCtx *graphq
 		return nil
 	}
 	retryAfter := max(ceilSeconds(d.Result.RetryAfter), 1)
+	rl.Metrics.RateLimitRefusal(string(d.Tier))
 	if ex != nil {
 		ex.refuse(http.StatusTooManyRequests)
 		ex.header.Set("Retry-After", strconv.Itoa(retryAfter))

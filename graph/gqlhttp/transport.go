@@ -26,6 +26,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 )
 
 // GraphQL over HTTP, as the GraphQL-over-HTTP specification (graphql.github.io/graphql-over-http)
@@ -70,6 +71,8 @@ type exchange struct {
 	header http.Header
 	// status, when set, is the response's status whatever else happens (429, 405, 413).
 	status int
+	// metrics counts the refusals Transport answers itself; nil counts nothing.
+	metrics *metrics.Metrics
 }
 
 type exchangeKey struct{}
@@ -123,6 +126,10 @@ type Options struct {
 	// transport must be given the same limit (its own refusal is a JSON error with status 200).
 	// Zero: no limit of Handler's own.
 	MaxUploadBytes int64
+	// Metrics counts the requests Handler and Transport refuse before GraphQL sees them
+	// (graphql_errors_total, and graphql_guard_rejections_total{rule="body_size"} for a body over
+	// its limit); the operations themselves are counted by the Metrics extension. Default nil.
+	Metrics *metrics.Metrics
 }
 
 // Handler checks what GraphQL over HTTP requires of a request before any GraphQL work, then
@@ -145,6 +152,7 @@ func serveHTTP(srv http.Handler, o Options, w http.ResponseWriter, r *http.Reque
 	}
 	mediaType, ok := negotiateMediaType(r.Header.Values("Accept"))
 	if !ok {
+		countHTTPRefusal(o.Metrics, apperr.NotAcceptable)
 		writeHTTPError(w, mediaJSON, http.StatusNotAcceptable, apperr.NotAcceptable,
 			"the Accept header allows neither "+mediaGraphQLResponse+" nor "+mediaJSON)
 		return
@@ -153,6 +161,7 @@ func serveHTTP(srv http.Handler, o Options, w http.ResponseWriter, r *http.Reque
 	switch r.Method {
 	case http.MethodGet:
 		if !preflighted(r, contentType) {
+			countHTTPRefusal(o.Metrics, apperr.CSRFPreflightRequired)
 			writeCSRFRefusal(w, mediaType)
 			return
 		}
@@ -161,17 +170,20 @@ func serveHTTP(srv http.Handler, o Options, w http.ResponseWriter, r *http.Reque
 		case mediaJSON:
 		case "multipart/form-data":
 			if !preflighted(r, contentType) {
+				countHTTPRefusal(o.Metrics, apperr.CSRFPreflightRequired)
 				writeCSRFRefusal(w, mediaType)
 				return
 			}
 			if o.MaxUploadBytes > 0 {
 				if r.ContentLength > o.MaxUploadBytes {
+					countHTTPRefusal(o.Metrics, apperr.RequestTooLarge)
 					writeUploadTooLarge(w, mediaType, o.MaxUploadBytes)
 					return
 				}
-				w, r = limitUpload(w, r, mediaType, o.MaxUploadBytes)
+				w, r = limitUpload(w, r, mediaType, o.MaxUploadBytes, o.Metrics)
 			}
 		default:
+			countHTTPRefusal(o.Metrics, apperr.UnsupportedMediaType)
 			writeHTTPError(w, mediaType, http.StatusUnsupportedMediaType, apperr.UnsupportedMediaType,
 				"send the request as "+mediaJSON+" (or multipart/form-data for uploads)")
 			return
@@ -182,10 +194,11 @@ func serveHTTP(srv http.Handler, o Options, w http.ResponseWriter, r *http.Reque
 		return
 	default:
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		countHTTPRefusal(o.Metrics, apperr.MethodNotAllowed)
 		writeHTTPError(w, mediaType, http.StatusMethodNotAllowed, apperr.MethodNotAllowed, "use POST, or GET for queries")
 		return
 	}
-	ex := &exchange{method: r.Method, mediaType: mediaType, header: w.Header()}
+	ex := &exchange{method: r.Method, mediaType: mediaType, header: w.Header(), metrics: o.Metrics}
 	srv.ServeHTTP(&exchangeWriter{ResponseWriter: w, ex: ex}, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
 }
 
@@ -195,8 +208,8 @@ func serveHTTP(srv http.Handler, o Options, w http.ResponseWriter, r *http.Reque
 // to the transport as limit bytes long: gqlgen keeps a file in memory when the request's
 // ContentLength is below its MaxMemory, which -1 always is, so it would buffer up to the whole
 // limit in memory instead of a temporary file.
-func limitUpload(w http.ResponseWriter, r *http.Request, mediaType string, limit int64) (http.ResponseWriter, *http.Request) {
-	lw := &uploadLimitWriter{ResponseWriter: w, mediaType: mediaType, limit: limit}
+func limitUpload(w http.ResponseWriter, r *http.Request, mediaType string, limit int64, m *metrics.Metrics) (http.ResponseWriter, *http.Request) {
+	lw := &uploadLimitWriter{ResponseWriter: w, mediaType: mediaType, limit: limit, metrics: m}
 	r = r.WithContext(r.Context())
 	r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), over: &lw.over}
 	if r.ContentLength < 0 {
@@ -228,11 +241,13 @@ type uploadLimitWriter struct {
 	limit     int64
 	over      bool
 	refused   bool
+	metrics   *metrics.Metrics
 }
 
 func (w *uploadLimitWriter) refuse() {
 	if !w.refused {
 		w.refused = true
+		countHTTPRefusal(w.metrics, apperr.RequestTooLarge)
 		writeUploadTooLarge(w.ResponseWriter, w.mediaType, w.limit)
 	}
 }
@@ -394,6 +409,7 @@ func (t Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Graph
 		if !errors.As(err, &re) {
 			re = &requestError{status: http.StatusBadRequest, code: apperr.BadRequest, msg: err.Error()}
 		}
+		countHTTPRefusal(ex.metrics, re.code)
 		writeHTTPError(w, ex.mediaType, re.status, re.code, re.msg)
 		return
 	}

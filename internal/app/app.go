@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/graph"
+	"github.com/leadmarket/leadmarket/graph/gqlhttp"
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/billing"
@@ -28,6 +29,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/live"
 	"github.com/leadmarket/leadmarket/internal/marketplace"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
@@ -52,8 +54,11 @@ type App struct {
 	// Broker is the instance's events broker (its LISTEN connection); Live the subscriptions.
 	Broker *events.Broker
 	Live   *live.Service
-	db     *bun.DB
-	logger *slog.Logger
+	// Metrics are the Prometheus collectors (nil with METRICS_ENABLED=false); the job runner
+	// records its jobs in them.
+	Metrics *metrics.Metrics
+	db      *bun.DB
+	logger  *slog.Logger
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
@@ -90,13 +95,16 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 	if err != nil {
 		return nil, err
 	}
+	m := buildMetrics(cfg, bdb, logger)
 	billingSvc := billing.NewService(bdb, queue, billing.Options{
 		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecrets: cfg.StripeWebhookSecrets,
-		Logger: logger,
+		Logger: logger, Metrics: m,
 	})
-	verifySvc := verify.NewService(bdb, queue, VerifyOptions(cfg, logger))
+	verifyOpts := VerifyOptions(cfg, logger)
+	verifyOpts.Metrics = m
+	verifySvc := verify.NewService(bdb, queue, verifyOpts)
 	ingestSvc := ingest.NewService(bdb, queue, ingest.ServiceOptions{
-		MaxRows: cfg.MaxUploadRows, Retention: cfg.UploadRetention, Logger: logger,
+		MaxRows: cfg.MaxUploadRows, Retention: cfg.UploadRetention, Logger: logger, Metrics: m,
 		EnqueueVerificationFunc: func(ctx context.Context, tx bun.Tx, leadIDs []string) error {
 			_, err := verifySvc.EnqueueTx(ctx, tx, leadIDs)
 			return err
@@ -112,7 +120,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 	exportSvc := export.NewService(bdb, queue, pipelineSvc, auditSvc, export.Options{Retention: cfg.ExportRetention, Logger: logger})
 	res := &graph.Resolver{
 		WorkspaceService:   workspace.NewService(bdb, workspace.Options{OpenBalanceFunc: credit.OpenBalance}),
-		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}),
+		MarketplaceService: marketplace.NewService(bdb, partner.Commission{CreditValueCents: cfg.CreditValueCents, Tiers: tiers}, marketplace.Options{Metrics: m}),
 		CreditService:      credit.NewService(bdb),
 		PartnerService:     partner.NewService(bdb),
 		AuditService:       auditSvc,
@@ -144,6 +152,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 			InitTimeout: cfg.WSInitTimeout, MaxSubscriptions: cfg.WSMaxSubscriptions,
 			MaxConnectionsPerUser: cfg.WSMaxConnectionsPerUser,
 		},
+		Metrics: m, OperationNames: gqlhttp.NewOperationNames(cfg.MetricsOperationNames, 0, 0),
 	})
 	// The broker's LISTEN connection (its own, outside the pool) lives as long as the server.
 	// Without DATABASE_URL (an app on a test's transaction) nothing commits, so nothing listens.
@@ -164,8 +173,10 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 		TrustedProxies:  guard.trustedProxies,
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
+		Metrics:         m,
+		MetricsAddr:     cfg.MetricsAddr,
 	})
-	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, Exports: exportSvc, Broker: broker, Live: res.LiveService, db: bdb, logger: logger}, nil
+	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, Exports: exportSvc, Broker: broker, Live: res.LiveService, Metrics: m, db: bdb, logger: logger}, nil
 }
 
 // VerifyOptions are the verification service's options from cfg.

@@ -219,16 +219,25 @@ const AbandonAfter = 10 * time.Minute
 // and River's rescuer discards the job, attempts used up. FAILED, the event is in front of admins
 // and their bulk retry. It returns how many events it marked; an hourly clean-up runs it.
 func (s *Service) FailAbandonedEvents(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE stripe_events e SET status = 'FAILED', next_attempt_at = NULL,
+	var types []string
+	err := s.db.NewRaw(`UPDATE stripe_events e SET status = 'FAILED', next_attempt_at = NULL,
 			last_error = coalesce(e.last_error || '; ', '') || 'its processing job ended without finishing it'
 		WHERE e.status IN ('RECEIVED', 'PROCESSING', 'RETRYING') AND e.received_at < now() - ?::interval
 			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = e.job_id
-				AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled'))`,
-		fmt.Sprintf("%d seconds", int(AbandonAfter.Seconds())))
+				AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled'))
+		RETURNING e.type`,
+		fmt.Sprintf("%d seconds", int(AbandonAfter.Seconds()))).Scan(ctx, &types)
 	if err != nil {
 		return 0, fmt.Errorf("fail abandoned stripe events: %w", err)
 	}
-	return res.RowsAffected()
+	byType := map[string]int{}
+	for _, t := range types {
+		byType[t]++
+	}
+	for t, n := range byType {
+		s.opts.Metrics.WebhookEventsFailed(t, n)
+	}
+	return int64(len(types)), nil
 }
 
 // stripeID reports whether s looks like a Stripe object id ("evt_1Nq…"): letters, digits and

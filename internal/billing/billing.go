@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/jobs"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 )
 
 // Options configure the Service.
@@ -27,6 +28,9 @@ type Options struct {
 	// old one too). Empty refuses every webhook.
 	WebhookSecrets []string
 	Logger         *slog.Logger
+	// Metrics counts webhook events (received, refused, each processing attempt, FAILED) and
+	// the credits Stripe payments grant. Default nil: nothing is counted.
+	Metrics *metrics.Metrics
 }
 
 // Service is billing's entry point.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/credit"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 )
 
 // Event statuses.
@@ -81,6 +82,7 @@ var errRetryLater = errors.New("retry later")
 // attempt count, next attempt time and last error, and an entry in its attempt log. An event
 // already PROCESSED or IGNORED is left as it is.
 func (s *Service) ProcessEvent(ctx context.Context, eventID string, attempt, maxAttempts int, startedAt time.Time) error {
+	began := time.Now()
 	var ev struct {
 		Type    string          `bun:"type"`
 		Status  string          `bun:"status"`
@@ -105,11 +107,13 @@ func (s *Service) ProcessEvent(ctx context.Context, eventID string, attempt, max
 	}
 	var stripeEv stripe.Event
 	if err := json.Unmarshal(ev.Payload, &stripeEv); err != nil {
-		return s.finishAttempt(ctx, eventID, attempt, maxAttempts, startedAt, "", fmt.Errorf("decode event: %w", err))
+		return s.finishAttempt(ctx, eventID, ev.Type, attempt, maxAttempts, startedAt, began, "", fmt.Errorf("decode event: %w", err))
 	}
 	status := StatusProcessed
+	var fx effects
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		handled, err := s.handle(ctx, tx, &stripeEv)
+		fx = effects{}
+		handled, err := s.handle(ctx, tx, &stripeEv, &fx)
 		if err != nil {
 			return err
 		}
@@ -118,11 +122,27 @@ func (s *Service) ProcessEvent(ctx context.Context, eventID string, attempt, max
 		}
 		return nil
 	})
-	return s.finishAttempt(ctx, eventID, attempt, maxAttempts, startedAt, status, err)
+	if err == nil {
+		s.opts.Metrics.CreditsPurchased(fx.creditsGranted)
+	}
+	return s.finishAttempt(ctx, eventID, ev.Type, attempt, maxAttempts, startedAt, began, status, err)
 }
 
-// finishAttempt records how an attempt ended and returns the error River should see.
-func (s *Service) finishAttempt(ctx context.Context, eventID string, attempt, maxAttempts int, startedAt time.Time, status string, procErr error) error {
+// effects are what an event's transaction did, counted once it has committed.
+type effects struct {
+	// creditsGranted are the credits a payment added to a balance.
+	creditsGranted int64
+}
+
+// attemptStatuses are the webhook_events_total statuses of an attempt's outcomes.
+var attemptStatuses = map[string]string{
+	StatusProcessed: metrics.WebhookProcessed, StatusIgnored: metrics.WebhookIgnored,
+	StatusRetrying: metrics.WebhookRetried, StatusFailed: metrics.WebhookFailed,
+}
+
+// finishAttempt records how an attempt at an event of type typ ended and returns the error River
+// should see; the attempt began at began (for its duration).
+func (s *Service) finishAttempt(ctx context.Context, eventID, typ string, attempt, maxAttempts int, startedAt, began time.Time, status string, procErr error) error {
 	ctx = context.WithoutCancel(ctx)
 	var next *time.Time
 	var lastErr *string
@@ -145,6 +165,7 @@ func (s *Service) finishAttempt(ctx context.Context, eventID string, attempt, ma
 	if err != nil {
 		return errors.Join(procErr, fmt.Errorf("record attempt of %s: %w", eventID, err))
 	}
+	s.opts.Metrics.WebhookAttempt(typ, attemptStatuses[status], time.Since(began))
 	if procErr != nil {
 		s.opts.Logger.WarnContext(ctx, "stripe event processing failed", "event", eventID, "attempt", attempt,
 			"status", status, "err", procErr)
@@ -153,14 +174,14 @@ func (s *Service) finishAttempt(ctx context.Context, eventID string, attempt, ma
 }
 
 // handle applies an event's effect in tx; it reports false for event types Leadmarket ignores.
-func (s *Service) handle(ctx context.Context, tx bun.Tx, ev *stripe.Event) (bool, error) {
+func (s *Service) handle(ctx context.Context, tx bun.Tx, ev *stripe.Event, fx *effects) (bool, error) {
 	switch ev.Type {
 	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
 		var sess stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &sess); err != nil {
 			return true, fmt.Errorf("decode checkout session: %w", err)
 		}
-		return true, s.checkoutPaid(ctx, tx, ev, &sess)
+		return true, s.checkoutPaid(ctx, tx, ev, &sess, fx)
 	case "checkout.session.async_payment_failed":
 		var sess stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &sess); err != nil {
@@ -216,7 +237,7 @@ func (s *Service) orderForSession(ctx context.Context, tx bun.Tx, sess *stripe.C
 	return &o, true, nil
 }
 
-func (s *Service) checkoutPaid(ctx context.Context, tx bun.Tx, ev *stripe.Event, sess *stripe.CheckoutSession) error {
+func (s *Service) checkoutPaid(ctx context.Context, tx bun.Tx, ev *stripe.Event, sess *stripe.CheckoutSession, fx *effects) error {
 	if sess.PaymentStatus != stripe.CheckoutSessionPaymentStatusPaid {
 		return nil // completed but unpaid (a delayed method): async_payment_succeeded will follow
 	}
@@ -253,6 +274,7 @@ func (s *Service) checkoutPaid(ctx context.Context, tx bun.Tx, ev *stripe.Event,
 	if err != nil {
 		return err
 	}
+	fx.creditsGranted += o.Credits
 	if _, err := tx.ExecContext(ctx, `UPDATE credit_orders SET status = 'PAID', paid_at = now(), updated_at = now(),
 		payment_intent_id = coalesce(?, payment_intent_id), checkout_session_id = ? WHERE id = ?`, pi, sess.ID, o.ID); err != nil {
 		return err

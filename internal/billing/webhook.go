@@ -16,6 +16,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/audit"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
@@ -61,6 +62,9 @@ func (s *Service) WebhookHandler() http.Handler {
 			http.Error(w, `{"error":"temporarily unavailable"}`, http.StatusServiceUnavailable)
 			return
 		}
+		if stored {
+			s.opts.Metrics.WebhookEvent(string(ev.Type), metrics.WebhookReceived)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"received": true, "duplicate": !stored})
 	})
@@ -92,6 +96,8 @@ func (s *Service) constructEvent(payload []byte, header string) (stripe.Event, e
 // client address already raised one in the last RefusalEventWindow (see refusalThrottle).
 func (s *Service) refuseWebhook(ctx context.Context, w http.ResponseWriter, reason string, err error) {
 	client := reqinfo.From(ctx).IP
+	// Never verified, the body's type is not to be believed (nor to become a label).
+	s.opts.Metrics.WebhookEvent("unknown", metrics.WebhookBadSignature)
 	s.opts.Logger.WarnContext(ctx, "stripe webhook refused", "reason", reason, "err", err, "client", client)
 	if record, unrecorded := s.refusals.admit(client, s.now()); record {
 		if serr := audit.RecordSecurity(context.WithoutCancel(ctx), s.db, audit.SecurityEvent{

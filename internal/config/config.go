@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -160,6 +161,18 @@ type Config struct {
 	// (then its download answers 404 and the hourly clean-up deletes it): a Go duration or a
 	// number of days such as "7d". Default 7 days.
 	ExportRetention time.Duration
+
+	// MetricsAddr is METRICS_ADDR, a listen address (host:port) that serves /metrics alone.
+	// Default empty: /metrics is served on HTTP_ADDR outside production and not at all in
+	// production (set METRICS_ADDR there, on an address only Prometheus reaches).
+	MetricsAddr string
+	// MetricsEnabled is METRICS_ENABLED: record the Prometheus metrics. Default true; false
+	// records nothing and /metrics answers 404 (the benchmark's baseline).
+	MetricsEnabled bool
+	// MetricsOperationNames is METRICS_OPERATION_NAMES, comma-separated GraphQL operation names
+	// that always get a name label of their own in graphql_operations_total (besides up to 100
+	// names seen more than 50 times; any other is "other"). Default none.
+	MetricsOperationNames []string
 }
 
 // BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
@@ -320,6 +333,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.IsProduction() {
 		errs = append(errs, c.productionSecrets()...)
 	}
+	errs = append(errs, c.readMetrics(get)...)
 	return c, errors.Join(errs...)
 }
 
@@ -377,6 +391,40 @@ func (c *Config) productionSecrets() []error {
 		errs = append(errs, errors.New("CORS_ORIGINS: * (any origin) is not allowed when ENV=production; list the app's origins"))
 	}
 	return errs
+}
+
+// readMetrics reads the METRICS_* variables.
+func (c *Config) readMetrics(get func(name, def string) string) []error {
+	var errs []error
+	c.MetricsAddr = get("METRICS_ADDR", "")
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR: %q is not a listen address such as 127.0.0.1:9090", c.MetricsAddr))
+		} else if c.MetricsAddr == c.HTTPAddr {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR: %q is HTTP_ADDR too; give /metrics an address of its own, or leave METRICS_ADDR unset", c.MetricsAddr))
+		}
+	}
+	var err error
+	if c.MetricsEnabled, err = strconv.ParseBool(get("METRICS_ENABLED", "true")); err != nil {
+		errs = append(errs, fmt.Errorf("METRICS_ENABLED: %q is not true or false", get("METRICS_ENABLED", "")))
+	}
+	c.MetricsOperationNames = list(get("METRICS_OPERATION_NAMES", ""))
+	for _, n := range c.MetricsOperationNames {
+		if !graphQLName(n) {
+			errs = append(errs, fmt.Errorf("METRICS_OPERATION_NAMES: %q is not a GraphQL operation name", n))
+		}
+	}
+	return errs
+}
+
+// graphQLName reports whether s is a GraphQL name: a letter or _, then letters, digits or _.
+func graphQLName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // readVerification reads the email verification variables.

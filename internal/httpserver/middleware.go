@@ -11,11 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
 )
 
@@ -27,30 +26,6 @@ type Authenticator interface {
 // StatementsHeader carries the number of SQL statements a request ran (outside production), for
 // tests and benchmarks.
 const StatementsHeader = "X-Sql-Statements"
-
-type metrics struct {
-	requests   *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
-	statements prometheus.Histogram
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "leadmarket_http_requests_total", Help: "HTTP requests by route and status.",
-		}, []string{"route", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "leadmarket_http_request_duration_seconds", Help: "HTTP request latency by route.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"route"}),
-		statements: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "leadmarket_sql_statements_per_request", Help: "SQL statements run by one HTTP request.",
-			Buckets: []float64{0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50},
-		}),
-	}
-	reg.MustRegister(m.requests, m.duration, m.statements)
-	return m
-}
 
 // statusWriter records the status and stamps the statement count when the response starts:
 // gqlgen writes its response after every resolver has finished, so the count is complete then.
@@ -83,8 +58,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // requestContext gives each request an id, its request info for audit entries (reqinfo), a
 // statement counter, a recover guard, a log line naming the operation the GraphQL layer noted,
-// and metrics.
-func requestContext(o Options, m *metrics) func(http.Handler) http.Handler {
+// and the statements of a /graphql request in http_request_sql_statements (the HTTP metrics are
+// promhttp's, per route).
+func requestContext(o Options, m *metrics.Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -112,21 +88,15 @@ func requestContext(o Options, m *metrics) func(http.Handler) http.Handler {
 						}}})
 					}
 				}
-				route := r.URL.Path
-				if route != "/graphql" && route != "/healthz" && route != "/readyz" && route != "/metrics" && route != "/" {
-					route = "other"
-				}
 				status := sw.status
 				if status == 0 {
 					status = http.StatusOK
 				}
 				elapsed := time.Since(start)
-				m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-				m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-				if route == "/graphql" {
-					m.statements.Observe(float64(statements.Load()))
+				if r.URL.Path == "/graphql" {
+					m.SQLStatements(statements.Load())
 				}
-				if route != "/healthz" && route != "/metrics" {
+				if r.URL.Path != "/healthz" && r.URL.Path != "/metrics" {
 					o.Logger.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("request_id", id),
 						slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
 						slog.Duration("duration", elapsed), slog.String("operation", accessLog.Operation()),

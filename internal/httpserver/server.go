@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/leadmarket/leadmarket/internal/metrics"
 )
 
 // NotReady is a ReadyFunc error: Reason ("database unreachable") is what the public /readyz
@@ -69,12 +68,21 @@ type Options struct {
 	CORSOrigins []string
 	// CloseFuncs run once Run has shut the server down (the rate limiter's Redis client).
 	CloseFuncs []func() error
+	// Metrics instruments every route (promhttp's middleware, handler label per route) and is
+	// what /metrics serves. Default nil: no HTTP metrics, and /metrics answers 404.
+	Metrics *metrics.Metrics
+	// MetricsAddr is METRICS_ADDR. Set: /metrics is not on the main address, only on this one
+	// (cmd/leadmarket listens on it and calls RunMetrics). Empty: /metrics is on the main address
+	// outside production, and not served at all in production.
+	MetricsAddr string
 }
 
 // Server is the HTTP server.
 type Server struct {
 	opts    Options
 	handler http.Handler
+	// metricsHandler serves /metrics on MetricsAddr; nil without one.
+	metricsHandler http.Handler
 }
 
 // New returns a Server.
@@ -88,27 +96,30 @@ func New(o Options) *Server {
 	if o.MaxUploadBytes == 0 {
 		o.MaxUploadBytes = 200 << 20
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(reg)
-
-	mux := http.NewServeMux()
+	m := o.Metrics
+	// routes knows every pattern, so that a request no route takes gets the 404 or 405 (with
+	// Allow) it would get without the catch-all that counts it under handler="other".
+	mux, routes := http.NewServeMux(), http.NewServeMux()
+	handle := func(pattern, name string, h http.Handler) {
+		mux.Handle(pattern, m.InstrumentHandler(name, h))
+		routes.Handle(pattern, http.NotFoundHandler())
+	}
 	gql := authenticate(o.Authenticator, o.Logger)(o.GraphQL)
-	mux.Handle("/graphql", cors(o.CORSOrigins)(limitBody(gql, o.MaxBodyBytes, o.MaxUploadBytes)))
+	handle("/graphql", metrics.HandlerGraphQL, cors(o.CORSOrigins)(limitBody(gql, o.MaxBodyBytes, o.MaxUploadBytes)))
 	if o.RejectionsCSV != nil {
-		mux.Handle("GET /partners/uploads/{id}/rejections.csv", authenticate(o.Authenticator, o.Logger)(o.RejectionsCSV))
+		handle("GET /partners/uploads/{id}/rejections.csv", metrics.HandlerRejectionsCSV, authenticate(o.Authenticator, o.Logger)(o.RejectionsCSV))
 	}
 	if o.StripeWebhook != nil {
-		mux.Handle("POST /webhooks/stripe", o.StripeWebhook)
+		handle("POST /webhooks/stripe", metrics.HandlerWebhookStripe, o.StripeWebhook)
 	}
 	if o.ExportDownload != nil {
 		// Any method: CORS answers a browser's preflight, the handler refuses all but GET and HEAD.
-		mux.Handle("/exports/{file}", cors(o.CORSOrigins)(authenticate(o.Authenticator, o.Logger)(o.ExportDownload)))
+		handle("/exports/{file}", metrics.HandlerExports, cors(o.CORSOrigins)(authenticate(o.Authenticator, o.Logger)(o.ExportDownload)))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	handle("GET /healthz", metrics.HandlerHealth, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	handle("GET /readyz", metrics.HandlerReady, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o.ReadyFunc != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 			defer cancel()
@@ -123,12 +134,51 @@ func New(o Options) *Server {
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if !o.Production {
-		mux.Handle("GET /{$}", withPageCSP(playground.Handler("Leadmarket GraphiQL", "/graphql"), "https://cdn.jsdelivr.net"))
+	}))
+	if o.MetricsAddr == "" && !o.Production {
+		handle("GET /metrics", metrics.HandlerMetrics, m.Handler())
 	}
-	return &Server{opts: o, handler: requestContext(o, m)(securityHeaders(o.Production)(mux))}
+	if !o.Production {
+		handle("GET /{$}", metrics.HandlerGraphiQL, withPageCSP(playground.Handler("Leadmarket GraphiQL", "/graphql"), "https://cdn.jsdelivr.net"))
+	}
+	mux.Handle("/", m.InstrumentHandler(metrics.HandlerOther, routes))
+	s := &Server{opts: o, handler: requestContext(o, m)(securityHeaders(o.Production)(mux))}
+	if o.MetricsAddr != "" {
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", m.InstrumentHandler(metrics.HandlerMetrics, m.Handler()))
+		s.metricsHandler = metricsMux
+	}
+	return s
+}
+
+// MetricsHandler is what RunMetrics serves (/metrics alone), or nil when MetricsAddr is empty.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsHandler }
+
+// RunMetrics serves /metrics alone on ln (the METRICS_ADDR listener) until ctx ends. Without
+// MetricsAddr it refuses to run.
+func (s *Server) RunMetrics(ctx context.Context, ln net.Listener) error {
+	if s.metricsHandler == nil {
+		_ = ln.Close()
+		return errors.New("metrics: no METRICS_ADDR configured")
+	}
+	srv := &http.Server{Handler: s.metricsHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.opts.Logger.Info("serving metrics", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // limitBody bounds a request's body: a multipart one (a file upload) to uploadBytes, any other

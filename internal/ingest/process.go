@@ -183,7 +183,9 @@ type readAhead struct {
 // overlaps the database work of the one before. Staged rows never change, so reading them ahead
 // is safe; only the checkpoint says what is done.
 func (s *Service) processBatch(ctx context.Context, uploadID string, ahead <-chan readAhead) (done bool, next <-chan readAhead, err error) {
+	var counted *batchCounts // what the batch did, for the metrics once it has committed
 	err = db.RunInConnTx(ctx, s.db, func(ctx context.Context, tx db.ConnTx) error {
+		counted = nil
 		j, err := lockJob(ctx, tx, uploadID)
 		if err != nil {
 			return err
@@ -228,6 +230,9 @@ func (s *Service) processBatch(ctx context.Context, uploadID string, ahead <-cha
 			if err := advance(ctx, tx, uploadID, b.last, b.n, counts); err != nil {
 				return err
 			}
+			if !j.DryRun {
+				counted = &counts
+			}
 		}
 		if b.n < s.opts.BatchRows {
 			// Every row was staged before the job existed: a short batch is the last one.
@@ -236,6 +241,12 @@ func (s *Service) processBatch(ctx context.Context, uploadID string, ahead <-cha
 		}
 		return publishProgress(ctx, tx, uploadID)
 	})
+	if err == nil && counted != nil {
+		s.opts.Metrics.LeadsIngested(counted.accepted)
+		for r, n := range counted.byReason {
+			s.opts.Metrics.LeadsRejected(string(r), n)
+		}
+	}
 	return done, next, err
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/events"
 	"github.com/leadmarket/leadmarket/internal/idempotency"
 	"github.com/leadmarket/leadmarket/internal/jobs"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/partner"
 )
 
@@ -145,6 +146,10 @@ type ServiceOptions struct {
 	// verified as soon as they exist, and the last batch is the one that completes the upload.
 	// Default nil: nothing is enqueued (the verification sweep still finds the leads PENDING).
 	EnqueueVerificationFunc func(ctx context.Context, tx bun.Tx, leadIDs []string) error
+	// Metrics counts the leads batches insert (leads_ingested_total) and the rows they reject by
+	// reason (leads_rejected_total), dry runs excepted, once each batch has committed. Default
+	// nil: not counted.
+	Metrics *metrics.Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/db"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 )
 
 // Queue inserts jobs. It only inserts: working them is the Runner's job.
@@ -82,6 +83,9 @@ type RunnerOptions struct {
 	// Default River's (1s); tests shorten it.
 	FetchPollInterval time.Duration
 	Logger            *slog.Logger
+	// Metrics records each job attempt (river_jobs_total, river_job_duration_seconds). Default
+	// nil: nothing is recorded.
+	Metrics *metrics.Metrics
 }
 
 // Runner works jobs.
@@ -113,7 +117,12 @@ func NewRunner(ctx context.Context, databaseURL string, workers *river.Workers, 
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	var middleware []rivertype.Middleware
+	if o.Metrics != nil {
+		middleware = append(middleware, &workMetrics{m: o.Metrics})
+	}
 	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Middleware:           middleware,
 		Queues:               queues,
 		Workers:              workers,
 		PeriodicJobs:         o.PeriodicJobs,

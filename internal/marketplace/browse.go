@@ -10,6 +10,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/lead"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/page"
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/workspace"
@@ -50,11 +51,23 @@ type Viewer = lead.Viewer
 type Service struct {
 	db         *bun.DB
 	commission partner.Commission
+	metrics    *metrics.Metrics
 }
 
-// NewService returns a Service on db that accrues partner commissions with commission.
-func NewService(db *bun.DB, commission partner.Commission) *Service {
-	return &Service{db: db, commission: commission}
+// Options configure a Service beyond its commission.
+type Options struct {
+	// Metrics counts the credits purchases spend (credits_spent_total). Default nil: not counted.
+	Metrics *metrics.Metrics
+}
+
+// NewService returns a Service on db that accrues partner commissions with commission; opts, at
+// most one, are its Options (none: the defaults).
+func NewService(db *bun.DB, commission partner.Commission, opts ...Options) *Service {
+	s := &Service{db: db, commission: commission}
+	if len(opts) > 0 {
+		s.metrics = opts[0].Metrics
+	}
+	return s
 }
 
 // reader is the database of the reads that tolerate a replica's lag: browse, lead lookups, a

@@ -88,6 +88,9 @@ func (s *Service) PurchaseLeads(ctx context.Context, c *auth.Caller, in Purchase
 		}
 		return nil, fmt.Errorf("purchase leads: %w", err)
 	}
+	if !res.Replayed {
+		s.metrics.CreditsSpent(res.CreditsSpent)
+	}
 	return res, nil
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/auth"
 	"github.com/leadmarket/leadmarket/internal/jobs"
 	"github.com/leadmarket/leadmarket/internal/lead"
+	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/partner"
 )
 
@@ -106,6 +107,9 @@ type Options struct {
 	Backoff func(attempt int) time.Duration
 	// HTTPClient calls the providers. Default a client of its own.
 	HTTPClient *http.Client
+	// Metrics counts provider calls by provider and result (verification_calls_total). Default
+	// nil: not counted.
+	Metrics *metrics.Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -353,6 +357,9 @@ func (s *Service) verifyOne(ctx context.Context, l lead.ToVerify, token, purpose
 	var out Outcome
 	if err := s.limiter.Do(ctx, func() { out = s.chain.Check(ctx, l.Email) }); err != nil {
 		return false, err
+	}
+	for _, c := range out.Calls {
+		s.o.Metrics.VerificationCall(c.Provider, c.Status, c.Err != nil)
 	}
 	if out.Interrupted {
 		return false, out.Err
