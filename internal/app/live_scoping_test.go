@@ -180,7 +180,9 @@ func TestAuditLogAddedWorkspaceRoles(t *testing.T) {
 
 	record(t, db, ws2, "test.ws2", true)
 	record(t, db, ws1, "test.ws1", true)
-	var got struct{ AuditLogAdded struct{ Action, WorkspaceID string } }
+	var got struct {
+		AuditLogAdded struct{ Action, WorkspaceID string }
+	}
 	for _, w := range []struct {
 		c  *wsClient
 		id string
@@ -226,7 +228,9 @@ func TestSecurityEventRaisedAdminsAndMinRisk(t *testing.T) {
 	} {
 		require.NoError(t, audit.RecordSecurity(context.Background(), db, ev))
 	}
-	var got struct{ SecurityEventRaised struct{ Kind, RiskLevel string } }
+	var got struct {
+		SecurityEventRaised struct{ Kind, RiskLevel string }
+	}
 	for _, want := range []string{"test.low", "test.medium", "test.high", "test.critical"} {
 		data(t, low.expect("low"), &got)
 		require.Equal(t, want, got.SecurityEventRaised.Kind, "minRisk LOW (the default) is every event")
