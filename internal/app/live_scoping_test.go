@@ -4,14 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/audit"
 	"github.com/leadmarket/leadmarket/internal/billing"
@@ -414,4 +422,172 @@ func TestMarketplaceStatsRefusals(t *testing.T) {
 	var got struct{ MarketplaceStats struct{ At time.Time } }
 	data(t, adminWS.expect("ok"), &got)
 	require.WithinDuration(t, time.Now(), got.MarketplaceStats.At, 5*time.Second)
+}
+
+// dialSlowReader opens a socket whose client never reads unless told to, with a small receive
+// buffer, so that what the server writes backs up into its subscription's buffer soon.
+func dialSlowReader(t *testing.T, api *apiServer, token string) *websocket.Conn {
+	t.Helper()
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	c, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(api.url, "http")+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"},
+		HTTPHeader:   http.Header{"Authorization": {"Bearer " + token}},
+		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
+	})
+	require.NoError(t, err)
+	if res != nil && res.Body != nil {
+		_ = res.Body.Close()
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	c.SetReadLimit(1 << 20)
+	return c
+}
+
+// A client that stops reading while events flood: its subscription's buffer fills, and when it
+// reads again it finds an error SUBSCRIBER_TOO_SLOW on that subscription, which is over (its id
+// is free again); a fast subscriber on another socket meanwhile receives every event, in order,
+// without delay.
+func TestSlowSubscriberOverARealSocket(t *testing.T) {
+	t.Parallel()
+	db := dbtest.FreshDB(t)
+	inst := newLiveInstance(t, db, map[string]string{"WS_SUBSCRIBER_BUFFER": "64"})
+	api := inst.api
+	admin := dbtest.CreateUser(t, db, dbtest.UserOpts{IsPlatformAdmin: true})
+	tok := api.token(admin, true)
+	// Twelve copies of a 2 KB field make each message about 25 KB, so the socket's buffers
+	// hold few of them.
+	var fields strings.Builder
+	for i := range 12 {
+		fmt.Fprintf(&fields, " m%d: metadata", i)
+	}
+	sub := `subscription { auditLogAdded(filter: {resourceType: "flood"}) { action` + fields.String() + ` } }`
+
+	slow := dialSlowReader(t, api, tok)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, wsjson.Write(ctx, slow, wsMessage{Type: "connection_init"}))
+	var m wsMessage
+	require.NoError(t, wsjson.Read(ctx, slow, &m))
+	require.Equal(t, "connection_ack", m.Type)
+	body, err := json.Marshal(map[string]string{"query": sub})
+	require.NoError(t, err)
+	require.NoError(t, wsjson.Write(ctx, slow, wsMessage{ID: "s", Type: "subscribe", Payload: body}))
+
+	fast := openWSWithin(t, api, tok, time.Minute)
+	fast.subscribe("f", sub)
+	registered()
+
+	const n = 500
+	committed := make([]time.Time, n)
+	received := make([]time.Time, n)
+	fastDone := make(chan error, 1)
+	go func() {
+		for i := range n {
+			var r wsRead
+			for r = range fast.messages() {
+				if r.err != nil || (r.m.Type != "ping" && r.m.Type != "pong") {
+					break
+				}
+			}
+			if r.err != nil || r.m.Type != "next" || !strings.Contains(string(r.m.Payload), fmt.Sprintf("flood.n%04d", i)) {
+				fastDone <- fmt.Errorf("event %d: %v %s %s", i, r.err, r.m.Type, r.m.Payload)
+				return
+			}
+			received[i] = time.Now()
+		}
+		fastDone <- nil
+	}()
+	pad := strings.Repeat("x", 2048)
+	for i := range n {
+		require.NoError(t, db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			// Not waiting for the disk makes the flood faster; delivery is the same (on commit).
+			if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+				return err
+			}
+			return audit.Record(ctx, tx, audit.Entry{ActorType: audit.ActorSystem, Action: fmt.Sprintf("flood.n%04d", i),
+				ResourceType: "flood", Metadata: map[string]any{"pad": pad}})
+		}))
+		committed[i] = time.Now()
+		// 100 a second: a pace the fast subscriber keeps on a busy machine (64 events behind
+		// would be 640 ms).
+		time.Sleep(time.Until(committed[i].Add(10 * time.Millisecond)))
+	}
+	require.NoError(t, <-fastDone, "the fast subscriber gets every event, in order")
+	var worst time.Duration
+	for i := range n {
+		worst = max(worst, received[i].Sub(committed[i]))
+	}
+	t.Logf("fast subscriber: %d events, worst commit-to-receipt %v", n, worst)
+	require.Less(t, worst, 2*time.Second, "the slow subscriber did not hold the fast one up")
+
+	// The slow client reads again: what was buffered, then the error, and nothing after it.
+	nexts := 0
+	for {
+		require.NoError(t, wsjson.Read(ctx, slow, &m))
+		if m.Type == "ping" {
+			continue
+		}
+		require.Equal(t, "s", m.ID)
+		if m.Type == "next" {
+			nexts++
+			continue
+		}
+		require.Equal(t, "error", m.Type, string(m.Payload))
+		require.Contains(t, string(m.Payload), `"SUBSCRIBER_TOO_SLOW"`)
+		break
+	}
+	require.Less(t, nexts, n, "the slow subscriber was ended part-way")
+	t.Logf("slow subscriber: %d events, then SUBSCRIBER_TOO_SLOW", nexts)
+	// The subscription is over: its id can be used again (no 4409), and the new one runs.
+	require.NoError(t, wsjson.Write(ctx, slow, wsMessage{ID: "s", Type: "subscribe", Payload: body}))
+	registered()
+	require.NoError(t, db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return audit.Record(ctx, tx, audit.Entry{ActorType: audit.ActorSystem, Action: "flood.again", ResourceType: "flood"})
+	}))
+	for {
+		require.NoError(t, wsjson.Read(ctx, slow, &m))
+		if m.Type != "ping" {
+			break
+		}
+	}
+	require.Equal(t, "s", m.ID)
+	require.Equal(t, "next", m.Type, string(m.Payload))
+	require.Contains(t, string(m.Payload), "flood.again")
+}
+
+// Subscribes count against the caller's rate limit like every other operation: over the
+// STANDARD tier a subscribe gets an error RATE_LIMITED (with retryAfter) and the socket stays;
+// the same caller's HTTP operations then find the budget spent as well.
+func TestSubscribesCountAgainstTheRateLimit(t *testing.T) {
+	t.Parallel()
+	api := newAPI(t, map[string]string{"RATE_LIMIT_STANDARD": "3"})
+	admin := dbtest.CreateUser(t, api.db, dbtest.UserOpts{IsPlatformAdmin: true})
+	tok := api.token(admin, true)
+	ws := openWS(t, api, tok)
+	for i := range 3 {
+		ws.subscribe(fmt.Sprint(i), `subscription { webhookEventFailed { id } }`)
+	}
+	ws.subscribe("over", `subscription { webhookEventFailed { id } }`)
+	m := ws.expect("over")
+	require.Equal(t, "error", m.Type, string(m.Payload))
+	var errs []gqlError
+	require.NoError(t, json.Unmarshal(m.Payload, &errs))
+	require.Equal(t, "RATE_LIMITED", errs[0].Extensions["code"])
+	require.Equal(t, "STANDARD", errs[0].Extensions["tier"])
+	require.Greater(t, errs[0].Extensions["retryAfter"], float64(0))
+	ws.quiet(200 * time.Millisecond) // the three subscriptions are running; nothing else came
+	res := api.do(tok, `{ me { id } }`, nil)
+	require.Equal(t, "RATE_LIMITED", res.code(), "the subscribes spent the caller's budget")
+	require.Equal(t, http.StatusTooManyRequests, res.Status)
+	// Another user's subscribes are not affected.
+	other := dbtest.CreateUser(t, api.db, dbtest.UserOpts{IsPlatformAdmin: true})
+	ws2 := openWS(t, api, api.token(other, true))
+	ws2.subscribe("x", `subscription { webhookEventFailed { id } }`)
+	ws2.quiet(200 * time.Millisecond)
 }
