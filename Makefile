@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk build
+.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk bench-subscriptions build
 
 # golangci-lint runs through the module proxy at a pinned version: nothing to install by hand.
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -58,3 +58,7 @@ bench-verify:
 ## bench-bulk: bulkUpdateLeadStatus on 10,000 ids over HTTP vs. the same UPDATE through pgx; an export of 100,000 leads end to end vs. COPY of the same rows; peak server RSS
 bench-bulk:
 	go run ./bench/bulk
+
+## bench-subscriptions: two instances, 1,000 subscribers (admins on auditLogAdded, members on leadPurchased), carts bought at 100/s for 10 s: commit-to-receipt latency, lost, duplicated, peak RSS per instance vs. a bare pgx LISTEN
+bench-subscriptions:
+	go run ./bench/subscriptions

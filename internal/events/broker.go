@@ -155,6 +155,8 @@ type Subscription struct {
 	done  chan struct{}
 	once  sync.Once
 	err   error
+	// stopWatch stops the end on ctx (set under b.mu with the registration).
+	stopWatch func() bool
 }
 
 // C delivers the matching events' values; it is closed when the subscription ends.
@@ -179,14 +181,10 @@ func (b *Broker) Subscribe(ctx context.Context, typ string, match func(any) bool
 		b.subs[typ] = map[*Subscription]struct{}{}
 	}
 	b.subs[typ][s] = struct{}{}
+	// No goroutine per subscriber: AfterFunc ends s when ctx ends (its func, on a goroutine of
+	// its own, waits for b.mu), and endLocked stops it.
+	s.stopWatch = context.AfterFunc(ctx, func() { b.end(s, nil) })
 	b.mu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-			b.end(s, nil)
-		case <-s.done:
-		}
-	}()
 	return s
 }
 
@@ -204,6 +202,9 @@ func (b *Broker) endLocked(s *Subscription, err error) {
 		s.err = err
 		close(s.done)
 		close(s.ch)
+		if s.stopWatch != nil {
+			s.stopWatch()
+		}
 	})
 }
 
