@@ -58,9 +58,9 @@ type BrokerOptions struct {
 	// how long such a transaction may run, not how long an outage may last: a catch-up reads
 	// everything after the position, however far back. Default 1 minute.
 	CatchUpWindow time.Duration
-	// CatchUpWait is how long a catch-up waits for a subscriber to make room in its buffer
-	// before it gives up on it (and the subscriber, full, is ended with ErrTooSlow); the others
-	// are then delivered to at their own pace. Default 10 s.
+	// CatchUpWait is how long a catch-up waits for a subscriber with a full buffer to read
+	// anything before it gives up on it (and the subscriber, full, is ended with ErrTooSlow);
+	// the others are delivered to at their own pace. Default 10 s.
 	CatchUpWait time.Duration
 	// MaxBackoff caps the wait between reconnect attempts (doubling from 50 ms). Default 5 s.
 	MaxBackoff time.Duration
@@ -400,7 +400,7 @@ func (b *Broker) deliverPayloads(ctx context.Context, payloads []string) {
 		for i := range groups[typ].ids {
 			sorted = append(sorted, byID[i]...)
 		}
-		b.deliverPaced(ctx, typ, sorted, burstWait, map[*Subscription]bool{})
+		b.deliverPaced(ctx, typ, sorted, burstWait, false, map[*Subscription]bool{})
 	}
 }
 
@@ -439,7 +439,7 @@ func (b *Broker) catchUp(ctx context.Context) {
 				b.o.Logger.ErrorContext(ctx, "catch up events", "type", typ, "since", since, "err", err)
 				break
 			}
-			n := b.deliverPaced(ctx, typ, items, b.o.CatchUpWait, gaveUp)
+			n := b.deliverPaced(ctx, typ, items, b.o.CatchUpWait, true, gaveUp)
 			b.mu.Lock()
 			b.caughtUp += n
 			b.mu.Unlock()
@@ -450,23 +450,26 @@ func (b *Broker) catchUp(ctx context.Context) {
 			}
 			since = items[len(items)-1].At
 		}
+		// Live delivery never waits: it starts once the backlog is down to half a buffer.
+		b.awaitRoom(ctx, typ, b.o.Buffer/2, b.o.CatchUpWait, true, gaveUp)
 	}
 }
 
 // deliverPaced delivers items in steps of half a buffer, waiting before each step (up to wait)
 // for every subscriber of typ to have room for it: a backlog larger than a buffer reaches the
-// subscribers that keep reading instead of ending them all. A subscriber still full after a
-// wait joins gaveUp and is not waited for again (it overflows and is ended). It returns how many
-// items were new.
-func (b *Broker) deliverPaced(ctx context.Context, typ string, items []Item, wait time.Duration, gaveUp map[*Subscription]bool) int {
+// subscribers that keep reading instead of ending them all. A subscriber that does not make room
+// joins gaveUp and is not waited for again (it overflows and is ended). A catch-up (patient)
+// waits before every step, and as long as the subscribers it waits for keep reading; live bursts
+// wait only when larger than a step, and at most wait.
+func (b *Broker) deliverPaced(ctx context.Context, typ string, items []Item, wait time.Duration, patient bool, gaveUp map[*Subscription]bool) int {
 	step := max(1, b.o.Buffer/2)
-	if len(items) <= step {
+	if !patient && len(items) <= step {
 		return b.deliver(typ, items)
 	}
 	n := 0
 	for len(items) > 0 {
 		k := min(step, len(items))
-		b.awaitRoom(ctx, typ, b.o.Buffer-k, wait, gaveUp)
+		b.awaitRoom(ctx, typ, b.o.Buffer-k, wait, patient, gaveUp)
 		n += b.deliver(typ, items[:k])
 		items = items[k:]
 	}
@@ -474,28 +477,49 @@ func (b *Broker) deliverPaced(ctx context.Context, typ string, items []Item, wai
 }
 
 // awaitRoom waits until no subscriber of typ (but those in gaveUp) holds more than maxLen
-// undelivered values, or wait has passed: then those still full join gaveUp.
-func (b *Broker) awaitRoom(ctx context.Context, typ string, maxLen int, wait time.Duration, gaveUp map[*Subscription]bool) {
+// undelivered values, or wait has passed: then those still full join gaveUp. Patient, it gives
+// up only on those whose backlog did not shrink in a whole wait (nothing is delivered meanwhile,
+// so a backlog only shrinks while its subscriber reads), and waits on while others shrink theirs.
+func (b *Broker) awaitRoom(ctx context.Context, typ string, maxLen int, wait time.Duration, patient bool, gaveUp map[*Subscription]bool) {
 	deadline := time.Now().Add(wait)
+	backlog := map[*Subscription]int{}
 	for {
 		b.mu.Lock()
-		var full []*Subscription
+		full := map[*Subscription]int{}
 		for s := range b.subs[typ] {
-			if !gaveUp[s] && len(s.ch) > maxLen {
-				full = append(full, s)
+			if n := len(s.ch); !gaveUp[s] && n > maxLen {
+				full[s] = n
 			}
 		}
 		b.mu.Unlock()
 		if len(full) == 0 {
 			return
 		}
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			for _, s := range full {
-				gaveUp[s] = true
-			}
+		if ctx.Err() != nil {
 			return
 		}
-		time.Sleep(5 * time.Millisecond)
+		if time.Now().Before(deadline) {
+			for s, n := range full {
+				if _, ok := backlog[s]; !ok {
+					backlog[s] = n
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		reading := false
+		for s, n := range full {
+			if was, ok := backlog[s]; !patient || ok && n >= was {
+				gaveUp[s] = true
+				continue
+			}
+			backlog[s] = n
+			reading = true
+		}
+		if !reading {
+			return
+		}
+		deadline = time.Now().Add(wait)
 	}
 }
 
