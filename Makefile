@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test lint generate vet bench-browse bench-metrics bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk build
+.PHONY: run test lint generate vet bench-browse bench-metrics bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk bench-subscriptions build
 
 # golangci-lint runs through the module proxy at a pinned version: nothing to install by hand.
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -62,3 +62,6 @@ bench-bulk:
 ## bench-metrics: the browse benchmark's graphql-http with Prometheus metrics on (OTel off) vs. METRICS_ENABLED=false, interleaved in one run (target: cost < 3%)
 bench-metrics:
 	go run ./bench/browse -metrics-cost -duration $(or $(DURATION),60s)
+## bench-subscriptions: two instances, 1,000 subscribers (admins on auditLogAdded, members on leadPurchased), carts bought at 100/s for 10 s: commit-to-receipt latency, lost, duplicated, peak RSS per instance vs. a bare pgx LISTEN
+bench-subscriptions:
+	go run ./bench/subscriptions

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"sync"
 	"time"
 
@@ -188,29 +189,39 @@ func (c *protocolConn) WriteJSON(v any) error {
 	if !c.transportWS() {
 		return c.WebsocketConn.WriteJSON(v)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
+	id, typ, payload, ok := outgoing(v)
+	if !ok {
+		// Not gqlgen's message struct: read what it encodes to.
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		var m wsIncoming
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		if m.ID != nil {
+			id = *m.ID
+		}
+		typ, payload, v = m.Type, m.Payload, json.RawMessage(b)
 	}
-	var m wsIncoming
-	if json.Unmarshal(b, &m) != nil || m.ID == nil {
-		if m.Type == "connection_ack" {
+	if id == "" {
+		if typ == "connection_ack" {
 			c.mu.Lock()
 			c.acked = true
 			c.mu.Unlock()
 		}
-		return c.WebsocketConn.WriteJSON(json.RawMessage(b))
+		return c.WebsocketConn.WriteJSON(v)
 	}
-	id := *m.ID
 	c.mu.Lock()
-	switch m.Type {
+	switch typ {
 	case "next":
 		if !c.started[id] {
 			var res struct {
 				Data   json.RawMessage   `json:"data"`
 				Errors []json.RawMessage `json:"errors"`
 			}
-			if json.Unmarshal(m.Payload, &res) == nil && len(res.Errors) > 0 && (len(res.Data) == 0 || string(res.Data) == "null") {
+			if json.Unmarshal(payload, &res) == nil && len(res.Errors) > 0 && (len(res.Data) == 0 || string(res.Data) == "null") {
 				c.refused[id] = true
 				delete(c.active, id)
 				c.mu.Unlock()
@@ -224,14 +235,34 @@ func (c *protocolConn) WriteJSON(v any) error {
 		if c.refused[id] {
 			delete(c.refused, id)
 			c.mu.Unlock()
-			if m.Type == "complete" {
+			if typ == "complete" {
 				return nil
 			}
-			return c.WebsocketConn.WriteJSON(json.RawMessage(b))
+			return c.WebsocketConn.WriteJSON(v)
 		}
 	}
 	c.mu.Unlock()
-	return c.WebsocketConn.WriteJSON(json.RawMessage(b))
+	return c.WebsocketConn.WriteJSON(v)
+}
+
+// outgoing reads the id, type and payload of a message gqlgen sends (a struct with the string
+// fields ID and Type and the json.RawMessage Payload) without encoding it, so each message is
+// encoded once, by the socket; ok is false for any other value.
+func outgoing(v any) (id, typ string, payload json.RawMessage, ok bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return "", "", nil, false
+	}
+	idf, typf, pf := rv.FieldByName("ID"), rv.FieldByName("Type"), rv.FieldByName("Payload")
+	if !idf.IsValid() || idf.Kind() != reflect.String || !typf.IsValid() || typf.Kind() != reflect.String ||
+		!pf.IsValid() || !pf.CanInterface() {
+		return "", "", nil, false
+	}
+	payload, ok = pf.Interface().(json.RawMessage)
+	return idf.String(), typf.String(), payload, ok
 }
 
 // WriteClose implements transport.WebsocketConn: the first close code wins, so gqlgen's 1002

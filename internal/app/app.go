@@ -114,7 +114,8 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 	for i, t := range cfg.CommissionBonusTiers {
 		tiers[i] = partner.BonusTier{PassRate: t.PassRate, Points: t.Points}
 	}
-	broker := events.NewBroker(events.BrokerOptions{Buffer: cfg.WSSubscriberBuffer, Logger: logger, DatabaseURL: cfg.DatabaseURL})
+	broker := events.NewBroker(events.BrokerOptions{Buffer: cfg.WSSubscriberBuffer, Logger: logger, DatabaseURL: cfg.DatabaseURL,
+		CatchUpWindow: cfg.WSCatchUpWindow})
 	auditSvc := audit.NewService(bdb, workspace.RoleCheck(bdb))
 	pipelineSvc := pipeline.NewService(bdb)
 	exportSvc := export.NewService(bdb, queue, pipelineSvc, auditSvc, export.Options{Retention: cfg.ExportRetention, Logger: logger})

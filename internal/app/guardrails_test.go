@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -477,18 +478,35 @@ type wsMessage struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
-// wsClient is a graphql-transport-ws connection to the API, initialised.
+// wsClient is a graphql-transport-ws connection to the API, initialised. Its messages are read
+// by one goroutine (started by the first read), so that waiting for a message with a deadline of
+// its own (quiet) does not close the socket, as a cancelled read of coder/websocket does.
 type wsClient struct {
 	t   *testing.T
 	ctx context.Context
 	c   *websocket.Conn
+
+	pumpOnce sync.Once
+	in       chan wsRead
+	err      error
+}
+
+type wsRead struct {
+	m   wsMessage
+	err error
 }
 
 // openWS connects with token, sends connection_init and expects the ack; everything it does
 // gives up after 10 s.
 func openWS(t *testing.T, api *apiServer, token string) *wsClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return openWSWithin(t, api, token, 10*time.Second)
+}
+
+// openWSWithin is openWS for a socket whose reads and writes give up after d.
+func openWSWithin(t *testing.T, api *apiServer, token string, d time.Duration) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	c, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(api.url, "http")+"/graphql", &websocket.DialOptions{
 		Subprotocols: []string{"graphql-transport-ws"},
@@ -509,10 +527,35 @@ func openWS(t *testing.T, api *apiServer, token string) *wsClient {
 
 func (w *wsClient) send(m wsMessage) error { return wsjson.Write(w.ctx, w.c, m) }
 
+// messages returns the channel of the socket's messages; it is closed after the read error,
+// which w.err then holds.
+func (w *wsClient) messages() <-chan wsRead {
+	w.pumpOnce.Do(func() {
+		w.in = make(chan wsRead, 64)
+		go func() {
+			defer close(w.in)
+			for {
+				var m wsMessage
+				err := wsjson.Read(w.ctx, w.c, &m)
+				w.in <- wsRead{m, err}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	})
+	return w.in
+}
+
 func (w *wsClient) read() (wsMessage, error) {
-	var m wsMessage
-	err := wsjson.Read(w.ctx, w.c, &m)
-	return m, err
+	r, ok := <-w.messages()
+	if !ok {
+		return wsMessage{}, w.err
+	}
+	if r.err != nil {
+		w.err = r.err
+	}
+	return r.m, r.err
 }
 
 // query runs one operation (a query: one result, then complete) and returns its result.

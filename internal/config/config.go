@@ -37,6 +37,12 @@ type Config struct {
 	// WSInitTimeout is WS_INIT_TIMEOUT, how long a socket may take to send connection_init
 	// (then it is closed 4408). Default 3s.
 	WSInitTimeout time.Duration
+	// WSCatchUpWindow is WS_CATCHUP_WINDOW: after a lost LISTEN connection the catch-up reads
+	// each table from the last event delivered from it less this much, for transactions that
+	// were open across that event and committed during the outage (an event's time is its
+	// transaction's start). The longest such transaction it covers, not the longest outage: the
+	// catch-up reads everything after that event however long ago. Default 1m.
+	WSCatchUpWindow time.Duration
 	// DatabaseURL is DATABASE_URL. Default empty: an embedded PostgreSQL under DataDir.
 	DatabaseURL string
 	// DataDir is DATA_DIR, where the embedded PostgreSQL keeps its files. Default ".data".
@@ -294,6 +300,9 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	positive("WS_MAX_CONNECTIONS_PER_USER", "10", &c.WSMaxConnectionsPerUser)
 	if c.WSInitTimeout, err = time.ParseDuration(get("WS_INIT_TIMEOUT", "3s")); err != nil || c.WSInitTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("WS_INIT_TIMEOUT: %q is not a positive duration", get("WS_INIT_TIMEOUT", "")))
+	}
+	if c.WSCatchUpWindow, err = time.ParseDuration(get("WS_CATCHUP_WINDOW", "1m")); err != nil || c.WSCatchUpWindow < time.Second {
+		errs = append(errs, fmt.Errorf("WS_CATCHUP_WINDOW: %q is not a duration of at least 1s", get("WS_CATCHUP_WINDOW", "")))
 	}
 	if c.UploadRetention, err = ParseDays(get("UPLOAD_RETENTION", "90d")); err != nil || c.UploadRetention < time.Hour {
 		errs = append(errs, fmt.Errorf("UPLOAD_RETENTION: %q is not a duration of at least 1h (such as 90d or 720h)", get("UPLOAD_RETENTION", "")))

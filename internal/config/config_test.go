@@ -69,3 +69,22 @@ func TestExportRetention(t *testing.T) {
 		require.ErrorContains(t, err, "EXPORT_RETENTION", bad)
 	}
 }
+
+// The subscriptions' variables: their defaults, and errors naming each.
+func TestWebSocketVariables(t *testing.T) {
+	c, err := config.FromEnv(lookup(nil))
+	require.NoError(t, err)
+	require.Equal(t, 256, c.WSSubscriberBuffer)
+	require.Equal(t, 25, c.WSMaxSubscriptions)
+	require.Equal(t, 10, c.WSMaxConnectionsPerUser)
+	require.Equal(t, 3*time.Second, c.WSInitTimeout)
+	require.Equal(t, time.Minute, c.WSCatchUpWindow)
+	c, err = config.FromEnv(lookup(map[string]string{"WS_CATCHUP_WINDOW": "10m"}))
+	require.NoError(t, err)
+	require.Equal(t, 10*time.Minute, c.WSCatchUpWindow)
+	_, err = config.FromEnv(lookup(map[string]string{"WS_SUBSCRIBER_BUFFER": "0", "WS_MAX_SUBSCRIPTIONS": "x",
+		"WS_MAX_CONNECTIONS_PER_USER": "-1", "WS_INIT_TIMEOUT": "0s", "WS_CATCHUP_WINDOW": "10ms"}))
+	for _, name := range []string{"WS_SUBSCRIBER_BUFFER", "WS_MAX_SUBSCRIPTIONS", "WS_MAX_CONNECTIONS_PER_USER", "WS_INIT_TIMEOUT", "WS_CATCHUP_WINDOW"} {
+		require.ErrorContains(t, err, name)
+	}
+}

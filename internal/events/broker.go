@@ -18,7 +18,8 @@ type Item struct {
 	// was delivered already is not delivered again, which is how a catch-up after a reconnect
 	// and the notifications that overlap it never show a subscriber anything twice.
 	Key string
-	// At orders items in their table and bounds a catch-up (the row's time).
+	// At orders items in their table and is the broker's position in it (the row's time, from
+	// the database's clock): a catch-up reads from the last delivered item's At.
 	At time.Time
 	// Value is what subscribers receive (audit.Log, ingest.Upload, ...).
 	Value any
@@ -29,8 +30,10 @@ type Source struct {
 	// LoadFunc returns the items named by the notifications' ids, one batch per burst of
 	// notifications; ids it cannot find are left out.
 	LoadFunc func(ctx context.Context, ids []string) ([]Item, error)
-	// SinceFunc returns the items whose At is at or after since, oldest first: the catch-up
-	// after the LISTEN connection was lost.
+	// SinceFunc returns a page of the items whose At is at or after since, oldest first (at most
+	// a few thousand: the broker asks again from the page's last At until a page brings nothing
+	// newer), for the catch-up after the LISTEN connection was lost. A page must not end inside
+	// one event (a cart's purchases).
 	SinceFunc func(ctx context.Context, since time.Time) ([]Item, error)
 }
 
@@ -48,10 +51,17 @@ type BrokerOptions struct {
 	// Buffer is how many events a subscriber may fall behind before it is ended with
 	// ErrTooSlow (WS_SUBSCRIBER_BUFFER). Default 256.
 	Buffer int
-	// CatchUpWindow is how far before the last event delivered (or the moment the connection
-	// was lost) a catch-up reads, for transactions that began before it and committed after.
-	// Default 1 minute.
+	// CatchUpWindow (WS_CATCHUP_WINDOW) is how far before its position in a table (the At of
+	// the last event delivered from it, else the moment of the first LISTEN) a catch-up reads
+	// again: an event's At is its transaction's start, so a transaction that was open across
+	// that position and committed while the connection was down has an earlier At. It bounds
+	// how long such a transaction may run, not how long an outage may last: a catch-up reads
+	// everything after the position, however far back. Default 1 minute.
 	CatchUpWindow time.Duration
+	// CatchUpWait is how long a catch-up waits for a subscriber with a full buffer to read
+	// anything before it gives up on it (and the subscriber, full, is ended with ErrTooSlow);
+	// the others are delivered to at their own pace. Default 10 s.
+	CatchUpWait time.Duration
 	// MaxBackoff caps the wait between reconnect attempts (doubling from 50 ms). Default 5 s.
 	MaxBackoff time.Duration
 	// Logger; default slog.Default().
@@ -68,11 +78,15 @@ type Broker struct {
 	sources map[string]Source
 	subs    map[string]map[*Subscription]struct{}
 	// seen holds the keys delivered per type with their At, pruned past twice the window.
-	seen   map[string]map[string]time.Time
-	lastAt map[string]time.Time
-	ready  chan struct{}
-	// reconnects counts the connections after the first.
+	seen map[string]map[string]time.Time
+	// pos is each type's position: the latest At delivered, or the database's time at the
+	// first LISTEN.
+	pos      map[string]time.Time
+	prunedAt map[string]time.Time
+	ready    chan struct{}
+	// reconnects counts the connections after the first; caughtUp the items catch-ups delivered.
 	reconnects int
+	caughtUp   int
 	backendPID uint32
 }
 
@@ -84,6 +98,9 @@ func NewBroker(o BrokerOptions) *Broker {
 	if o.CatchUpWindow <= 0 {
 		o.CatchUpWindow = time.Minute
 	}
+	if o.CatchUpWait <= 0 {
+		o.CatchUpWait = 10 * time.Second
+	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 5 * time.Second
 	}
@@ -92,7 +109,7 @@ func NewBroker(o BrokerOptions) *Broker {
 	}
 	return &Broker{
 		o: o, sources: map[string]Source{}, subs: map[string]map[*Subscription]struct{}{},
-		seen: map[string]map[string]time.Time{}, lastAt: map[string]time.Time{}, ready: make(chan struct{}),
+		seen: map[string]map[string]time.Time{}, pos: map[string]time.Time{}, prunedAt: map[string]time.Time{}, ready: make(chan struct{}),
 	}
 }
 
@@ -121,6 +138,14 @@ func (b *Broker) Reconnects() int {
 	return b.reconnects
 }
 
+// CaughtUp counts the items catch-ups delivered (not delivered before): tests check that a
+// catch-up, not a notification, brought them.
+func (b *Broker) CaughtUp() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.caughtUp
+}
+
 // Subscription is one subscriber's stream of one event type.
 type Subscription struct {
 	b     *Broker
@@ -130,6 +155,8 @@ type Subscription struct {
 	done  chan struct{}
 	once  sync.Once
 	err   error
+	// stopWatch stops the end on ctx (set under b.mu with the registration).
+	stopWatch func() bool
 }
 
 // C delivers the matching events' values; it is closed when the subscription ends.
@@ -154,14 +181,10 @@ func (b *Broker) Subscribe(ctx context.Context, typ string, match func(any) bool
 		b.subs[typ] = map[*Subscription]struct{}{}
 	}
 	b.subs[typ][s] = struct{}{}
+	// No goroutine per subscriber: AfterFunc ends s when ctx ends (its func, on a goroutine of
+	// its own, waits for b.mu), and endLocked stops it.
+	s.stopWatch = context.AfterFunc(ctx, func() { b.end(s, nil) })
 	b.mu.Unlock()
-	go func() {
-		select {
-		case <-ctx.Done():
-			b.end(s, nil)
-		case <-s.done:
-		}
-	}()
 	return s
 }
 
@@ -179,6 +202,9 @@ func (b *Broker) endLocked(s *Subscription, err error) {
 		s.err = err
 		close(s.done)
 		close(s.ch)
+		if s.stopWatch != nil {
+			s.stopWatch()
+		}
 	})
 }
 
@@ -188,8 +214,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	first := true
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		lostAt := time.Now()
-		err := b.listen(ctx, first, lostAt, notes)
+		err := b.listen(ctx, first, notes)
 		if ctx.Err() != nil {
 			break
 		}
@@ -210,20 +235,25 @@ func (b *Broker) Run(ctx context.Context) error {
 
 // listen runs one LISTEN connection: on a reconnect it catches up before delivering live
 // notifications (which LISTEN already queues meanwhile, so nothing falls between the two).
-func (b *Broker) listen(ctx context.Context, first bool, lostAt time.Time, notes chan string) error {
+func (b *Broker) listen(ctx context.Context, first bool, notes chan string) error {
 	if b.o.ConnFunc != nil {
-		return b.o.ConnFunc(ctx, func(conn *pgx.Conn) error { return b.listenOn(ctx, conn, first, lostAt, notes) })
+		return b.o.ConnFunc(ctx, func(conn *pgx.Conn) error { return b.listenOn(ctx, conn, first, notes) })
 	}
 	conn, err := pgx.Connect(ctx, b.o.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return b.listenOn(ctx, conn, first, lostAt, notes)
+	return b.listenOn(ctx, conn, first, notes)
 }
 
-func (b *Broker) listenOn(ctx context.Context, conn *pgx.Conn, first bool, lostAt time.Time, notes chan string) error {
+func (b *Broker) listenOn(ctx context.Context, conn *pgx.Conn, first bool, notes chan string) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Positions are the database's times, like the rows' At: the instance's clock plays no part.
+	var listenedAt time.Time
+	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&listenedAt); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	b.mu.Lock()
@@ -232,9 +262,14 @@ func (b *Broker) listenOn(ctx context.Context, conn *pgx.Conn, first bool, lostA
 	if wasConnected {
 		b.reconnects++
 	}
+	for typ := range b.sources {
+		if _, ok := b.pos[typ]; !ok {
+			b.pos[typ] = listenedAt
+		}
+	}
 	b.mu.Unlock()
 	if wasConnected {
-		b.catchUp(ctx, lostAt)
+		b.catchUp(ctx)
 	}
 	if first {
 		select {
@@ -365,9 +400,13 @@ func (b *Broker) deliverPayloads(ctx context.Context, payloads []string) {
 		for i := range groups[typ].ids {
 			sorted = append(sorted, byID[i]...)
 		}
-		b.deliver(typ, sorted)
+		b.deliverPaced(ctx, typ, sorted, burstWait, false, map[*Subscription]bool{})
 	}
 }
+
+// burstWait is how long a burst of notifications larger than half a buffer waits for room in the
+// subscribers' buffers (deliverPaced); bursts up to half a buffer never wait.
+const burstWait = 100 * time.Millisecond
 
 // indexOfID finds the end of the row id in a key of "id:state".
 func indexOfID(key string) int {
@@ -379,32 +418,114 @@ func indexOfID(key string) int {
 	return -1
 }
 
-func (b *Broker) catchUp(ctx context.Context, lostAt time.Time) {
+// catchUp reads every table from its position (less CatchUpWindow) to now, page by page, and
+// delivers what was not delivered before, pacing itself to the subscribers (deliverPaced).
+func (b *Broker) catchUp(ctx context.Context) {
 	b.mu.Lock()
 	srcs := make(map[string]Source, len(b.sources))
 	for typ, s := range b.sources {
 		srcs[typ] = s
 	}
 	b.mu.Unlock()
+	// A subscriber given up on once in this catch-up is not waited for again.
+	gaveUp := map[*Subscription]bool{}
 	for typ, src := range srcs {
 		b.mu.Lock()
-		since := lostAt
-		if at, ok := b.lastAt[typ]; ok && at.Before(since) {
-			since = at
+		since := b.pos[typ].Add(-b.o.CatchUpWindow)
+		b.mu.Unlock()
+		for ctx.Err() == nil {
+			items, err := src.SinceFunc(ctx, since)
+			if err != nil {
+				b.o.Logger.ErrorContext(ctx, "catch up events", "type", typ, "since", since, "err", err)
+				break
+			}
+			n := b.deliverPaced(ctx, typ, items, b.o.CatchUpWait, true, gaveUp)
+			b.mu.Lock()
+			b.caughtUp += n
+			b.mu.Unlock()
+			// The next page starts at this one's last At (its items there are skipped as
+			// delivered); a page that brings nothing later ends the catch-up.
+			if len(items) == 0 || !items[len(items)-1].At.After(since) {
+				break
+			}
+			since = items[len(items)-1].At
+		}
+		// Live delivery never waits: it starts once the backlog is down to half a buffer.
+		b.awaitRoom(ctx, typ, b.o.Buffer/2, b.o.CatchUpWait, true, gaveUp)
+	}
+}
+
+// deliverPaced delivers items in steps of half a buffer, waiting before each step (up to wait)
+// for every subscriber of typ to have room for it: a backlog larger than a buffer reaches the
+// subscribers that keep reading instead of ending them all. A subscriber that does not make room
+// joins gaveUp and is not waited for again (it overflows and is ended). A catch-up (patient)
+// waits before every step, and as long as the subscribers it waits for keep reading; live bursts
+// wait only when larger than a step, and at most wait.
+func (b *Broker) deliverPaced(ctx context.Context, typ string, items []Item, wait time.Duration, patient bool, gaveUp map[*Subscription]bool) int {
+	step := max(1, b.o.Buffer/2)
+	if !patient && len(items) <= step {
+		return b.deliver(typ, items)
+	}
+	n := 0
+	for len(items) > 0 {
+		k := min(step, len(items))
+		b.awaitRoom(ctx, typ, b.o.Buffer-k, wait, patient, gaveUp)
+		n += b.deliver(typ, items[:k])
+		items = items[k:]
+	}
+	return n
+}
+
+// awaitRoom waits until no subscriber of typ (but those in gaveUp) holds more than maxLen
+// undelivered values, or wait has passed: then those still full join gaveUp. Patient, it gives
+// up only on those whose backlog did not shrink in a whole wait (nothing is delivered meanwhile,
+// so a backlog only shrinks while its subscriber reads), and waits on while others shrink theirs.
+func (b *Broker) awaitRoom(ctx context.Context, typ string, maxLen int, wait time.Duration, patient bool, gaveUp map[*Subscription]bool) {
+	deadline := time.Now().Add(wait)
+	backlog := map[*Subscription]int{}
+	for {
+		b.mu.Lock()
+		full := map[*Subscription]int{}
+		for s := range b.subs[typ] {
+			if n := len(s.ch); !gaveUp[s] && n > maxLen {
+				full[s] = n
+			}
 		}
 		b.mu.Unlock()
-		items, err := src.SinceFunc(ctx, since.Add(-b.o.CatchUpWindow))
-		if err != nil {
-			b.o.Logger.ErrorContext(ctx, "catch up events", "type", typ, "err", err)
+		if len(full) == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Now().Before(deadline) {
+			for s, n := range full {
+				if _, ok := backlog[s]; !ok {
+					backlog[s] = n
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
 			continue
 		}
-		b.deliver(typ, items)
+		reading := false
+		for s, n := range full {
+			if was, ok := backlog[s]; !patient || ok && n >= was {
+				gaveUp[s] = true
+				continue
+			}
+			backlog[s] = n
+			reading = true
+		}
+		if !reading {
+			return
+		}
+		deadline = time.Now().Add(wait)
 	}
 }
 
 // deliver hands items not delivered before to the matching subscribers, never blocking: a
-// subscriber whose buffer is full is ended with ErrTooSlow.
-func (b *Broker) deliver(typ string, items []Item) {
+// subscriber whose buffer is full is ended with ErrTooSlow. It returns how many items were new.
+func (b *Broker) deliver(typ string, items []Item) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	seen := b.seen[typ]
@@ -413,13 +534,15 @@ func (b *Broker) deliver(typ string, items []Item) {
 		b.seen[typ] = seen
 	}
 	var slow []*Subscription
+	fresh := 0
 	for _, it := range items {
 		if _, dup := seen[it.Key]; dup {
 			continue
 		}
+		fresh++
 		seen[it.Key] = it.At
-		if it.At.After(b.lastAt[typ]) {
-			b.lastAt[typ] = it.At
+		if it.At.After(b.pos[typ]) {
+			b.pos[typ] = it.At
 		}
 		for s := range b.subs[typ] {
 			if s.match != nil && !s.match(it.Value) {
@@ -434,13 +557,19 @@ func (b *Broker) deliver(typ string, items []Item) {
 			}
 		}
 	}
-	horizon := b.lastAt[typ].Add(-2 * b.o.CatchUpWindow)
-	for k, at := range seen {
-		if at.Before(horizon) {
-			delete(seen, k)
+	// A catch-up reads from pos less the window: keys older than twice that are never read again.
+	// Pruned once a second at most, not on every burst.
+	if now := time.Now(); now.Sub(b.prunedAt[typ]) >= time.Second {
+		b.prunedAt[typ] = now
+		horizon := b.pos[typ].Add(-2 * b.o.CatchUpWindow)
+		for k, at := range seen {
+			if at.Before(horizon) {
+				delete(seen, k)
+			}
 		}
 	}
 	for _, s := range slow {
 		b.endLocked(s, ErrTooSlow)
 	}
+	return fresh
 }

@@ -30,8 +30,9 @@ import (
 // whole buffer (WS_SUBSCRIBER_BUFFER) behind.
 const SubscriberTooSlow apperr.Code = "SUBSCRIBER_TOO_SLOW"
 
-// catchUpLimit bounds one table's catch-up after a lost LISTEN connection.
-const catchUpLimit = 100000
+// catchUpPage is how many rows one page of a table's catch-up reads (the broker reads page
+// after page until it is up to date).
+const catchUpPage = 1000
 
 // Stream is one subscription: C delivers values until it is closed; Err then says why (nil:
 // the subscriber left or the stream ended normally; SUBSCRIBER_TOO_SLOW).
@@ -64,7 +65,7 @@ func NewService(db *bun.DB, broker *events.Broker, auditSvc *audit.Service, logg
 			return logItems(audit.LogsByIDs(ctx, db, ids))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
-			return logItems(audit.LogsAfter(ctx, db, since, catchUpLimit))
+			return logItems(audit.LogsAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(audit.SecurityRaisedEvent, events.Source{
@@ -72,7 +73,7 @@ func NewService(db *bun.DB, broker *events.Broker, auditSvc *audit.Service, logg
 			return securityItems(audit.SecurityEventsByIDs(ctx, db, ids))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
-			return securityItems(audit.SecurityEventsAfter(ctx, db, since, catchUpLimit))
+			return securityItems(audit.SecurityEventsAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(marketplace.PurchasedEvent, events.Source{
@@ -80,7 +81,7 @@ func NewService(db *bun.DB, broker *events.Broker, auditSvc *audit.Service, logg
 			return cartItems(marketplace.CartsByIDs(ctx, db, ids))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
-			return cartItems(marketplace.CartsAfter(ctx, db, since, catchUpLimit))
+			return cartItems(marketplace.CartsAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(billing.FailedEvent, events.Source{
@@ -88,7 +89,7 @@ func NewService(db *bun.DB, broker *events.Broker, auditSvc *audit.Service, logg
 			return failureItems(billing.FailuresByIDs(ctx, db, ids))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
-			return failureItems(billing.FailuresAfter(ctx, db, since, catchUpLimit))
+			return failureItems(billing.FailuresAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(ingest.ProgressEvent, events.Source{
@@ -96,7 +97,7 @@ func NewService(db *bun.DB, broker *events.Broker, auditSvc *audit.Service, logg
 			return uploadItems(ingest.UploadsByIDs(ctx, db, ids))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
-			return uploadItems(ingest.UploadsChangedAfter(ctx, db, since, catchUpLimit))
+			return uploadItems(ingest.UploadsChangedAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	return s

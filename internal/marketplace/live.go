@@ -40,13 +40,25 @@ func CartsByIDs(ctx context.Context, db bun.IDB, cartIDs []string) ([]CartEvent,
 	return carts(rows), nil
 }
 
-// CartsAfter returns the carts bought at or after since, oldest first, up to limit purchases:
-// the catch-up of leadPurchased.
+// CartsAfter returns the carts bought at or after since, oldest first, up to limit purchases
+// (and the whole of the last cart, which a page never cuts): the catch-up of leadPurchased.
 func CartsAfter(ctx context.Context, db bun.IDB, since time.Time, limit int) ([]CartEvent, error) {
 	var rows []purchaseRow
 	if err := db.NewRaw(`SELECT id, cart_id, workspace_id, lead_id, credits_spent, created_at FROM lead_purchases
 		WHERE created_at >= ? ORDER BY created_at, cart_id, id LIMIT ?`, since, limit).Scan(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("carts after %s: %w", since, err)
+	}
+	if len(rows) == limit && limit > 0 {
+		last := rows[len(rows)-1].CartID
+		for len(rows) > 0 && rows[len(rows)-1].CartID == last {
+			rows = rows[:len(rows)-1]
+		}
+		var rest []purchaseRow
+		if err := db.NewRaw(`SELECT id, cart_id, workspace_id, lead_id, credits_spent, created_at FROM lead_purchases
+			WHERE cart_id = ? ORDER BY id`, last).Scan(ctx, &rest); err != nil {
+			return nil, fmt.Errorf("carts after %s: %w", since, err)
+		}
+		rows = append(rows, rest...)
 	}
 	return carts(rows), nil
 }

@@ -24,28 +24,50 @@ type Server struct {
 	// URL is the server's base URL, such as http://127.0.0.1:41234.
 	URL string
 	cmd *exec.Cmd
-	dir string
+	// remove deletes the binary Start built (nil for StartBinary's).
+	remove func()
 }
 
 // Start builds the binary (run from the repository's root) and serves dbURL on a loopback port
 // with JWT_SECRET secret, ENV=development, warnings-only logs, rate limits off, and env (NAME=value)
 // on top; it returns once /readyz answers 200.
 func Start(ctx context.Context, dbURL, secret string, env ...string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "benchserver-")
+	bin, remove, err := Build(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir}
-	bin := filepath.Join(dir, "leadmarket")
+	s, err := StartBinary(ctx, bin, dbURL, secret, env...)
+	if err != nil {
+		remove()
+		return nil, err
+	}
+	s.remove = remove
+	return s, nil
+}
+
+// Build builds `leadmarket` (run from the repository's root) into a temporary directory, for
+// StartBinary to run as many servers as a benchmark needs; remove deletes it.
+func Build(ctx context.Context) (bin string, remove func(), err error) {
+	dir, err := os.MkdirTemp("", "benchserver-")
+	if err != nil {
+		return "", nil, err
+	}
+	remove = func() { _ = os.RemoveAll(dir) }
+	bin = filepath.Join(dir, "leadmarket")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/leadmarket")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		s.Stop()
-		return nil, fmt.Errorf("build the server (run from the repository root): %w", err)
+		remove()
+		return "", nil, fmt.Errorf("build the server (run from the repository root): %w", err)
 	}
+	return bin, remove, nil
+}
+
+// StartBinary is Start with a binary Build made (which Stop leaves in place).
+func StartBinary(ctx context.Context, bin, dbURL, secret string, env ...string) (*Server, error) {
+	s := &Server{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		s.Stop()
 		return nil, err
 	}
 	addr := ln.Addr().String()
@@ -55,11 +77,13 @@ func Start(ctx context.Context, dbURL, secret string, env ...string) (*Server, e
 		"JWT_SECRET="+secret, "LOG_LEVEL=warn", "RATE_LIMITS_ENABLED=false"), env...)
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	if err := s.cmd.Start(); err != nil {
-		s.Stop()
 		return nil, err
 	}
 	s.URL = "http://" + addr
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ctx.Err() != nil {
+			break
+		}
 		if res, err := http.Get(s.URL + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -74,9 +98,13 @@ func Start(ctx context.Context, dbURL, secret string, env ...string) (*Server, e
 // PID is the server process's id.
 func (s *Server) PID() int { return s.cmd.Process.Pid }
 
-// Stop shuts the server down (SIGTERM, then a kill after 30 s) and removes its binary.
+// Stop shuts the server down (SIGTERM, then a kill after 30 s) and removes the binary Start built.
 func (s *Server) Stop() {
-	defer func() { _ = os.RemoveAll(s.dir) }()
+	defer func() {
+		if s.remove != nil {
+			s.remove()
+		}
+	}()
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
