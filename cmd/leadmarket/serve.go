@@ -1,15 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/leadmarket/leadmarket/internal/app"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/jobs"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 )
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string) error {
@@ -19,6 +24,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 		return err
 	}
 	logger.Info("garbage collector", "gc_percent", app.TuneGC())
+	tel, err := startTelemetry(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(stopCtx); err != nil {
+			logger.Warn("telemetry", "err", err)
+		}
+	}()
 	bdb, url, closeDB, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -26,7 +42,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	defer closeDB()
 	// The events broker LISTENs on a connection of its own to the same database.
 	cfg.DatabaseURL = url
-	a, err := app.Build(cfg, bdb, logger)
+	a, err := app.Build(cfg, bdb, logger, app.WithTelemetry(tel))
 	if err != nil {
 		return err
 	}
@@ -38,6 +54,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	}
 	runner, err := jobs.NewRunner(ctx, url, a.Workers(), jobs.RunnerOptions{
 		Concurrency: cfg.WorkerConcurrency, Queues: a.Queues(), PeriodicJobs: a.PeriodicJobs(), Logger: logger,
+		Plugins: tel.RiverPlugins(), ReportPanicFunc: tel.ReportJobPanic,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -65,4 +82,22 @@ func logVerification(logger *slog.Logger, a *app.App) {
 		return
 	}
 	logger.Info("email verification is on", "providers", a.Verify.Providers(), "concurrency", a.Verify.Concurrency())
+}
+
+// startTelemetry starts tracing (OTEL_EXPORTER_OTLP_ENDPOINT) and error reporting (SENTRY_DSN) as
+// cfg says, and says at start which are on. nil (everything off) when neither is set.
+func startTelemetry(ctx context.Context, cfg config.Config, logger *slog.Logger) (*telemetry.Telemetry, error) {
+	tel, err := telemetry.New(ctx, app.TelemetryOptions(cfg, logger))
+	if err != nil {
+		return nil, err
+	}
+	if tel.Tracing() {
+		// The SDK's own failures (a collector that does not answer) go to the log, not to stderr.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("opentelemetry", "err", err) }))
+		logger.Info("tracing is on", "otlp_endpoint", cmp.Or(cfg.OTLPTracesEndpoint, cfg.OTLPEndpoint))
+	}
+	if tel.Reporting() {
+		logger.Info("error reporting to Sentry is on", "environment", cfg.SentryEnvironment)
+	}
+	return tel, nil
 }

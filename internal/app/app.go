@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 	"github.com/leadmarket/leadmarket/internal/user"
 	"github.com/leadmarket/leadmarket/internal/verify"
 	"github.com/leadmarket/leadmarket/internal/workspace"
@@ -57,8 +59,8 @@ type App struct {
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
-func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server {
-	a, err := Build(cfg, bdb, logger)
+func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) *httpserver.Server {
+	a, err := Build(cfg, bdb, logger, opts...)
 	if err != nil {
 		// Build fails only on invalid static wiring, never on input or the environment.
 		panic(err)
@@ -66,17 +68,51 @@ func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server
 	return a.Server
 }
 
+// Option is an optional part of the assembly.
+type Option func(*options)
+
+type options struct {
+	telemetry *telemetry.Telemetry
+}
+
+// WithTelemetry traces the app's requests, operations, SQL statements, jobs and outgoing calls
+// with t's tracer provider when tracing is on, and reports panics and INTERNAL errors with t.
+// Without it (and with a nil t) nothing is traced or reported.
+func WithTelemetry(t *telemetry.Telemetry) Option {
+	return func(o *options) { o.telemetry = t }
+}
+
+// TelemetryOptions are the telemetry's options from cfg.
+func TelemetryOptions(cfg config.Config, logger *slog.Logger) telemetry.Options {
+	o := telemetry.Options{SentryDSN: cfg.SentryDSN, SentryEnvironment: cfg.SentryEnvironment, Logger: logger}
+	if cfg.TracingEnabled() {
+		o.OTLPEndpoint, o.OTLPTracesEndpoint = cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint
+	}
+	return o
+}
+
 // Build assembles the services and the HTTP server for cfg on bdb.
-func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
-	queue, err := jobs.NewQueue(bdb.DB)
+func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) (*App, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	tel := o.telemetry
+	if tel.Tracing() {
+		// A copy of bdb whose statements are traced; the caller's bdb is left as it was.
+		bdb = bdb.WithQueryHook(tel.QueryHook())
+	}
+	queue, err := jobs.NewQueue(bdb.DB, tel.RiverPlugins()...)
 	if err != nil {
 		return nil, err
 	}
 	billingSvc := billing.NewService(bdb, queue, billing.Options{
 		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecret: cfg.StripeWebhookSecret,
-		Logger: logger,
+		Logger: logger, InstrumentTransportFunc: instrumentTransport(tel),
 	})
-	verifySvc := verify.NewService(bdb, queue, VerifyOptions(cfg, logger))
+	verifyOpts := VerifyOptions(cfg, logger)
+	verifyOpts.InstrumentTransportFunc = instrumentTransport(tel)
+	verifySvc := verify.NewService(bdb, queue, verifyOpts)
 	ingestSvc := ingest.NewService(bdb, queue, ingest.ServiceOptions{
 		MaxRows: cfg.MaxUploadRows, Retention: cfg.UploadRetention, Logger: logger,
 		EnqueueVerificationFunc: func(ctx context.Context, tx bun.Tx, leadIDs []string) error {
@@ -117,7 +153,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		},
 		Limits: guard.limits, RateLimits: guard.policy, RecordViolationFunc: guard.recordViolation,
 		AllowedOrigins: cfg.CORSOrigins, Loaders: res, MaxUploadBytes: cfg.MaxUploadBytes,
-		AuthenticateFunc: authn.Authenticate,
+		AuthenticateFunc: authn.Authenticate, Telemetry: tel,
 		WS: graph.WSOptions{
 			InitTimeout: cfg.WSInitTimeout, MaxSubscriptions: cfg.WSMaxSubscriptions,
 			MaxConnectionsPerUser: cfg.WSMaxConnectionsPerUser,
@@ -142,8 +178,18 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger) (*App, error) {
 		TrustedProxies:  guard.trustedProxies,
 		CORSOrigins:     cfg.CORSOrigins,
 		CloseFuncs:      guard.closers,
+		Telemetry:       tel,
 	})
 	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, Exports: exportSvc, Broker: broker, Live: res.LiveService, db: bdb, logger: logger}, nil
+}
+
+// instrumentTransport is the transport wrapper of outgoing calls (Stripe, the verification
+// providers): tracing's when it is on, else none.
+func instrumentTransport(t *telemetry.Telemetry) func(http.RoundTripper) http.RoundTripper {
+	if !t.Tracing() {
+		return nil
+	}
+	return t.Transport
 }
 
 // VerifyOptions are the verification service's options from cfg.

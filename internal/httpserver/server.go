@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 )
 
 // NotReady is a ReadyFunc error: Reason ("database unreachable") is what the public /readyz
@@ -69,6 +71,9 @@ type Options struct {
 	CORSOrigins []string
 	// CloseFuncs run once Run has shut the server down (the rate limiter's Redis client).
 	CloseFuncs []func() error
+	// Telemetry traces each request (a server span continuing the caller's traceparent) when
+	// tracing is on, and reports panics to Sentry. Default nil: neither.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server is the HTTP server.
@@ -128,7 +133,8 @@ func New(o Options) *Server {
 	if !o.Production {
 		mux.Handle("GET /{$}", withPageCSP(playground.Handler("Leadmarket GraphiQL", "/graphql"), "https://cdn.jsdelivr.net"))
 	}
-	return &Server{opts: o, handler: requestContext(o, m)(securityHeaders(o.Production)(mux))}
+	handler := requestContext(o, m)(securityHeaders(o.Production)(mux))
+	return &Server{opts: o, handler: o.Telemetry.HTTPHandler(handler)}
 }
 
 // limitBody bounds a request's body: a multipart one (a file upload) to uploadBytes, any other

@@ -106,6 +106,9 @@ type Options struct {
 	Backoff func(attempt int) time.Duration
 	// HTTPClient calls the providers. Default a client of its own.
 	HTTPClient *http.Client
+	// InstrumentTransportFunc wraps HTTPClient's transport (tracing: a client span per provider
+	// call). Default nil: none.
+	InstrumentTransportFunc func(http.RoundTripper) http.RoundTripper
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -159,6 +162,11 @@ func (o *Options) defaults() {
 		o.HTTPClient = &http.Client{Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: o.Concurrency * 2, IdleConnTimeout: 90 * time.Second,
 		}}
+	}
+	if o.InstrumentTransportFunc != nil {
+		c := *o.HTTPClient
+		c.Transport = o.InstrumentTransportFunc(c.Transport)
+		o.HTTPClient = &c
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
