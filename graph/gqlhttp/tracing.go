@@ -1,6 +1,7 @@
 package gqlhttp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
@@ -28,7 +29,7 @@ type Tracing struct {
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationInterceptor
-	graphql.FieldInterceptor
+	graphql.RootFieldInterceptor
 } = &Tracing{}
 
 // ExtensionName implements graphql.HandlerExtension.
@@ -85,26 +86,35 @@ func (t *Tracing) InterceptOperation(ctx context.Context, next graphql.Operation
 	}
 }
 
-// InterceptField implements graphql.FieldInterceptor for root fields only; any other field
-// passes straight through.
-func (t *Tracing) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
-	fc := graphql.GetFieldContext(ctx)
-	if fc == nil || fc.Parent != nil || fc.Field.Field == nil {
+// InterceptRootField implements graphql.RootFieldInterceptor: a root field's span covers its
+// resolver and everything under it (nested fields, their dataloaders' statements). Nested fields
+// are never intercepted, so tracing adds nothing per nested field.
+func (t *Tracing) InterceptRootField(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	rfc := graphql.GetRootFieldContext(ctx)
+	oc := graphql.GetOperationContext(ctx)
+	if rfc == nil || oc == nil || oc.Operation == nil {
 		return next(ctx)
 	}
-	ctx, span := t.tracer.Start(ctx, fc.Object+"."+fc.Field.Name, trace.WithAttributes(
-		attribute.String("graphql.field.parent", fc.Object),
-		attribute.String("graphql.field.name", fc.Field.Name),
+	object := rootObject[oc.Operation.Operation]
+	ctx, span := t.tracer.Start(ctx, object+"."+rfc.Field.Name, trace.WithAttributes(
+		attribute.String("graphql.field.parent", object),
+		attribute.String("graphql.field.name", rfc.Field.Name),
 	))
 	defer span.End()
-	res, err := next(ctx)
-	if err != nil {
-		code := string(apperr.Internal)
-		if ae := (*apperr.Error)(nil); errors.As(err, &ae) {
-			code = string(ae.Code)
+	res := next(ctx)
+	// The field's errors, as the error presenter made them: by code only.
+	var fieldCodes []string
+	for _, e := range graphql.GetErrors(ctx) {
+		if len(e.Path) > 0 && e.Path[0] == ast.PathName(rfc.Field.Alias) {
+			c, _ := e.Extensions["code"].(string)
+			fieldCodes = append(fieldCodes, cmp.Or(c, string(apperr.Internal)))
 		}
-		span.SetAttributes(attribute.String("graphql.error.code", code))
-		span.SetStatus(codes.Error, code)
 	}
-	return res, err
+	if len(fieldCodes) > 0 {
+		span.SetAttributes(attribute.StringSlice("graphql.error.codes", fieldCodes))
+		span.SetStatus(codes.Error, fieldCodes[0])
+	}
+	return res
 }
+
+var rootObject = map[ast.Operation]string{ast.Query: "Query", ast.Mutation: "Mutation", ast.Subscription: "Subscription"}
