@@ -87,7 +87,7 @@ func logVerification(logger *slog.Logger, a *app.App) {
 // startTelemetry starts tracing (OTEL_EXPORTER_OTLP_ENDPOINT) and error reporting (SENTRY_DSN) as
 // cfg says, and says at start which are on. nil (everything off) when neither is set.
 func startTelemetry(ctx context.Context, cfg config.Config, logger *slog.Logger) (*telemetry.Telemetry, error) {
-	tel, err := telemetry.New(ctx, app.TelemetryOptions(cfg, logger))
+	tel, err := telemetry.New(ctx, app.TelemetryOptions(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -83,8 +83,8 @@ func WithTelemetry(t *telemetry.Telemetry) Option {
 }
 
 // TelemetryOptions are the telemetry's options from cfg.
-func TelemetryOptions(cfg config.Config, logger *slog.Logger) telemetry.Options {
-	o := telemetry.Options{SentryDSN: cfg.SentryDSN, SentryEnvironment: cfg.SentryEnvironment, Logger: logger}
+func TelemetryOptions(cfg config.Config) telemetry.Options {
+	o := telemetry.Options{SentryDSN: cfg.SentryDSN, SentryEnvironment: cfg.SentryEnvironment}
 	if cfg.TracingEnabled() {
 		o.OTLPEndpoint, o.OTLPTracesEndpoint = cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint
 	}

@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,9 +55,6 @@ type Options struct {
 	SentryEnvironment string
 	// SentryTransport replaces the Sentry client's HTTP transport (tests). Default nil: Sentry's.
 	SentryTransport http.RoundTripper
-	// Logger receives what goes wrong while exporting (a collector that does not answer).
-	// Default slog.Default().
-	Logger *slog.Logger
 }
 
 // Tracing reports whether o turns tracing on.
@@ -72,7 +68,6 @@ type Telemetry struct {
 	sdk        *sdktrace.TracerProvider
 	propagator propagation.TextMapPropagator
 	sentry     *sentry.Client
-	logger     *slog.Logger
 }
 
 // New returns the telemetry o asks for: nil, nil when o turns nothing on. Errors name the
@@ -81,10 +76,7 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 	if !o.Tracing() && o.SentryDSN == "" {
 		return nil, nil
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	t := &Telemetry{logger: o.Logger}
+	t := &Telemetry{}
 	if o.Tracing() {
 		sdk, err := newTracerProvider(ctx, o)
 		if err != nil {
