@@ -29,6 +29,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 )
 
 // HandlerOptions configure the GraphQL handler.
@@ -72,6 +73,9 @@ type HandlerOptions struct {
 	// OperationNames bounds the operation name label of those metrics. Default nil: every named
 	// operation is "other".
 	OperationNames *gqlhttp.OperationNames
+	// Telemetry traces operations and their root fields (gqlhttp.Tracing) when tracing is on,
+	// and reports resolver panics and INTERNAL errors to Sentry. Default nil: neither.
+	Telemetry *telemetry.Telemetry
 }
 
 // DefaultMaxUploadBytes is HandlerOptions.MaxUploadBytes when it is zero: MAX_UPLOAD_BYTES's
@@ -155,6 +159,9 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	if o.RateLimits != nil {
 		srv.Use(&gqlhttp.RateLimiter{Policy: o.RateLimits, RecordViolationFunc: o.RecordViolationFunc, Logger: o.Logger, Metrics: o.Metrics})
 	}
+	if o.Telemetry.Tracing() {
+		srv.Use(&gqlhttp.Tracing{TracerProvider: o.Telemetry.TracerProvider()})
+	}
 	srv.AroundOperations(gqlhttp.WithOperationInfo)
 	if o.Loaders != nil {
 		srv.AroundOperations(withLoaders(o.Loaders))
@@ -164,9 +171,11 @@ func NewHandler(r ResolverRoot, o HandlerOptions) *Handler {
 	}
 	srv.SetErrorPresenter(errorPresenter(o))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
-		o.Logger.ErrorContext(ctx, "resolver panic", "panic", v, "request_id", reqinfo.From(ctx).RequestID,
+		ri := reqinfo.From(ctx)
+		o.Logger.ErrorContext(ctx, "resolver panic", "panic", v, "request_id", ri.RequestID,
 			"stack", string(debug.Stack()))
-		return errors.New("internal error")
+		o.Telemetry.ReportPanic(ctx, v, errorReport(ctx, ri))
+		return errRecoveredPanic
 	})
 	return &Handler{http: withWSHolder(gqlhttp.Handler(srv, gqlhttp.Options{MaxUploadBytes: o.MaxUploadBytes, Metrics: o.Metrics}))}
 }
@@ -195,6 +204,7 @@ func initSocket(authenticate func(ctx context.Context, header string) (*auth.Cal
 				return refuse(closeForbidden, "the access token is invalid or expired")
 			}
 			ctx = auth.WithCaller(ctx, c)
+			reqinfo.NoteUser(ctx, c.UserID)
 		}
 		if c == nil {
 			return refuse(closeForbidden, "sign in first")
@@ -304,10 +314,29 @@ func errorPresenter(o HandlerOptions) graphql.ErrorPresenterFunc {
 		ri := reqinfo.From(ctx)
 		o.Logger.ErrorContext(ctx, "internal error", "err", err, "request_id", ri.RequestID, "operation", ri.Operation,
 			"path", fmt.Sprint(gerr.Path))
+		if !errors.Is(err, errRecoveredPanic) { // a panic was reported as one
+			r := errorReport(ctx, ri)
+			r.Tags = map[string]string{"path": gerr.Path.String()}
+			o.Telemetry.ReportError(ctx, err, r)
+		}
 		gerr.Message = "internal error"
 		gerr.Extensions = map[string]any{"code": string(apperr.Internal), "requestId": ri.RequestID}
 		return gerr
 	}
+}
+
+// errRecoveredPanic is what a resolver that panicked returns: the error presenter makes it
+// INTERNAL like any uncoded error, without reporting it a second time.
+var errRecoveredPanic = errors.New("internal error")
+
+// errorReport names the operation ctx runs for an error report: its request, operation and
+// caller.
+func errorReport(ctx context.Context, ri reqinfo.Info) telemetry.Report {
+	r := telemetry.Report{RequestID: ri.RequestID, Operation: ri.Operation}
+	if c := auth.CallerFrom(ctx); c != nil {
+		r.UserID = c.UserID
+	}
+	return r
 }
 
 func recordDenial(ctx context.Context, o HandlerOptions, gerr *gqlerror.Error, ae *apperr.Error) {

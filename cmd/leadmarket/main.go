@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/leadmarket/leadmarket/internal/config"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 )
 
 func main() {
@@ -72,8 +73,10 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Lines logged inside a trace name it (trace_id, span_id).
+	return slog.New(telemetry.LogHandler(h))
 }

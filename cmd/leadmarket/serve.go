@@ -1,16 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/leadmarket/leadmarket/internal/app"
 	"github.com/leadmarket/leadmarket/internal/config"
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/jobs"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 )
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string) error {
@@ -20,6 +25,17 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 		return err
 	}
 	logger.Info("garbage collector", "gc_percent", app.TuneGC())
+	tel, err := startTelemetry(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(stopCtx); err != nil {
+			logger.Warn("telemetry", "err", err)
+		}
+	}()
 	bdb, url, closeDB, err := openDatabase(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -27,7 +43,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	defer closeDB()
 	// The events broker LISTENs on a connection of its own to the same database.
 	cfg.DatabaseURL = url
-	var opts []app.Option
+	opts := []app.Option{app.WithTelemetry(tel)}
 	if cfg.DatabaseReadURL != "" {
 		read, err := db.OpenRead(ctx, cfg.DatabaseReadURL, cfg.DBReadMaxConns, db.Options{})
 		if err != nil {
@@ -63,6 +79,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, args []s
 	runner, err := jobs.NewRunner(ctx, url, a.Workers(), jobs.RunnerOptions{
 		Concurrency: cfg.WorkerConcurrency, Queues: a.Queues(), PeriodicJobs: a.PeriodicJobs(), Logger: logger,
 		Metrics: a.Metrics,
+		Plugins: tel.RiverPlugins(), ReportPanicFunc: tel.ReportJobPanic,
 	})
 	if err != nil {
 		closeListeners()
@@ -107,4 +124,22 @@ func logVerification(logger *slog.Logger, a *app.App) {
 		return
 	}
 	logger.Info("email verification is on", "providers", a.Verify.Providers(), "concurrency", a.Verify.Concurrency())
+}
+
+// startTelemetry starts tracing (OTEL_EXPORTER_OTLP_ENDPOINT) and error reporting (SENTRY_DSN) as
+// cfg says, and says at start which are on. nil (everything off) when neither is set.
+func startTelemetry(ctx context.Context, cfg config.Config, logger *slog.Logger) (*telemetry.Telemetry, error) {
+	tel, err := telemetry.New(ctx, app.TelemetryOptions(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if tel.Tracing() {
+		// The SDK's own failures (a collector that does not answer) go to the log, not to stderr.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("opentelemetry", "err", err) }))
+		logger.Info("tracing is on", "otlp_endpoint", cmp.Or(cfg.OTLPTracesEndpoint, cfg.OTLPEndpoint))
+	}
+	if tel.Reporting() {
+		logger.Info("error reporting to Sentry is on", "environment", cfg.SentryEnvironment)
+	}
+	return tel, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/partner"
 	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/ratelimit"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 	"github.com/leadmarket/leadmarket/internal/user"
 	"github.com/leadmarket/leadmarket/internal/verify"
 	"github.com/leadmarket/leadmarket/internal/workspace"
@@ -62,8 +64,8 @@ type App struct {
 }
 
 // New returns the HTTP server for cfg on bdb; see Build.
-func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server {
-	a, err := Build(cfg, bdb, logger)
+func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) *httpserver.Server {
+	a, err := Build(cfg, bdb, logger, opts...)
 	if err != nil {
 		// Build fails only on invalid static wiring, never on input or the environment.
 		panic(err)
@@ -75,7 +77,8 @@ func New(cfg config.Config, bdb *bun.DB, logger *slog.Logger) *httpserver.Server
 type Option func(*options)
 
 type options struct {
-	read *bun.DB
+	read      *bun.DB
+	telemetry *telemetry.Telemetry
 }
 
 // WithReadDB sends the reads that tolerate a replica's lag to read (DATABASE_READ_URL, opened
@@ -85,23 +88,45 @@ func WithReadDB(read *bun.DB) Option {
 	return func(o *options) { o.read = read }
 }
 
+// WithTelemetry traces the app's requests, operations, SQL statements, jobs and outgoing calls
+// with t's tracer provider when tracing is on, and reports panics and INTERNAL errors with t.
+// Without it (and with a nil t) nothing is traced or reported.
+func WithTelemetry(t *telemetry.Telemetry) Option {
+	return func(o *options) { o.telemetry = t }
+}
+
+// TelemetryOptions are the telemetry's options from cfg.
+func TelemetryOptions(cfg config.Config) telemetry.Options {
+	o := telemetry.Options{SentryDSN: cfg.SentryDSN, SentryEnvironment: cfg.SentryEnvironment}
+	if cfg.TracingEnabled() {
+		o.OTLPEndpoint, o.OTLPTracesEndpoint = cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint
+	}
+	return o
+}
+
 // Build assembles the services and the HTTP server for cfg on bdb.
 func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) (*App, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	queue, err := jobs.NewQueue(bdb.DB)
+	tel := o.telemetry
+	if tel.Tracing() {
+		// A copy of bdb whose statements are traced; the caller's bdb is left as it was.
+		bdb = bdb.WithQueryHook(tel.QueryHook())
+	}
+	queue, err := jobs.NewQueue(bdb.DB, tel.RiverPlugins()...)
 	if err != nil {
 		return nil, err
 	}
 	m := buildMetrics(cfg, bdb, logger)
 	billingSvc := billing.NewService(bdb, queue, billing.Options{
 		StripeSecretKey: cfg.StripeSecretKey, StripeAPIURL: cfg.StripeAPIURL, WebhookSecrets: cfg.StripeWebhookSecrets,
-		Logger: logger, Metrics: m,
+		Logger: logger, Metrics: m, InstrumentTransportFunc: instrumentTransport(tel),
 	})
 	verifyOpts := VerifyOptions(cfg, logger)
 	verifyOpts.Metrics = m
+	verifyOpts.InstrumentTransportFunc = instrumentTransport(tel)
 	verifySvc := verify.NewService(bdb, queue, verifyOpts)
 	ingestSvc := ingest.NewService(bdb, queue, ingest.ServiceOptions{
 		MaxRows: cfg.MaxUploadRows, Retention: cfg.UploadRetention, Logger: logger, Metrics: m,
@@ -148,7 +173,7 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 		},
 		Limits: guard.limits, RateLimits: guard.policy, RecordViolationFunc: guard.recordViolation,
 		AllowedOrigins: cfg.CORSOrigins, Loaders: res, MaxUploadBytes: cfg.MaxUploadBytes,
-		AuthenticateFunc: authn.Authenticate, Reads: router,
+		AuthenticateFunc: authn.Authenticate, Reads: router, Telemetry: tel,
 		WS: graph.WSOptions{
 			InitTimeout: cfg.WSInitTimeout, MaxSubscriptions: cfg.WSMaxSubscriptions,
 			MaxConnectionsPerUser: cfg.WSMaxConnectionsPerUser,
@@ -176,8 +201,18 @@ func Build(cfg config.Config, bdb *bun.DB, logger *slog.Logger, opts ...Option) 
 		CloseFuncs:      guard.closers,
 		Metrics:         m,
 		MetricsAddr:     cfg.MetricsAddr,
+		Telemetry:       tel,
 	})
 	return &App{Server: srv, Billing: billingSvc, Ingest: ingestSvc, Verify: verifySvc, Exports: exportSvc, Broker: broker, Live: res.LiveService, Metrics: m, db: bdb, logger: logger}, nil
+}
+
+// instrumentTransport is the transport wrapper of outgoing calls (Stripe, the verification
+// providers): tracing's when it is on, else none.
+func instrumentTransport(t *telemetry.Telemetry) func(http.RoundTripper) http.RoundTripper {
+	if !t.Tracing() {
+		return nil
+	}
+	return t.Transport
 }
 
 // VerifyOptions are the verification service's options from cfg.

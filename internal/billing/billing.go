@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -31,7 +32,13 @@ type Options struct {
 	// Metrics counts webhook events (received, refused, each processing attempt, FAILED) and
 	// the credits Stripe payments grant. Default nil: nothing is counted.
 	Metrics *metrics.Metrics
+	// InstrumentTransportFunc wraps the transport of the Stripe API client (tracing: a client
+	// span per call). Default nil: stripe-go's own client.
+	InstrumentTransportFunc func(http.RoundTripper) http.RoundTripper
 }
+
+// stripeTimeout bounds a Stripe API call, as stripe-go's default client does.
+const stripeTimeout = 80 * time.Second
 
 // Service is billing's entry point.
 type Service struct {
@@ -51,11 +58,14 @@ func NewService(db *bun.DB, queue *jobs.Queue, o Options) *Service {
 	}
 	s := &Service{db: db, queue: queue, opts: o, now: time.Now, refusals: newRefusalThrottle(RefusalEventWindow)}
 	if o.StripeSecretKey != "" {
-		backends := &stripe.Backends{
-			API: stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
-				URL: stripe.String(o.StripeAPIURL), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelError},
-			}),
+		bc := &stripe.BackendConfig{
+			URL: stripe.String(o.StripeAPIURL), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelError},
 		}
+		if o.InstrumentTransportFunc != nil {
+			// stripe-go's default client, with the transport wrapped.
+			bc.HTTPClient = &http.Client{Timeout: stripeTimeout, Transport: o.InstrumentTransportFunc(http.DefaultTransport)}
+		}
+		backends := &stripe.Backends{API: stripe.GetBackendWithConfig(stripe.APIBackend, bc)}
 		backends.Connect, backends.Uploads = backends.API, backends.API
 		s.stripe = &client.API{}
 		s.stripe.Init(o.StripeSecretKey, backends)

@@ -179,6 +179,21 @@ type Config struct {
 	// that always get a name label of their own in graphql_operations_total (besides up to 100
 	// names seen more than 50 times; any other is "other"). Default none.
 	MetricsOperationNames []string
+	// OTLPEndpoint is OTEL_EXPORTER_OTLP_ENDPOINT, the OpenTelemetry collector's OTLP/HTTP base
+	// URL (such as http://127.0.0.1:4318): set, traces are exported to its /v1/traces. Default
+	// empty: no tracing, no exporter. The SDK reads the other OTEL_* variables itself.
+	OTLPEndpoint string
+	// OTLPTracesEndpoint is OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, the full URL traces go to; it
+	// wins over OTLPEndpoint and turns tracing on by itself. Default empty.
+	OTLPTracesEndpoint string
+	// OTelSDKDisabled is OTEL_SDK_DISABLED: true turns tracing off whatever the endpoints say.
+	// Default false.
+	OTelSDKDisabled bool
+	// SentryDSN is SENTRY_DSN: set, panics and INTERNAL errors are reported to Sentry. Default
+	// empty: no error reports.
+	SentryDSN string
+	// SentryEnvironment is SENTRY_ENVIRONMENT, the reports' environment. Default ENV.
+	SentryEnvironment string
 }
 
 // BonusTier is one step of the commission bonus: at PassRate or above, Points percent more.
@@ -333,6 +348,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	c.StripeWebhookSecrets = list(get("STRIPE_WEBHOOK_SECRET", ""))
 	errs = append(errs, c.readVerification(get)...)
+	errs = append(errs, c.readTelemetry(get)...)
 	// The verification slots hold up to two connections each of the pool while verification
 	// runs (internal/verify's Limiter); requests need the rest.
 	if c.VerificationEnabled() && c.DBMaxConns < 2*c.VerifyConcurrency+4 {

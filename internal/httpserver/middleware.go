@@ -16,6 +16,7 @@ import (
 	"github.com/leadmarket/leadmarket/internal/db"
 	"github.com/leadmarket/leadmarket/internal/metrics"
 	"github.com/leadmarket/leadmarket/internal/reqinfo"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 )
 
 // Authenticator turns an Authorization header into a caller (nil, nil when there is none).
@@ -57,9 +58,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // requestContext gives each request an id, its request info for audit entries (reqinfo), a
-// statement counter, a recover guard, a log line naming the operation the GraphQL layer noted,
-// and the statements of a /graphql request in http_request_sql_statements (the HTTP metrics are
-// promhttp's, per route).
+// statement counter, a recover guard (a panic is logged and reported to Sentry), a log line
+// naming the operation the GraphQL layer noted and the user authentication found (and, through
+// the logger's telemetry.LogHandler, the trace), its span's route, and metrics.
 func requestContext(o Options, m *metrics.Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -76,12 +77,15 @@ func requestContext(o Options, m *metrics.Metrics) func(http.Handler) http.Handl
 			ctx, accessLog := reqinfo.WithAccessLog(ctx)
 			ctx = db.WithStatementCounter(ctx, &statements)
 			sw := &statusWriter{ResponseWriter: w, statements: &statements, debug: !o.Production}
+			req := r.WithContext(ctx)
 			defer func() {
+				nameSpan(ctx, req)
 				if v := recover(); v != nil {
 					if v == http.ErrAbortHandler {
 						panic(v)
 					}
 					o.Logger.ErrorContext(ctx, "panic", "panic", v, "request_id", id)
+					o.Telemetry.ReportPanic(ctx, v, telemetry.Report{RequestID: id, Operation: accessLog.Operation(), UserID: accessLog.UserID()})
 					if sw.status == 0 {
 						writeJSON(sw, http.StatusInternalServerError, map[string]any{"errors": []map[string]any{{
 							"message": "internal error", "extensions": map[string]any{"code": "INTERNAL", "requestId": id},
@@ -100,10 +104,10 @@ func requestContext(o Options, m *metrics.Metrics) func(http.Handler) http.Handl
 					o.Logger.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("request_id", id),
 						slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
 						slog.Duration("duration", elapsed), slog.String("operation", accessLog.Operation()),
-						slog.Int64("sql_statements", statements.Load()))
+						slog.String("user_id", accessLog.UserID()), slog.Int64("sql_statements", statements.Load()))
 				}
 			}()
-			next.ServeHTTP(sw, r.WithContext(ctx))
+			next.ServeHTTP(sw, req)
 		})
 	}
 }
@@ -121,6 +125,7 @@ func authenticate(a Authenticator, logger *slog.Logger) func(http.Handler) http.
 			switch {
 			case err == nil && c != nil:
 				ctx = auth.WithCaller(ctx, c)
+				reqinfo.NoteUser(ctx, c.UserID)
 			case errors.Is(err, auth.ErrInvalidToken), errors.As(err, &ae):
 				ctx = auth.WithAuthError(ctx, err)
 			case err != nil:

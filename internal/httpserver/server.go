@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/playground"
 
 	"github.com/leadmarket/leadmarket/internal/metrics"
+	"github.com/leadmarket/leadmarket/internal/telemetry"
 )
 
 // NotReady is a ReadyFunc error: Reason ("database unreachable") is what the public /readyz
@@ -75,6 +76,9 @@ type Options struct {
 	// (cmd/leadmarket listens on it and calls RunMetrics). Empty: /metrics is on the main address
 	// outside production, and not served at all in production.
 	MetricsAddr string
+	// Telemetry traces each request (a server span continuing the caller's traceparent) when
+	// tracing is on, and reports panics to Sentry. Default nil: neither.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server is the HTTP server.
@@ -142,7 +146,7 @@ func New(o Options) *Server {
 		handle("GET /{$}", metrics.HandlerGraphiQL, withPageCSP(playground.Handler("Leadmarket GraphiQL", "/graphql"), "https://cdn.jsdelivr.net"))
 	}
 	mux.Handle("/", m.InstrumentHandler(metrics.HandlerOther, routes))
-	s := &Server{opts: o, handler: requestContext(o, m)(securityHeaders(o.Production)(mux))}
+	s := &Server{opts: o, handler: o.Telemetry.HTTPHandler(requestContext(o, m)(securityHeaders(o.Production)(mux)))}
 	if o.MetricsAddr != "" {
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("GET /metrics", m.InstrumentHandler(metrics.HandlerMetrics, m.Handler()))

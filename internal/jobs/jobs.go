@@ -27,9 +27,10 @@ type Queue struct {
 	client *river.Client[*sql.Tx]
 }
 
-// NewQueue returns a Queue on sqldb (bun's underlying *sql.DB).
-func NewQueue(sqldb *sql.DB) (*Queue, error) {
-	c, err := river.NewClient(riverdatabasesql.New(sqldb), &river.Config{})
+// NewQueue returns a Queue on sqldb (bun's underlying *sql.DB). plugins see every insert (the
+// tracing middleware, which keeps the inserting trace in the job's metadata).
+func NewQueue(sqldb *sql.DB, plugins ...rivertype.Plugin) (*Queue, error) {
+	c, err := river.NewClient(riverdatabasesql.New(sqldb), &river.Config{Plugins: plugins})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: queue: %w", err)
 	}
@@ -86,6 +87,12 @@ type RunnerOptions struct {
 	// Metrics records each job attempt (river_jobs_total, river_job_duration_seconds). Default
 	// nil: nothing is recorded.
 	Metrics *metrics.Metrics
+	// Plugins are River plugins and middleware around every job (the tracing middleware,
+	// telemetry.RiverPlugins). Default none.
+	Plugins []rivertype.Plugin
+	// ReportPanicFunc is told of a job that panicked (River recovers it and retries the job as
+	// for an error), with the panicking goroutine's stack. Default nil: River only logs it.
+	ReportPanicFunc func(ctx context.Context, job *rivertype.JobRow, v any, stack string)
 }
 
 // Runner works jobs.
@@ -129,6 +136,8 @@ func NewRunner(ctx context.Context, databaseURL string, workers *river.Workers, 
 		FetchPollInterval:    o.FetchPollInterval,
 		RescueStuckJobsAfter: o.RescueStuckJobsAfter,
 		Logger:               o.Logger,
+		Plugins:              o.Plugins,
+		ErrorHandler:         panicReporter(o.ReportPanicFunc),
 	})
 	if err != nil {
 		pool.Close()
@@ -154,3 +163,23 @@ func (r *Runner) Stop(ctx context.Context) error {
 
 // Client exposes the River client, for tests that inspect jobs.
 func (r *Runner) Client() *river.Client[pgx.Tx] { return r.client }
+
+// panicReporter is River's ErrorHandler that tells report of panics; errors are River's to log
+// and retry. Nil when report is.
+func panicReporter(report func(ctx context.Context, job *rivertype.JobRow, v any, stack string)) river.ErrorHandler {
+	if report == nil {
+		return nil
+	}
+	return reportPanics(report)
+}
+
+type reportPanics func(ctx context.Context, job *rivertype.JobRow, v any, stack string)
+
+func (reportPanics) HandleError(context.Context, *rivertype.JobRow, error) *river.ErrorHandlerResult {
+	return nil
+}
+
+func (f reportPanics) HandlePanic(ctx context.Context, job *rivertype.JobRow, v any, stack string) *river.ErrorHandlerResult {
+	f(ctx, job, v, stack)
+	return nil
+}

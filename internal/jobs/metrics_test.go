@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/leadmarket/leadmarket/internal/metrics"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Run(m)) }
 
 // outcomeArgs is a job that ends as its Outcome says.
 type outcomeArgs struct {

@@ -47,11 +47,13 @@ func WithOperation(ctx context.Context, operation string) context.Context {
 }
 
 // AccessLog collects what the access log line of an HTTP request names but only an inner layer
-// learns, after the line's context was built: the operation the request ran. The HTTP layer
-// makes one per request (WithAccessLog) and reads it when the request ends; the GraphQL layer
-// writes to it (NoteOperation). It is safe for concurrent use.
+// learns, after the line's context was built: the operation the request ran and who ran it. The
+// HTTP layer makes one per request (WithAccessLog) and reads it when the request ends; the
+// GraphQL layer writes the operation (NoteOperation), authentication the user (NoteUser). It is
+// safe for concurrent use.
 type AccessLog struct {
 	operation atomic.Pointer[string]
+	user      atomic.Pointer[string]
 }
 
 type accessLogKey struct{}
@@ -75,5 +77,21 @@ func (l *AccessLog) Operation() string {
 func NoteOperation(ctx context.Context, operation string) {
 	if l, ok := ctx.Value(accessLogKey{}).(*AccessLog); ok {
 		l.operation.Store(&operation)
+	}
+}
+
+// UserID returns the id of the user noted for the request, or "" when none was.
+func (l *AccessLog) UserID() string {
+	if id := l.user.Load(); id != nil {
+		return *id
+	}
+	return ""
+}
+
+// NoteUser records userID as who ctx's request runs for, for its access log line. It does
+// nothing when ctx has no AccessLog.
+func NoteUser(ctx context.Context, userID string) {
+	if l, ok := ctx.Value(accessLogKey{}).(*AccessLog); ok {
+		l.user.Store(&userID)
 	}
 }

@@ -38,3 +38,12 @@ func TestAccessLogGetsTheNotedOperation(t *testing.T) {
 	reqinfo.NoteOperation(reqinfo.WithOperation(ctx, "Derived"), "Browse")
 	require.Equal(t, "Browse", log.Operation(), "derived contexts reach the same access log")
 }
+
+func TestAccessLogGetsTheNotedUser(t *testing.T) {
+	t.Parallel()
+	reqinfo.NoteUser(context.Background(), "ignored") // no access log: nothing to do
+	ctx, log := reqinfo.WithAccessLog(context.Background())
+	require.Empty(t, log.UserID())
+	reqinfo.NoteUser(reqinfo.WithOperation(ctx, "Derived"), "user-1")
+	require.Equal(t, "user-1", log.UserID(), "derived contexts reach the same access log")
+}

@@ -110,6 +110,9 @@ type Options struct {
 	// Metrics counts provider calls by provider and result (verification_calls_total). Default
 	// nil: not counted.
 	Metrics *metrics.Metrics
+	// InstrumentTransportFunc wraps HTTPClient's transport (tracing: a client span per provider
+	// call). Default nil: none.
+	InstrumentTransportFunc func(http.RoundTripper) http.RoundTripper
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -163,6 +166,11 @@ func (o *Options) defaults() {
 		o.HTTPClient = &http.Client{Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: o.Concurrency * 2, IdleConnTimeout: 90 * time.Second,
 		}}
+	}
+	if o.InstrumentTransportFunc != nil {
+		c := *o.HTTPClient
+		c.Transport = o.InstrumentTransportFunc(c.Transport)
+		o.HTTPClient = &c
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
