@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk build
+.PHONY: run test lint generate vet bench-browse bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk bench-facets build
 
 # golangci-lint runs through the module proxy at a pinned version: nothing to install by hand.
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -58,3 +58,7 @@ bench-verify:
 ## bench-bulk: bulkUpdateLeadStatus on 10,000 ids over HTTP vs. the same UPDATE through pgx; an export of 100,000 leads end to end vs. COPY of the same rows; peak server RSS
 bench-bulk:
 	go run ./bench/bulk
+
+## bench-facets: marketplaceLeads (pages 1-4, every order), totalCount and marketplaceFacets under 300 random filter combinations, on 100,000 and 1,000,000 demo leads (COMBOS=300, SIZES=100000,1000000); the indexes' write cost
+bench-facets:
+	go run ./bench/facets -combos $(or $(COMBOS),300) $(if $(SIZES),-sizes $(SIZES))

@@ -278,10 +278,10 @@ func (r *sizeResult) facetsOf(ctx context.Context, e *env, f filter) error {
 		filtered bool
 		counts   []facetCount
 	}{
-		"industries": {len(f.Industries) > 0, c.MarketplaceFacets.Industries},
-		"countries":  {len(f.Countries) > 0, c.MarketplaceFacets.Countries},
-		"seniorities": {len(f.Seniorities) > 0, c.MarketplaceFacets.Seniorities},
-		"companySizes": {len(f.CompanySizes) > 0, c.MarketplaceFacets.CompanySizes},
+		"industries":           {len(f.Industries) > 0, c.MarketplaceFacets.Industries},
+		"countries":            {len(f.Countries) > 0, c.MarketplaceFacets.Countries},
+		"seniorities":          {len(f.Seniorities) > 0, c.MarketplaceFacets.Seniorities},
+		"companySizes":         {len(f.CompanySizes) > 0, c.MarketplaceFacets.CompanySizes},
 		"verificationStatuses": {len(f.VerificationStatuses) > 0, c.MarketplaceFacets.VerificationStatuses},
 	} {
 		if fc.filtered {

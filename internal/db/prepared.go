@@ -75,16 +75,21 @@ func ReadPlanned(ctx context.Context, bdb *bun.DB, read func(PlannedTx) error) e
 			return fmt.Errorf("db: connection is %T, not pgx's", driverConn)
 		}
 		pc := c.Conn()
+		// On a connection already in a transaction (a test's, dbtest.TxDB), a savepoint takes
+		// the transaction's place: rolling back to it undoes the settings and nothing else.
+		begin, end := "BEGIN READ ONLY", "ROLLBACK"
+		if pc.PgConn().TxStatus() != 'I' {
+			begin, end = "SAVEPOINT read_planned", "ROLLBACK TO SAVEPOINT read_planned; RELEASE SAVEPOINT read_planned"
+		}
 		// One round trip: the simple protocol runs the statements as one message.
-		if _, err := pc.Exec(ctx, "BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "+
-			"SET LOCAL max_parallel_workers_per_gather = 0",
-			pgx.QueryExecModeSimpleProtocol); err != nil {
+		if _, err := pc.Exec(ctx, begin+"; SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "+
+			"SET LOCAL max_parallel_workers_per_gather = 0", pgx.QueryExecModeSimpleProtocol); err != nil {
 			return err
 		}
 		t := PlannedTx{conn: pc, counter: counterFrom(ctx)}
 		err := read(t)
-		if _, rbErr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK", pgx.QueryExecModeSimpleProtocol); rbErr != nil && err == nil {
-			err = rbErr
+		if _, endErr := pc.Exec(context.WithoutCancel(ctx), end, pgx.QueryExecModeSimpleProtocol); endErr != nil && err == nil {
+			err = endErr
 		}
 		return err
 	})

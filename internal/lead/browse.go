@@ -257,6 +257,7 @@ func scanLeads(rows pgx.Rows, leads []Lead) ([]Lead, error) {
 	}
 	return leads, nil
 }
+
 // ListPurchased returns up to limit leads that workspaceID bought, newest purchase first after
 // after (the purchase's time and id; nil: from the newest), with contact data, PurchasedAt and
 // PurchaseID. The caller checks that the workspace's data may be shown. Errors: INVALID_INPUT for
