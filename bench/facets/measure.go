@@ -152,7 +152,12 @@ func measureSize(ctx context.Context, o options, n int, cs []filter) (*sizeResul
 	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
 	go func() { served <- srv.Run(serveCtx, ln) }()
-	defer func() { stop(); <-served }()
+	defer func() {
+		stop()
+		if err := <-served; err != nil {
+			fmt.Fprintln(os.Stderr, "facets: server:", err)
+		}
+	}()
 	e := &env{endpoint: "http://" + ln.Addr().String() + "/graphql", token: token,
 		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{Proxy: nil, DisableCompression: true}}}
 
