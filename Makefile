@@ -1,7 +1,7 @@
 # Leadmarket's everyday commands. The README's two set-up commands are `make run` and `make test`.
 export GOTOOLCHAIN := local
 
-.PHONY: run test lint generate vet bench-browse bench-metrics bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk bench-subscriptions build
+.PHONY: run test lint generate vet bench-browse bench-metrics bench-webhook bench-guardrails bench-seed bench-ingest bench-verify bench-bulk bench-subscriptions bench-facets build
 
 # golangci-lint runs through the module proxy at a pinned version: nothing to install by hand.
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -62,6 +62,11 @@ bench-bulk:
 ## bench-metrics: the browse benchmark's graphql-http with Prometheus metrics on (OTel off) vs. METRICS_ENABLED=false, interleaved in one run (target: cost < 3%)
 bench-metrics:
 	go run ./bench/browse -metrics-cost -duration $(or $(DURATION),60s)
+
 ## bench-subscriptions: two instances, 1,000 subscribers (admins on auditLogAdded, members on leadPurchased), carts bought at 100/s for 10 s: commit-to-receipt latency, lost, duplicated, peak RSS per instance vs. a bare pgx LISTEN
 bench-subscriptions:
 	go run ./bench/subscriptions
+
+## bench-facets: marketplaceLeads (pages 1-4, every order), totalCount and marketplaceFacets under 300 random filter combinations, on 100,000 and 1,000,000 demo leads (COMBOS=300, SIZES=100000,1000000); the indexes' write cost
+bench-facets:
+	go run ./bench/facets -combos $(or $(COMBOS),300) $(if $(SIZES),-sizes $(SIZES))

@@ -29,6 +29,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	LeadConnection() LeadConnectionResolver
 	LeadPurchase() LeadPurchaseResolver
 	LeadUpload() LeadUploadResolver
 	Mutation() MutationResolver
@@ -173,6 +174,12 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	FacetCount struct {
+		Count   func(childComplexity int) int
+		IsExact func(childComplexity int) int
+		Value   func(childComplexity int) int
+	}
+
 	Lead struct {
 		BuyersCount            func(childComplexity int) int
 		City                   func(childComplexity int) int
@@ -203,13 +210,22 @@ type ComplexityRoot struct {
 	}
 
 	LeadConnection struct {
-		Edges    func(childComplexity int) int
-		PageInfo func(childComplexity int) int
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
 	}
 
 	LeadEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	LeadFacets struct {
+		CompanySizes         func(childComplexity int) int
+		Countries            func(childComplexity int) int
+		Industries           func(childComplexity int) int
+		Seniorities          func(childComplexity int) int
+		VerificationStatuses func(childComplexity int) int
 	}
 
 	LeadPurchase struct {
@@ -386,6 +402,7 @@ type ComplexityRoot struct {
 		Lead               func(childComplexity int, id string) int
 		LeadUpload         func(childComplexity int, id string) int
 		LeadUploads        func(childComplexity int, partnerID string, first *int, after *string) int
+		MarketplaceFacets  func(childComplexity int, filter *model.LeadFilter) int
 		MarketplaceLeads   func(childComplexity int, first *int, after *string, filter *model.LeadFilter, orderBy *model.LeadOrder, workspaceID *string) int
 		Me                 func(childComplexity int) int
 		MyLeads            func(childComplexity int, workspaceID string, first *int, after *string, filter *model.LeadFilter) int
@@ -440,6 +457,11 @@ type ComplexityRoot struct {
 		MarketplaceStats    func(childComplexity int, intervalSeconds *int) int
 		SecurityEventRaised func(childComplexity int, minRisk *model.RiskLevel) int
 		WebhookEventFailed  func(childComplexity int) int
+	}
+
+	TotalCount struct {
+		IsExact func(childComplexity int) int
+		Value   func(childComplexity int) int
 	}
 
 	User struct {
@@ -538,6 +560,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type LeadConnectionResolver interface {
+	TotalCount(ctx context.Context, obj *model.LeadConnection) (*model.TotalCount, error)
+}
 type LeadPurchaseResolver interface {
 	Lead(ctx context.Context, obj *model.LeadPurchase) (*model.Lead, error)
 }
@@ -570,6 +595,7 @@ type QueryResolver interface {
 	Me(ctx context.Context) (*model.User, error)
 	MarketplaceLeads(ctx context.Context, first *int, after *string, filter *model.LeadFilter, orderBy *model.LeadOrder, workspaceID *string) (*model.LeadConnection, error)
 	Lead(ctx context.Context, id string) (*model.Lead, error)
+	MarketplaceFacets(ctx context.Context, filter *model.LeadFilter) (*model.LeadFacets, error)
 	MyLeads(ctx context.Context, workspaceID string, first *int, after *string, filter *model.LeadFilter) (*model.LeadConnection, error)
 	CreditBalance(ctx context.Context, workspaceID string) (*model.CreditBalance, error)
 	CreditTransactions(ctx context.Context, workspaceID string, first *int, after *string) (*model.CreditTransactionConnection, error)
@@ -1112,6 +1138,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ExportEdge.Node(childComplexity), true
 
+	case "FacetCount.count":
+		if e.ComplexityRoot.FacetCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetCount.Count(childComplexity), true
+	case "FacetCount.isExact":
+		if e.ComplexityRoot.FacetCount.IsExact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetCount.IsExact(childComplexity), true
+	case "FacetCount.value":
+		if e.ComplexityRoot.FacetCount.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetCount.Value(childComplexity), true
+
 	case "Lead.buyersCount":
 		if e.ComplexityRoot.Lead.BuyersCount == nil {
 			break
@@ -1281,6 +1326,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LeadConnection.PageInfo(childComplexity), true
+	case "LeadConnection.totalCount":
+		if e.ComplexityRoot.LeadConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadConnection.TotalCount(childComplexity), true
 
 	case "LeadEdge.cursor":
 		if e.ComplexityRoot.LeadEdge.Cursor == nil {
@@ -1294,6 +1345,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LeadEdge.Node(childComplexity), true
+
+	case "LeadFacets.companySizes":
+		if e.ComplexityRoot.LeadFacets.CompanySizes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadFacets.CompanySizes(childComplexity), true
+	case "LeadFacets.countries":
+		if e.ComplexityRoot.LeadFacets.Countries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadFacets.Countries(childComplexity), true
+	case "LeadFacets.industries":
+		if e.ComplexityRoot.LeadFacets.Industries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadFacets.Industries(childComplexity), true
+	case "LeadFacets.seniorities":
+		if e.ComplexityRoot.LeadFacets.Seniorities == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadFacets.Seniorities(childComplexity), true
+	case "LeadFacets.verificationStatuses":
+		if e.ComplexityRoot.LeadFacets.VerificationStatuses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LeadFacets.VerificationStatuses(childComplexity), true
 
 	case "LeadPurchase.createdAt":
 		if e.ComplexityRoot.LeadPurchase.CreatedAt == nil {
@@ -2139,6 +2221,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.LeadUploads(childComplexity, args["partnerId"].(string), args["first"].(*int), args["after"].(*string)), true
+	case "Query.marketplaceFacets":
+		if e.ComplexityRoot.Query.MarketplaceFacets == nil {
+			break
+		}
+
+		args, err := ec.field_Query_marketplaceFacets_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.MarketplaceFacets(childComplexity, args["filter"].(*model.LeadFilter)), true
 	case "Query.marketplaceLeads":
 		if e.ComplexityRoot.Query.MarketplaceLeads == nil {
 			break
@@ -2431,6 +2524,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.WebhookEventFailed(childComplexity), true
+
+	case "TotalCount.isExact":
+		if e.ComplexityRoot.TotalCount.IsExact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotalCount.IsExact(childComplexity), true
+	case "TotalCount.value":
+		if e.ComplexityRoot.TotalCount.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TotalCount.Value(childComplexity), true
 
 	case "User.email":
 		if e.ComplexityRoot.User.Email == nil {
@@ -2959,6 +3065,19 @@ type Query {
   "One lead, if it is sellable or one of the caller's workspaces bought it; null otherwise."
   lead(id: ID!): Lead @auth @rateLimit(tier: BROWSE)
 
+  """
+  How many sellable leads each value of each facet (industry, country, seniority, company size,
+  verification status) would give under filter, for the counts beside each checkbox of a browse.
+  The faceting rule: a facet's counts apply every filter except the facet's own (so the counts
+  beside the countries are what choosing one more country would add, whichever countries are
+  chosen), and every other facet's, the price range, the title word, createdAfter and the
+  partners. Each list holds every value sellable leads have (for seniority, company size and
+  verification status every value a sellable lead may have, zeros included), most leads first.
+  Counts up to 10,000 are exact; above, a count may be an estimate (isExact false). It costs, for
+  the query-cost limit, what a page of marketplaceLeads of the default size costs.
+  """
+  marketplaceFacets(filter: LeadFilter): LeadFacets! @auth @rateLimit(tier: BROWSE)
+
   "Leads a workspace bought, with full contact data, newest purchase first. Members only."
   myLeads(workspaceId: ID!, first: Int = 25, after: String, filter: LeadFilter): LeadConnection!
     @auth @rateLimit(tier: BROWSE)
@@ -3237,6 +3356,41 @@ type LeadEdge {
 type LeadConnection {
   edges: [LeadEdge!]!
   pageInfo: PageInfo!
+  """
+  How many leads the list holds under its filter, from its start (whatever after says). Counted
+  only when selected.
+  """
+  totalCount: TotalCount!
+}
+
+"How many leads a list holds."
+type TotalCount {
+  "The number: exact when isExact; otherwise an estimate, made only above 10,000."
+  value: Int!
+  "Whether value is exact. Up to 10,000 it always is; above, it may be an estimate."
+  isExact: Boolean!
+}
+
+"The counts of each facet's values (marketplaceFacets)."
+type LeadFacets {
+  industries: [FacetCount!]!
+  "ISO 3166-1 alpha-2 codes."
+  countries: [FacetCount!]!
+  "Values of Seniority."
+  seniorities: [FacetCount!]!
+  "Values of CompanySize."
+  companySizes: [FacetCount!]!
+  "Values of VerificationStatus but INVALID (never sellable)."
+  verificationStatuses: [FacetCount!]!
+}
+
+"How many sellable leads one value of a facet would give."
+type FacetCount {
+  "The value, as the filter takes it (an industry, a country code, an enum value's name)."
+  value: String!
+  "The number of leads: exact when isExact; otherwise an estimate, made only above 10,000."
+  count: Int!
+  isExact: Boolean!
 }
 
 type CreditBalance {
@@ -4428,6 +4582,18 @@ func (ec *executionContext) childFields_ExportEdge(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type ExportEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_FacetCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "value":
+		return ec.fieldContext_FacetCount_value(ctx, field)
+	case "count":
+		return ec.fieldContext_FacetCount_count(ctx, field)
+	case "isExact":
+		return ec.fieldContext_FacetCount_isExact(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FacetCount", field.Name)
+}
+
 func (ec *executionContext) childFields_Lead(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4492,6 +4658,8 @@ func (ec *executionContext) childFields_LeadConnection(ctx context.Context, fiel
 		return ec.fieldContext_LeadConnection_edges(ctx, field)
 	case "pageInfo":
 		return ec.fieldContext_LeadConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_LeadConnection_totalCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LeadConnection", field.Name)
 }
@@ -4504,6 +4672,22 @@ func (ec *executionContext) childFields_LeadEdge(ctx context.Context, field grap
 		return ec.fieldContext_LeadEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LeadEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_LeadFacets(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "industries":
+		return ec.fieldContext_LeadFacets_industries(ctx, field)
+	case "countries":
+		return ec.fieldContext_LeadFacets_countries(ctx, field)
+	case "seniorities":
+		return ec.fieldContext_LeadFacets_seniorities(ctx, field)
+	case "companySizes":
+		return ec.fieldContext_LeadFacets_companySizes(ctx, field)
+	case "verificationStatuses":
+		return ec.fieldContext_LeadFacets_verificationStatuses(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LeadFacets", field.Name)
 }
 
 func (ec *executionContext) childFields_LeadPurchase(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4854,6 +5038,16 @@ func (ec *executionContext) childFields_SecurityEventEdge(ctx context.Context, f
 		return ec.fieldContext_SecurityEventEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SecurityEventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TotalCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "value":
+		return ec.fieldContext_TotalCount_value(ctx, field)
+	case "isExact":
+		return ec.fieldContext_TotalCount_isExact(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TotalCount", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5721,6 +5915,20 @@ func (ec *executionContext) field_Query_lead_args(ctx context.Context, rawArgs m
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_marketplaceFacets_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.LeadFilter, error) {
+			return ec.unmarshalOLeadFilter2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
 	return args, nil
 }
 
@@ -8050,6 +8258,75 @@ func (ec *executionContext) fieldContext_ExportEdge_node(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _FacetCount_value(ctx context.Context, field graphql.CollectedField, obj *model.FacetCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetCount_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetCount_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetCount", field, false, false, "String")
+}
+
+func (ec *executionContext) _FacetCount_count(ctx context.Context, field graphql.CollectedField, obj *model.FacetCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetCount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FacetCount_isExact(ctx context.Context, field graphql.CollectedField, obj *model.FacetCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetCount_isExact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IsExact, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetCount_isExact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetCount", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Lead_id(ctx context.Context, field graphql.CollectedField, obj *model.Lead) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8721,6 +8998,38 @@ func (ec *executionContext) fieldContext_LeadConnection_pageInfo(_ context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _LeadConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.LeadConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LeadConnection().TotalCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TotalCount) graphql.Marshaler {
+			return ec.marshalNTotalCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐTotalCount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadConnection",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TotalCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _LeadEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.LeadEdge) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8771,6 +9080,166 @@ func (ec *executionContext) fieldContext_LeadEdge_node(_ context.Context, field 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Lead(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadFacets_industries(ctx context.Context, field graphql.CollectedField, obj *model.LeadFacets) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadFacets_industries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Industries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FacetCount) graphql.Marshaler {
+			return ec.marshalNFacetCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadFacets_industries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadFacets",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FacetCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadFacets_countries(ctx context.Context, field graphql.CollectedField, obj *model.LeadFacets) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadFacets_countries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Countries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FacetCount) graphql.Marshaler {
+			return ec.marshalNFacetCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadFacets_countries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadFacets",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FacetCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadFacets_seniorities(ctx context.Context, field graphql.CollectedField, obj *model.LeadFacets) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadFacets_seniorities(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seniorities, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FacetCount) graphql.Marshaler {
+			return ec.marshalNFacetCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadFacets_seniorities(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadFacets",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FacetCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadFacets_companySizes(ctx context.Context, field graphql.CollectedField, obj *model.LeadFacets) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadFacets_companySizes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CompanySizes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FacetCount) graphql.Marshaler {
+			return ec.marshalNFacetCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadFacets_companySizes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadFacets",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FacetCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LeadFacets_verificationStatuses(ctx context.Context, field graphql.CollectedField, obj *model.LeadFacets) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LeadFacets_verificationStatuses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VerificationStatuses, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FacetCount) graphql.Marshaler {
+			return ec.marshalNFacetCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LeadFacets_verificationStatuses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LeadFacets",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FacetCount(ctx, field)
 		},
 	}
 	return fc, nil
@@ -12154,6 +12623,68 @@ func (ec *executionContext) fieldContext_Query_lead(ctx context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_marketplaceFacets(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_marketplaceFacets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().MarketplaceFacets(ctx, fc.Args["filter"].(*model.LeadFilter))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐRole(ctx, "USER")
+				if err != nil {
+					var zeroVal *model.LeadFacets
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.LeadFacets
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, requires)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LeadFacets) graphql.Marshaler {
+			return ec.marshalNLeadFacets2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadFacets(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_marketplaceFacets(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LeadFacets(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_marketplaceFacets_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_myLeads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14215,6 +14746,52 @@ func (ec *executionContext) fieldContext_Subscription_marketplaceStats(ctx conte
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TotalCount_value(ctx context.Context, field graphql.CollectedField, obj *model.TotalCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotalCount_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TotalCount_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotalCount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TotalCount_isExact(ctx context.Context, field graphql.CollectedField, obj *model.TotalCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TotalCount_isExact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IsExact, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TotalCount_isExact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TotalCount", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
@@ -18592,6 +19169,49 @@ func (ec *executionContext) _ExportEdge(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
+var facetCountImplementors = []string{"FacetCount"}
+
+func (ec *executionContext) _FacetCount(ctx context.Context, sel ast.SelectionSet, obj *model.FacetCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, facetCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FacetCount")
+		case "value":
+			out.Values[i] = ec._FacetCount_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._FacetCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "isExact":
+			out.Values[i] = ec._FacetCount_isExact(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var leadImplementors = []string{"Lead"}
 
 func (ec *executionContext) _Lead(ctx context.Context, sel ast.SelectionSet, obj *model.Lead) graphql.Marshaler {
@@ -18764,13 +19384,19 @@ func (ec *executionContext) _LeadConnection(ctx context.Context, sel ast.Selecti
 		case "edges":
 			out.Values[i] = ec._LeadConnection_edges(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "pageInfo":
 			out.Values[i] = ec._LeadConnection_pageInfo(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "totalCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LeadConnection_totalCount(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -18806,6 +19432,59 @@ func (ec *executionContext) _LeadEdge(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "node":
 			out.Values[i] = ec._LeadEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var leadFacetsImplementors = []string{"LeadFacets"}
+
+func (ec *executionContext) _LeadFacets(ctx context.Context, sel ast.SelectionSet, obj *model.LeadFacets) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, leadFacetsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LeadFacets")
+		case "industries":
+			out.Values[i] = ec._LeadFacets_industries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "countries":
+			out.Values[i] = ec._LeadFacets_countries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "seniorities":
+			out.Values[i] = ec._LeadFacets_seniorities(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "companySizes":
+			out.Values[i] = ec._LeadFacets_companySizes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "verificationStatuses":
+			out.Values[i] = ec._LeadFacets_verificationStatuses(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -19980,6 +20659,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_lead(ctx, field)
 				})
+		case "marketplaceFacets":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_marketplaceFacets(ctx, field)
+				})
 		case "myLeads":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -20388,6 +21073,44 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var totalCountImplementors = []string{"TotalCount"}
+
+func (ec *executionContext) _TotalCount(ctx context.Context, sel ast.SelectionSet, obj *model.TotalCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, totalCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TotalCount")
+		case "value":
+			out.Values[i] = ec._TotalCount_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "isExact":
+			out.Values[i] = ec._TotalCount_isExact(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var userImplementors = []string{"User"}
@@ -21766,6 +22489,30 @@ func (ec *executionContext) unmarshalNExportWorkspaceLeadsInput2githubᚗcomᚋl
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNFacetCount2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FacetCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFacetCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFacetCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐFacetCount(ctx context.Context, sel ast.SelectionSet, v *model.FacetCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FacetCount!")
+		return graphql.Null
+	}
+	return ec._FacetCount(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
 	res, err := graphql.UnmarshalFloatContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -21893,6 +22640,14 @@ func (ec *executionContext) marshalNLeadEdge2ᚖgithubᚗcomᚋleadmarketᚋlead
 		return graphql.Null
 	}
 	return ec._LeadEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLeadFacets2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadFacets(ctx context.Context, sel ast.SelectionSet, v *model.LeadFacets) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LeadFacets!")
+		return graphql.Null
+	}
+	return ec._LeadFacets(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNLeadPurchase2ᚕᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐLeadPurchaseᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LeadPurchase) graphql.Marshaler {
@@ -22355,6 +23110,14 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNTotalCount2ᚖgithubᚗcomᚋleadmarketᚋleadmarketᚋgraphᚋmodelᚐTotalCount(ctx context.Context, sel ast.SelectionSet, v *model.TotalCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TotalCount!")
+		return graphql.Null
+	}
+	return ec._TotalCount(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {

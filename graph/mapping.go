@@ -341,3 +341,33 @@ func isCaller(ctx context.Context, u *model.User) bool {
 	c := auth.CallerFrom(ctx)
 	return c != nil && u != nil && c.UserID == u.ID
 }
+
+// countedLeadConnection is toLeadConnection with a totalCount that count computes when the query
+// selects it (LeadConnection.totalCount's resolver calls CountFunc).
+func countedLeadConnection(ctx context.Context, p marketplace.Page, count func(context.Context) (marketplace.Total, error)) (*model.LeadConnection, error) {
+	c, err := toLeadConnection(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	c.CountFunc = func(ctx context.Context) (*model.TotalCount, error) {
+		t, err := count(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &model.TotalCount{Value: t.Value, IsExact: t.IsExact}, nil
+	}
+	return c, nil
+}
+
+func toLeadFacets(f marketplace.Facets) *model.LeadFacets {
+	counts := func(cs []lead.FacetCount) []*model.FacetCount {
+		out := make([]*model.FacetCount, len(cs))
+		for i, c := range cs {
+			out[i] = &model.FacetCount{Value: c.Value, Count: c.Count, IsExact: c.IsExact}
+		}
+		return out
+	}
+	return &model.LeadFacets{Industries: counts(f.Industries), Countries: counts(f.Countries),
+		Seniorities: counts(f.Seniorities), CompanySizes: counts(f.CompanySizes),
+		VerificationStatuses: counts(f.VerificationStatuses)}
+}

@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/leadmarket/leadmarket/graph/model"
@@ -21,6 +22,14 @@ import (
 	"github.com/leadmarket/leadmarket/internal/pipeline"
 	"github.com/leadmarket/leadmarket/internal/verify"
 )
+
+// TotalCount is the resolver for the totalCount field.
+func (r *leadConnectionResolver) TotalCount(ctx context.Context, obj *model.LeadConnection) (*model.TotalCount, error) {
+	if obj.CountFunc == nil {
+		return nil, fmt.Errorf("totalCount: the connection has no count")
+	}
+	return obj.CountFunc(ctx)
+}
 
 // Lead is the resolver for the lead field.
 func (r *leadPurchaseResolver) Lead(ctx context.Context, obj *model.LeadPurchase) (*model.Lead, error) {
@@ -219,13 +228,16 @@ func (r *queryResolver) MarketplaceLeads(ctx context.Context, first *int, after 
 	if orderBy != nil {
 		order = string(*orderBy)
 	}
+	f := toFilter(filter)
 	page, err := r.MarketplaceService.Browse(ctx, v, marketplace.BrowseParams{
-		Page: page.Of(first, after), Filter: toFilter(filter), Order: order, WorkspaceID: v.WorkspaceID,
+		Page: page.Of(first, after), Filter: f, Order: order, WorkspaceID: v.WorkspaceID,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return toLeadConnection(ctx, page)
+	return countedLeadConnection(ctx, page, func(ctx context.Context) (marketplace.Total, error) {
+		return r.MarketplaceService.CountSellable(ctx, f)
+	})
 }
 
 // Lead is the resolver for the lead field.
@@ -238,13 +250,25 @@ func (r *queryResolver) Lead(ctx context.Context, id string) (*model.Lead, error
 	return node, fillLeadRelations(ctx, []*model.Lead{node}, true)
 }
 
-// MyLeads is the resolver for the myLeads field.
-func (r *queryResolver) MyLeads(ctx context.Context, workspaceID string, first *int, after *string, filter *model.LeadFilter) (*model.LeadConnection, error) {
-	page, err := r.MarketplaceService.MyLeads(ctx, auth.CallerFrom(ctx), workspaceID, page.Of(first, after), toFilter(filter))
+// MarketplaceFacets is the resolver for the marketplaceFacets field.
+func (r *queryResolver) MarketplaceFacets(ctx context.Context, filter *model.LeadFilter) (*model.LeadFacets, error) {
+	facets, err := r.MarketplaceService.Facets(ctx, toFilter(filter))
 	if err != nil {
 		return nil, err
 	}
-	return toLeadConnection(ctx, page)
+	return toLeadFacets(facets), nil
+}
+
+// MyLeads is the resolver for the myLeads field.
+func (r *queryResolver) MyLeads(ctx context.Context, workspaceID string, first *int, after *string, filter *model.LeadFilter) (*model.LeadConnection, error) {
+	f := toFilter(filter)
+	page, err := r.MarketplaceService.MyLeads(ctx, auth.CallerFrom(ctx), workspaceID, page.Of(first, after), f)
+	if err != nil {
+		return nil, err
+	}
+	return countedLeadConnection(ctx, page, func(ctx context.Context) (marketplace.Total, error) {
+		return r.MarketplaceService.CountMyLeads(ctx, auth.CallerFrom(ctx), workspaceID, f)
+	})
 }
 
 // CreditBalance is the resolver for the creditBalance field.
@@ -550,6 +574,9 @@ func (r *workspaceLeadResolver) Assignee(ctx context.Context, obj *model.Workspa
 	return loadersFrom(ctx).User.Load(ctx, obj.AssigneeID)()
 }
 
+// LeadConnection returns LeadConnectionResolver implementation.
+func (r *Resolver) LeadConnection() LeadConnectionResolver { return &leadConnectionResolver{r} }
+
 // LeadPurchase returns LeadPurchaseResolver implementation.
 func (r *Resolver) LeadPurchase() LeadPurchaseResolver { return &leadPurchaseResolver{r} }
 
@@ -575,12 +602,13 @@ func (r *Resolver) WebhookEvent() WebhookEventResolver { return &webhookEventRes
 func (r *Resolver) WorkspaceLead() WorkspaceLeadResolver { return &workspaceLeadResolver{r} }
 
 type (
-	leadPurchaseResolver  struct{ *Resolver }
-	leadUploadResolver    struct{ *Resolver }
-	mutationResolver      struct{ *Resolver }
-	queryResolver         struct{ *Resolver }
-	subscriptionResolver  struct{ *Resolver }
-	userResolver          struct{ *Resolver }
-	webhookEventResolver  struct{ *Resolver }
-	workspaceLeadResolver struct{ *Resolver }
+	leadConnectionResolver struct{ *Resolver }
+	leadPurchaseResolver   struct{ *Resolver }
+	leadUploadResolver     struct{ *Resolver }
+	mutationResolver       struct{ *Resolver }
+	queryResolver          struct{ *Resolver }
+	subscriptionResolver   struct{ *Resolver }
+	userResolver           struct{ *Resolver }
+	webhookEventResolver   struct{ *Resolver }
+	workspaceLeadResolver  struct{ *Resolver }
 )

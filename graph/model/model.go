@@ -2,7 +2,10 @@
 // here carry the ids that forced resolvers load relations by.
 package model
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Lead is the GraphQL Lead. Email, Phone and LinkedinURL are nil unless the caller's workspace
 // bought the lead (the domain query masks them in SQL).
@@ -93,4 +96,13 @@ type WorkspaceLead struct {
 
 	// AssigneeID is what assignee loads by; empty when nobody is assigned.
 	AssigneeID string `json:"-"`
+}
+
+// LeadConnection is the GraphQL LeadConnection. Its totalCount is a resolver that calls
+// CountFunc, so the leads are counted only when a query selects it.
+type LeadConnection struct {
+	Edges    []*LeadEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+	// CountFunc counts the list's leads; the resolver that made the page sets it.
+	CountFunc func(ctx context.Context) (*TotalCount, error) `json:"-"`
 }

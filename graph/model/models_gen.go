@@ -242,14 +242,31 @@ type ExportWorkspaceLeadsInput struct {
 	Columns []ExportColumn `json:"columns,omitempty"`
 }
 
-type LeadConnection struct {
-	Edges    []*LeadEdge `json:"edges"`
-	PageInfo *PageInfo   `json:"pageInfo"`
+// How many sellable leads one value of a facet would give.
+type FacetCount struct {
+	// The value, as the filter takes it (an industry, a country code, an enum value's name).
+	Value string `json:"value"`
+	// The number of leads: exact when isExact; otherwise an estimate, made only above 10,000.
+	Count   int  `json:"count"`
+	IsExact bool `json:"isExact"`
 }
 
 type LeadEdge struct {
 	Cursor string `json:"cursor"`
 	Node   *Lead  `json:"node"`
+}
+
+// The counts of each facet's values (marketplaceFacets).
+type LeadFacets struct {
+	Industries []*FacetCount `json:"industries"`
+	// ISO 3166-1 alpha-2 codes.
+	Countries []*FacetCount `json:"countries"`
+	// Values of Seniority.
+	Seniorities []*FacetCount `json:"seniorities"`
+	// Values of CompanySize.
+	CompanySizes []*FacetCount `json:"companySizes"`
+	// Values of VerificationStatus but INVALID (never sellable).
+	VerificationStatuses []*FacetCount `json:"verificationStatuses"`
 }
 
 // Browse filters; all given filters must match.
@@ -498,6 +515,14 @@ type SecurityEventFilter struct {
 // subscription is completed. A lost database connection costs no event: the server catches up from
 // the tables, so a connected subscriber misses nothing and sees nothing twice.
 type Subscription struct {
+}
+
+// How many leads a list holds.
+type TotalCount struct {
+	// The number: exact when isExact; otherwise an estimate, made only above 10,000.
+	Value int `json:"value"`
+	// Whether value is exact. Up to 10,000 it always is; above, it may be an estimate.
+	IsExact bool `json:"isExact"`
 }
 
 // A CSV file of leads to upload: UTF-8 (with or without a byte-order mark), comma, semicolon or tab

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
@@ -45,4 +46,76 @@ func QueryPrepared(ctx context.Context, bdb *bun.DB, query string, args []any, s
 		rows.Close()
 		return rows.Err()
 	})
+}
+
+// PlannedTx is a read-only transaction of ReadPlanned on one connection.
+type PlannedTx struct {
+	conn    *pgx.Conn
+	counter *atomic.Int64
+}
+
+// ReadPlanned runs read in a read-only transaction on one pooled connection in which every
+// statement is planned for the values it runs with (plan_cache_mode = force_custom_plan: its
+// statements are still prepared once per connection, but a cached generic plan, which cannot
+// know how rare a filter's values are, is never used), never compiled by JIT (jit = off: the
+// reads it serves must answer in milliseconds, which compiling a plan alone can exceed) and
+// never handed to parallel workers (max_parallel_workers_per_gather = 0: starting them costs
+// more than such a read, and on a busy server they only queue for the same cores). It is
+// for reads whose best plan depends on their values: the browse's candidate sets, counts and
+// facets. The transaction is rolled back when read returns: it writes nothing.
+func ReadPlanned(ctx context.Context, bdb *bun.DB, read func(PlannedTx) error) error {
+	conn, err := bdb.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error {
+		c, ok := driverConn.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return fmt.Errorf("db: connection is %T, not pgx's", driverConn)
+		}
+		pc := c.Conn()
+		// On a connection already in a transaction (a test's, dbtest.TxDB), a savepoint takes
+		// the transaction's place: rolling back to it undoes the settings and nothing else.
+		begin, end := "BEGIN READ ONLY", "ROLLBACK"
+		if pc.PgConn().TxStatus() != 'I' {
+			begin, end = "SAVEPOINT read_planned", "ROLLBACK TO SAVEPOINT read_planned; RELEASE SAVEPOINT read_planned"
+		}
+		// One round trip: the simple protocol runs the statements as one message.
+		if _, err := pc.Exec(ctx, begin+"; SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL jit = off; "+
+			"SET LOCAL max_parallel_workers_per_gather = 0", pgx.QueryExecModeSimpleProtocol); err != nil {
+			return err
+		}
+		t := PlannedTx{conn: pc, counter: counterFrom(ctx)}
+		err := read(t)
+		if _, endErr := pc.Exec(context.WithoutCancel(ctx), end, pgx.QueryExecModeSimpleProtocol); endErr != nil && err == nil {
+			err = endErr
+		}
+		return err
+	})
+}
+
+// Query runs query ($1, $2, … placeholders) with args as a statement prepared on the connection
+// and hands the rows to scan, as QueryPrepared does.
+func (t PlannedTx) Query(ctx context.Context, query string, args []any, scan func(pgx.Rows) error) error {
+	if t.counter != nil {
+		t.counter.Add(1)
+	}
+	rows, err := t.conn.Query(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if err := scan(rows); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// Set sets the planner or run-time setting name to value until the transaction ends (SET LOCAL),
+// for the statements that follow.
+func (t PlannedTx) Set(ctx context.Context, name, value string) error {
+	_, err := t.conn.Exec(ctx, "SELECT set_config($1, $2, true)", name, value)
+	return err
 }

@@ -3,11 +3,15 @@ package lead
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/db"
 )
 
 // Orders of ListSellable.
@@ -60,41 +64,196 @@ type SellableQuery struct {
 	Limit int
 }
 
-// ListSellable returns up to q.Limit sellable leads in q.Order after q.After, masked for q.Viewer.
-// It is one prepared statement, on db rather than a transaction (db.QueryPrepared), whose text
-// matches the browse indexes' partial predicate. Errors: INVALID_INPUT for a bad filter or an
-// unknown order.
-func ListSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, error) {
-	lq := visibleLeads(q.Viewer)
-	lq.and(Sellable)
-	if err := lq.filter(q.Filter); err != nil {
-		return nil, err
+// walkRows is how many rows of an ordered browse index the first step of ListSellable reads at
+// most: a filter that keeps at least one row in a hundred fills a page of 50 within them.
+const walkRows = 5000
+
+// sellableOrder is how ListSellable reads one order: its keys on alias l and on the alias w of
+// a subquery that returns them, its keyset condition, and the column its index is ordered by.
+type sellableOrder struct {
+	by, byW string
+	column  string
+}
+
+// orders are ListSellable's orders. Each is the order of a covering index, partial on the
+// sellable rule (migrations/…_faceted_browse): leads_sellable_newest_covering_idx and
+// leads_sellable_price_covering_idx.
+var orders = map[string]sellableOrder{
+	OrderNewest:    {by: "l.created_at DESC, l.id DESC", byW: "w.created_at DESC, w.id DESC", column: colCreated},
+	OrderPriceAsc:  {by: "l.price_credits ASC, l.id ASC", byW: "w.price_credits ASC, w.id ASC", column: colPrice},
+	OrderPriceDesc: {by: "l.price_credits DESC, l.id DESC", byW: "w.price_credits DESC, w.id DESC", column: colPrice},
+}
+
+// keyset adds the condition "after p in order o" to q and returns it.
+func (q *leadQuery) keyset(o string, p *Position) string {
+	if p == nil {
+		return ""
 	}
-	after := q.After
-	var orderBy string
-	switch q.Order {
+	switch o {
 	case OrderNewest:
-		if after != nil {
-			lq.and("(l.created_at, l.id) < (?::timestamptz, ?::uuid)", after.Time, after.ID)
-		}
-		orderBy = "l.created_at DESC, l.id DESC"
+		return "(l.created_at, l.id) < (" + q.arg(p.Time) + "::timestamptz, " + q.arg(p.ID) + "::uuid)"
 	case OrderPriceAsc:
-		if after != nil {
-			lq.and("(l.price_credits, l.id) > (?::bigint, ?::uuid)", int64(after.Price), after.ID)
-		}
-		orderBy = "l.price_credits ASC, l.id ASC"
-	case OrderPriceDesc:
-		if after != nil {
-			lq.and("(l.price_credits, l.id) < (?::bigint, ?::uuid)", int64(after.Price), after.ID)
-		}
-		orderBy = "l.price_credits DESC, l.id DESC"
+		return "(l.price_credits, l.id) > (" + q.arg(clampInt32(p.Price)) + "::integer, " + q.arg(p.ID) + "::uuid)"
 	default:
+		return "(l.price_credits, l.id) < (" + q.arg(clampInt32(p.Price)) + "::integer, " + q.arg(p.ID) + "::uuid)"
+	}
+}
+
+// ListSellable returns up to q.Limit sellable leads in q.Order after q.After, masked for q.Viewer.
+// Errors: INVALID_INPUT for a bad filter or an unknown order.
+//
+// Whichever the filter, it reads a bounded amount, in at most two statements:
+//
+//  1. The walk (one prepared statement on db, no transaction): up to walkRows rows of the
+//     order's covering index from q.After on, the filter evaluated on the index's own columns
+//     (an index-only scan), the first q.Limit matches joined to their leads. Conditions on the
+//     order's own column (a price range when ordered by price, createdAfter when newest first)
+//     bound the index range instead. A filter that matches one row in a hundred or more, and
+//     any filter near the end of its range, is answered here.
+//  2. Otherwise the filter is rare here: its candidate set — every sellable lead after q.After
+//     that matches it — is found first, through the multi-column GIN index over the facet
+//     columns and the title's trigrams (a bitmap of exactly the matching rows), and ordered
+//     after (a MATERIALIZED CTE, so that the planner cannot walk the ordered index again
+//     hoping to meet matches early). It runs planned for its values (db.ReadPlanned).
+//
+// A single statement would leave the choice to the planner's estimate of how many rows match,
+// which for a combination of filters (a title word with a seniority that no such title has) can
+// be wrong by any factor, and a wrong guess reads the whole ordered index.
+func ListSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, error) {
+	if _, ok := orders[q.Order]; !ok {
 		return nil, apperr.New(apperr.InvalidInput, "unknown order %q", q.Order)
 	}
-	// Room for the whole page: no regrowth while scanning.
-	leads, err := lq.run(ctx, bdb, orderBy, q.Limit, make([]Lead, 0, q.Limit))
+	walk, err := sellableWalk(q)
+	if err != nil {
+		return nil, err
+	}
+	leads := make([]Lead, 0, q.Limit)
+	walkedAll := false
+	err = db.QueryPrepared(ctx, bdb, walk.sql, walk.args, func(rows pgx.Rows) error {
+		leads, walkedAll, err = scanWalk(rows, leads)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("browse leads: %w", err)
+	}
+	if len(leads) >= q.Limit || walkedAll {
+		return leads, nil
+	}
+	c, err := sellableCandidates(q)
+	if err != nil {
+		return nil, err
+	}
+	leads = leads[:0]
+	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
+		return tx.Query(ctx, c.sql, c.args, func(rows pgx.Rows) error {
+			leads, err = scanLeads(rows, leads)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("browse leads: %w", err)
+	}
+	return leads, nil
+}
+
+// statement is a built statement and its parameters.
+type statement struct {
+	sql  string
+	args []any
+}
+
+// sellableWalk builds step 1 of ListSellable. Its rows are the matches (hit) among the first
+// walkRows rows of the order's index, and the walkRows-th row whether it matches or not, so that
+// a page with fewer matches tells a walk that reached the end of its range from one that
+// stopped short of it.
+func sellableWalk(q SellableQuery) (statement, error) {
+	o := orders[q.Order]
+	lq := visibleLeads(q.Viewer)
+	conds, err := lq.conditions(q.Filter)
+	if err != nil {
+		return statement{}, err
+	}
+	where := []string{Sellable}
+	var hits []string
+	for _, c := range conds {
+		if c.column == o.column {
+			where = append(where, c.sql)
+		} else {
+			hits = append(hits, c.sql)
+		}
+	}
+	if k := lq.keyset(q.Order, q.After); k != "" {
+		where = append(where, k)
+	}
+	hit := "true"
+	if len(hits) > 0 {
+		hit = strings.Join(hits, " AND ")
+	}
+	w := strconv.Itoa(walkRows)
+	sql := "SELECT " + lq.columns + ", w.hit, w.rn = " + w + " AS last_walked\nFROM (\n" +
+		"SELECT w.id, w.created_at, w.price_credits, w.hit, w.rn FROM (\n" +
+		"SELECT l.id, l.created_at, l.price_credits, " + hit + " AS hit, row_number() OVER (ORDER BY " + o.by + ") AS rn\n" +
+		"FROM leads AS l WHERE " + strings.Join(where, " AND ") + "\nORDER BY " + o.by + " LIMIT " + w +
+		"\n) AS w WHERE w.hit OR w.rn = " + w + "\nORDER BY " + o.byW + " LIMIT " + strconv.Itoa(q.Limit+1) +
+		"\n) AS w, " + lq.from + "\nWHERE l.id = w.id\nORDER BY " + o.byW
+	return statement{sql: sql, args: lq.args}, nil
+}
+
+// sellableCandidates builds step 2 of ListSellable: the filter's candidate set after q.After,
+// then its first q.Limit rows in order.
+func sellableCandidates(q SellableQuery) (statement, error) {
+	o := orders[q.Order]
+	lq := visibleLeads(q.Viewer)
+	conds, err := lq.conditions(q.Filter)
+	if err != nil {
+		return statement{}, err
+	}
+	where := []string{Sellable}
+	for _, c := range conds {
+		where = append(where, c.sql)
+	}
+	if k := lq.keyset(q.Order, q.After); k != "" {
+		where = append(where, k)
+	}
+	cByW := strings.ReplaceAll(o.byW, "w.", "c.")
+	sql := "WITH c AS MATERIALIZED (\nSELECT l.id, l.created_at, l.price_credits FROM leads AS l WHERE " +
+		strings.Join(where, " AND ") + "\n)\nSELECT " + lq.columns + "\nFROM (SELECT c.id, c.created_at, c.price_credits FROM c ORDER BY " +
+		cByW + " LIMIT " + strconv.Itoa(q.Limit) + ") AS w, " + lq.from + "\nWHERE l.id = w.id\nORDER BY " + o.byW
+	return statement{sql: sql, args: lq.args}, nil
+}
+
+// scanWalk appends the matching rows of a walk to leads and reports whether the walk read all of
+// its range (it returned no walkRows-th row).
+func scanWalk(rows pgx.Rows, leads []Lead) ([]Lead, bool, error) {
+	var l Lead
+	var hit, last bool
+	dest := append(l.dest(false), &hit, &last)
+	walkedAll := true
+	for rows.Next() {
+		l = Lead{}
+		if err := rows.Scan(dest...); err != nil {
+			return leads, false, err
+		}
+		if last {
+			walkedAll = false
+		}
+		if hit {
+			leads = append(leads, l)
+		}
+	}
+	return leads, walkedAll, nil
+}
+
+// scanLeads appends rows of leadColumns and the contact columns to leads.
+func scanLeads(rows pgx.Rows, leads []Lead) ([]Lead, error) {
+	var l Lead
+	dest := l.dest(false)
+	for rows.Next() {
+		l = Lead{}
+		if err := rows.Scan(dest...); err != nil {
+			return leads, err
+		}
+		leads = append(leads, l)
 	}
 	return leads, nil
 }

@@ -50,7 +50,8 @@ const (
 	// hasRoom is the second part of the rule, on alias l.
 	hasRoom = "l.buyers_count < l.max_buyers"
 	// Sellable is the SQL condition (on alias l) for a lead that can still be bought. The browse
-	// indexes are partial on exactly this predicate (migrations/…_init: leads_sellable_*_idx):
+	// indexes are partial on exactly this predicate (migrations/…_init and …_faceted_browse:
+	// leads_sellable_*_idx):
 	// a change here must change them too, or browse loses its index plans.
 	Sellable = forSale + " AND " + hasRoom
 )

@@ -3,6 +3,7 @@ package lead
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -25,6 +26,8 @@ type leadQuery struct {
 	args    []any
 	// purchases: the rows end with the purchase's time and id (purchasedLeads).
 	purchases bool
+	// hasTitle: a condition on the title was added (see preferBitmaps).
+	hasTitle bool
 }
 
 // leadColumns are the columns of Lead every read returns, in the order run scans them.
@@ -82,54 +85,108 @@ func (q *leadQuery) and(cond string, vals ...any) {
 	q.where = append(q.where, "("+b.String()+")")
 }
 
+// Columns a filter condition is on (condition.column): the facets leave out their own, the
+// ordered walk of a browse takes the conditions on its sort column as index bounds.
+const (
+	colIndustry     = "industry"
+	colCountry      = "country"
+	colSeniority    = "seniority"
+	colCompanySize  = "company_size"
+	colVerification = "verification_status"
+	colTitle        = "title"
+	colPrice        = "price_credits"
+	colCreated      = "created_at"
+	colPartner      = "partner_id"
+)
+
+// condition is one filter condition in SQL, its parameters already added to the query.
+type condition struct {
+	column string
+	sql    string
+}
+
 // filter adds f's conditions. Errors: INVALID_INPUT.
 func (q *leadQuery) filter(f Filter) error {
+	conds, err := q.conditions(f)
+	if err != nil {
+		return err
+	}
+	for _, c := range conds {
+		q.where = append(q.where, c.sql)
+	}
+	return nil
+}
+
+// conditions returns f's conditions, each with its parameters added to q, in a fixed order (the
+// statement's text depends only on which filters are set). Errors: INVALID_INPUT.
+func (q *leadQuery) conditions(f Filter) ([]condition, error) {
+	var out []condition
+	add := func(column, cond string, vals ...any) {
+		var b strings.Builder
+		for _, v := range vals {
+			i := strings.IndexByte(cond, '?')
+			b.WriteString(cond[:i])
+			b.WriteString(q.arg(v))
+			cond = cond[i+1:]
+		}
+		b.WriteString(cond)
+		out = append(out, condition{column: column, sql: "(" + b.String() + ")"})
+	}
 	if len(f.Industries) > 0 {
-		q.and("l.industry = ANY(?::text[])", f.Industries)
+		add(colIndustry, "l.industry = ANY(?::text[])", f.Industries)
 	}
 	if len(f.Countries) > 0 {
 		upper := make([]string, len(f.Countries))
 		for i, c := range f.Countries {
 			upper[i] = strings.ToUpper(strings.TrimSpace(c))
 		}
-		q.and("l.country = ANY(?::text[])", upper)
+		add(colCountry, "l.country = ANY(?::text[])", upper)
 	}
 	if len(f.Seniorities) > 0 {
-		q.and("l.seniority = ANY(?::text[])", f.Seniorities)
+		add(colSeniority, "l.seniority = ANY(?::text[])", f.Seniorities)
 	}
 	if len(f.CompanySizes) > 0 {
-		q.and("l.company_size = ANY(?::text[])", f.CompanySizes)
-	}
-	if t := strings.TrimSpace(f.TitleContains); t != "" {
-		if utf8.RuneCountInString(t) > 100 {
-			return apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
-		}
-		q.and("l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
+		add(colCompanySize, "l.company_size = ANY(?::text[])", f.CompanySizes)
 	}
 	if len(f.VerificationStatuses) > 0 {
-		q.and("l.verification_status = ANY(?::text[])", f.VerificationStatuses)
+		add(colVerification, "l.verification_status = ANY(?::text[])", f.VerificationStatuses)
 	}
 	if f.MinPriceCredits != nil && f.MaxPriceCredits != nil && *f.MinPriceCredits > *f.MaxPriceCredits {
-		return apperr.New(apperr.InvalidInput, "minPriceCredits is above maxPriceCredits")
+		return nil, apperr.New(apperr.InvalidInput, "minPriceCredits is above maxPriceCredits")
 	}
+	// Prices are integers: the bounds are cast to integer (out-of-range bounds clamped first) so
+	// that they are index conditions of the integer price column.
 	if f.MinPriceCredits != nil {
-		q.and("l.price_credits >= ?::bigint", int64(*f.MinPriceCredits))
+		add(colPrice, "l.price_credits >= ?::integer", clampInt32(*f.MinPriceCredits))
 	}
 	if f.MaxPriceCredits != nil {
-		q.and("l.price_credits <= ?::bigint", int64(*f.MaxPriceCredits))
+		add(colPrice, "l.price_credits <= ?::integer", clampInt32(*f.MaxPriceCredits))
 	}
 	if f.CreatedAfter != nil {
-		q.and("l.created_at > ?::timestamptz", *f.CreatedAfter)
+		add(colCreated, "l.created_at > ?::timestamptz", *f.CreatedAfter)
 	}
 	if len(f.PartnerIDs) > 0 {
 		for _, id := range f.PartnerIDs {
 			if err := apperr.CheckID(id); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		q.and("l.partner_id = ANY(?::uuid[])", f.PartnerIDs)
+		add(colPartner, "l.partner_id = ANY(?::uuid[])", f.PartnerIDs)
 	}
-	return nil
+	// Last: the most expensive test, reached only by rows that passed the others.
+	if t := strings.TrimSpace(f.TitleContains); t != "" {
+		if utf8.RuneCountInString(t) > 100 {
+			return nil, apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
+		}
+		add(colTitle, "l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
+		q.hasTitle = true
+	}
+	return out, nil
+}
+
+// clampInt32 is n within PostgreSQL's integer range.
+func clampInt32(n int) int32 {
+	return int32(max(min(n, math.MaxInt32), math.MinInt32))
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

@@ -172,9 +172,15 @@ func VerificationCounts(ctx context.Context, db bun.IDB, partnerIDs []string) ([
 }
 
 // Analyze refreshes the planner's statistics of the leads table, for after a bulk load: browse's
-// plans depend on them.
+// plans depend on them. On a *bun.DB (not in a transaction) it vacuums the table too, which sets
+// its visibility map: the first step of a browse is an index-only scan, which reads the table
+// itself for every page the map does not mark all-visible (autovacuum would, later).
 func Analyze(ctx context.Context, db bun.IDB) error {
-	if _, err := db.ExecContext(ctx, "ANALYZE leads"); err != nil {
+	stmt := "ANALYZE leads"
+	if _, ok := db.(*bun.DB); ok {
+		stmt = "VACUUM (ANALYZE) leads"
+	}
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
 		return fmt.Errorf("analyze leads: %w", err)
 	}
 	return nil

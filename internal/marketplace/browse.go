@@ -147,3 +147,31 @@ func position(c *cursor) *lead.Position {
 	}
 	return &lead.Position{Time: c.Time, Price: c.Price, ID: c.ID}
 }
+
+// Total is how many leads a list holds: exact up to lead.ExactCountLimit, an estimate above.
+type Total = lead.Total
+
+// Facets are the counts of each facet's values (lead.Facets).
+type Facets = lead.Facets
+
+// CountSellable returns how many sellable leads match f (lead.CountSellable: exact up to 10,000,
+// an estimate above). Errors: INVALID_INPUT for a bad filter.
+func (s *Service) CountSellable(ctx context.Context, f Filter) (Total, error) {
+	return lead.CountSellable(ctx, s.db, f)
+}
+
+// CountMyLeads returns how many leads workspaceID bought that match f, counted as CountSellable
+// counts. Errors: FORBIDDEN for non-members, INVALID_INPUT.
+func (s *Service) CountMyLeads(ctx context.Context, c *auth.Caller, workspaceID string, f Filter) (Total, error) {
+	if _, err := workspace.RoleOf(ctx, s.db, workspaceID, c.UserID); err != nil {
+		return Total{}, err
+	}
+	return lead.CountPurchased(ctx, s.db, workspaceID, f)
+}
+
+// Facets returns, for f, how many sellable leads each value of each facet would give, each
+// facet's counts under every filter but its own (lead.FacetsOf). Errors: INVALID_INPUT for a bad
+// filter.
+func (s *Service) Facets(ctx context.Context, f Filter) (Facets, error) {
+	return lead.FacetsOf(ctx, s.db, f)
+}

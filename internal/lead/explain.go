@@ -1,0 +1,66 @@
+package lead
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/db"
+)
+
+// ExplainSellable runs the statements ListSellable(q) runs, under EXPLAIN (ANALYZE, BUFFERS), and
+// returns their plans, one text per statement, each headed by which step it is: for benchmarks
+// and for whoever investigates a slow browse.
+func ExplainSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]string, error) {
+	if _, ok := orders[q.Order]; !ok {
+		return nil, fmt.Errorf("unknown order %q", q.Order)
+	}
+	walk, err := sellableWalk(q)
+	if err != nil {
+		return nil, err
+	}
+	var leads []Lead
+	walkedAll := false
+	if err := db.QueryPrepared(ctx, bdb, walk.sql, walk.args, func(rows pgx.Rows) error {
+		leads, walkedAll, err = scanWalk(rows, leads)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var plans []string
+	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
+		plan, err := explain(ctx, tx, walk)
+		plans = append(plans, "-- step 1, the walk of the ordered index\n"+plan)
+		if err != nil || len(leads) >= q.Limit || walkedAll {
+			return err
+		}
+		c, err := sellableCandidates(q)
+		if err != nil {
+			return err
+		}
+		plan, err = explain(ctx, tx, c)
+		plans = append(plans, "-- step 2, the candidate set\n"+plan)
+		return err
+	})
+	return plans, err
+}
+
+// explain returns the EXPLAIN (ANALYZE, BUFFERS) of s.
+func explain(ctx context.Context, tx db.PlannedTx, s statement) (string, error) {
+	var b strings.Builder
+	err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+s.sql, s.args, func(rows pgx.Rows) error {
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return err
+			}
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+		return nil
+	})
+	return b.String(), err
+}

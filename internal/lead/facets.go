@@ -1,0 +1,424 @@
+package lead
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/db"
+)
+
+// FacetCount is how many sellable leads one value of a facet would give: exactly Count when
+// IsExact, otherwise about Count (an estimate, only ever above ExactCountLimit).
+type FacetCount struct {
+	Value   string
+	Count   int
+	IsExact bool
+}
+
+// Facets are the counts beside each value of each browse filter that has a list of values.
+// Each facet's counts apply every filter but its own (the usual faceting rule: the counts beside
+// the countries say what choosing one more country would add, whichever countries are chosen).
+// Each list holds every value sellable leads have (the enumerated facets: every value a sellable
+// lead may have, zeros included), most leads first.
+type Facets struct {
+	Industries           []FacetCount
+	Countries            []FacetCount
+	Seniorities          []FacetCount
+	CompanySizes         []FacetCount
+	VerificationStatuses []FacetCount
+}
+
+// The enumerated values of the facets (the leads table's CHECK constraints); INVALID is left
+// out of the verification statuses: no sellable lead has it.
+var (
+	seniorityValues    = []string{"ENTRY", "SENIOR", "MANAGER", "DIRECTOR", "VP", "C_LEVEL", "OWNER", "UNKNOWN"}
+	companySizeValues  = []string{"SIZE_1_10", "SIZE_11_50", "SIZE_51_200", "SIZE_201_500", "SIZE_501_1000", "SIZE_1001_5000", "SIZE_5001_PLUS", "UNKNOWN"}
+	verificationValues = []string{"PENDING", "VALID", "CATCH_ALL", "RISKY", "UNKNOWN"}
+)
+
+// facetColumns are the facets' columns in the order of Facets' fields.
+var facetColumns = []string{colIndustry, colCountry, colSeniority, colCompanySize, colVerification}
+
+// facetSampleRows is about how many leads the estimating sample of FacetsOf reads, and
+// facetExactBelow the sample's estimate under which a value is counted exactly instead:
+// one and a half times ExactCountLimit, so that a value of up to ExactCountLimit leads is
+// estimated above it only by a sample off by half (which a sample of this size, holding
+// hundreds of such a value's leads, is not unless the value's leads are clustered in a few
+// pages).
+// A table of up to 7.5 samples (150,000 rows) is not sampled but counted in one pass.
+// facetScanRows is the sample's estimate of the leads that count in some facet under which
+// one pass counts them all exactly (scanFacets).
+//
+// They are variables only so that a test can lower them (export_test.go).
+var (
+	facetSampleRows = 20_000
+	facetExactBelow = ExactCountLimit * 3 / 2
+	facetScanRows   = 60_000
+)
+
+// FacetsOf returns the facet counts of f (see Facets). It reads in one read-only transaction:
+// the industries and countries sellable leads have (a skip scan of their browse indexes, a few
+// dozen index probes); an estimate of every value's count from a sample of about
+// facetSampleRows leads' pages (TABLESAMPLE SYSTEM, REPEATABLE so that the same filter gets the
+// same estimates); and, in one statement, exact counts of the values estimated below
+// facetExactBelow, each facet's through the multi-column GIN index. So its cost has a bound set
+// by the sample and by how many leads the small values have, not by the size of the table.
+// Errors: INVALID_INPUT for a bad filter.
+func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
+	// Check the filter before anything runs.
+	if _, err := (&leadQuery{}).conditions(f); err != nil {
+		return Facets{}, err
+	}
+	counts := make([][]FacetCount, len(facetColumns))
+	err := db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
+		values, rows, err := facetValues(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(f.TitleContains) != "" {
+			if err := preferBitmaps(ctx, tx); err != nil {
+				return err
+			}
+		}
+		estimates := make([]map[string]int, len(facetColumns))
+		union := 0
+		// A table of a few samples' size is cheaper to count in one pass than to sample.
+		if pct := 100 * float64(facetSampleRows) / max(rows, 1); rows > float64(facetSampleRows*15/2) {
+			if estimates, union, err = sampleFacets(ctx, tx, f, pct); err != nil {
+				return err
+			}
+		}
+		small := make([][]string, len(facetColumns))
+		smallRows := 0
+		for d, vs := range values {
+			for _, v := range vs {
+				if e := estimates[d][v]; e >= facetExactBelow {
+					counts[d] = append(counts[d], FacetCount{Value: v, Count: e})
+				} else {
+					small[d] = append(small[d], v)
+					smallRows += e
+				}
+			}
+		}
+		if union <= max(facetScanRows, smallRows) {
+			// Few enough leads count in some facet, or no fewer than the small values have:
+			// one pass counts every value exactly.
+			exact, err := scanFacets(ctx, tx, f)
+			if err != nil {
+				return err
+			}
+			counts = make([][]FacetCount, len(facetColumns))
+			for d, vs := range values {
+				for _, v := range vs {
+					counts[d] = append(counts[d], FacetCount{Value: v, Count: exact[d][v], IsExact: true})
+				}
+			}
+			return nil
+		}
+		exact, err := countFacets(ctx, tx, f, small, values)
+		if err != nil {
+			return err
+		}
+		for d, vs := range small {
+			for _, v := range vs {
+				counts[d] = append(counts[d], FacetCount{Value: v, Count: exact[d][v], IsExact: true})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Facets{}, fmt.Errorf("facets: %w", err)
+	}
+	for _, c := range counts {
+		slices.SortFunc(c, func(a, b FacetCount) int {
+			return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Value, b.Value))
+		})
+	}
+	return Facets{Industries: counts[0], Countries: counts[1], Seniorities: counts[2], CompanySizes: counts[3],
+		VerificationStatuses: counts[4]}, nil
+}
+
+// facetValues returns the values of each facet and the planner's count of the leads table's
+// rows. The industries and countries are those of sellable leads, found by skipping through
+// leads_sellable_industry_idx and leads_sellable_country_idx one value at a time; empty ones are
+// left out (no checkbox has an empty label).
+func facetValues(ctx context.Context, tx db.PlannedTx) ([][]string, float64, error) {
+	skip := func(col string) string {
+		return `(WITH RECURSIVE v AS (
+	(SELECT l.` + col + ` AS value FROM leads AS l WHERE ` + Sellable + ` AND l.` + col + ` > '' ORDER BY l.` + col + ` LIMIT 1)
+	UNION ALL
+	SELECT (SELECT l.` + col + ` FROM leads AS l WHERE ` + Sellable + ` AND l.` + col + ` > v.value ORDER BY l.` + col + ` LIMIT 1)
+	FROM v WHERE v.value IS NOT NULL)
+SELECT array_agg(v.value) FILTER (WHERE v.value IS NOT NULL) FROM v)`
+	}
+	var industries, countries []string
+	var rows float64
+	err := tx.Query(ctx, "SELECT "+skip(colIndustry)+", "+skip(colCountry)+
+		", (SELECT reltuples FROM pg_class WHERE oid = 'leads'::regclass)::float8", nil, func(r pgx.Rows) error {
+		for r.Next() {
+			if err := r.Scan(&industries, &countries, &rows); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("facet values: %w", err)
+	}
+	return [][]string{industries, countries, seniorityValues, companySizeValues, verificationValues}, rows, nil
+}
+
+// sampleFacets estimates each facet value's count under f from the leads of pct per cent of the
+// table's pages.
+// It also estimates how many leads count in some facet (they match every facet's filter but at
+// most one).
+func sampleFacets(ctx context.Context, tx db.PlannedTx, f Filter, pct float64) ([]map[string]int, int, error) {
+	q := &leadQuery{}
+	conds, err := q.conditions(f)
+	if err != nil {
+		return nil, 0, err
+	}
+	where := []string{Sellable}
+	match := make([]string, len(facetColumns))
+	for d := range match {
+		match[d] = "true"
+	}
+	for _, c := range conds {
+		if d := slices.Index(facetColumns, c.column); d >= 0 {
+			match[d] = c.sql
+		} else {
+			where = append(where, c.sql)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("WITH s AS MATERIALIZED (SELECT ")
+	for d, col := range facetColumns {
+		fmt.Fprintf(&b, "l.%s AS v%d, %s AS m%d, ", col, d, match[d], d)
+	}
+	b.WriteString("1 AS one FROM leads AS l TABLESAMPLE SYSTEM (" + q.arg(pct) + "::float4) REPEATABLE (15) WHERE " +
+		strings.Join(where, " AND ") + ")\n")
+	for d := range facetColumns {
+		if d > 0 {
+			b.WriteString("UNION ALL ")
+		}
+		others := []string{"true"}
+		for o := range facetColumns {
+			if o != d {
+				others = append(others, "s.m"+strconv.Itoa(o))
+			}
+		}
+		fmt.Fprintf(&b, "SELECT %d, s.v%d, count(*) FROM s WHERE %s GROUP BY 2\n", d, d, strings.Join(others, " AND "))
+	}
+	fmt.Fprintf(&b, "UNION ALL SELECT -1, '', count(*) FROM s WHERE %s\n", unionOf(match, "s.m%d"))
+	out := make([]map[string]int, len(facetColumns))
+	for d := range out {
+		out[d] = map[string]int{}
+	}
+	scale := 100 / pct
+	union := 0
+	err = tx.Query(ctx, b.String(), q.args, func(r pgx.Rows) error {
+		for r.Next() {
+			var d int
+			var v string
+			var n int64
+			if err := r.Scan(&d, &v, &n); err != nil {
+				return err
+			}
+			if d < 0 {
+				union = int(math.Round(float64(n) * scale))
+			} else {
+				out[d][v] = int(math.Round(float64(n) * scale))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sample facets: %w", err)
+	}
+	return out, union, nil
+}
+
+// unionOf is the condition under which a lead counts in some facet: it passes every facet's
+// filter but at most one. match[d] is facet d's filter ("true" when there is none); ref, with
+// %d for d, is how the condition refers to it.
+func unionOf(match []string, ref string) string {
+	var terms []string
+	for d := range match {
+		if match[d] == "true" {
+			continue
+		}
+		var others []string
+		for o := range match {
+			if o != d && match[o] != "true" {
+				others = append(others, fmt.Sprintf(ref, o))
+			}
+		}
+		if len(others) == 0 {
+			return "true" // one facet filtered: its facet counts every lead
+		}
+		terms = append(terms, "("+strings.Join(others, " AND ")+")")
+	}
+	if len(terms) == 0 {
+		return "true"
+	}
+	return "(" + strings.Join(terms, " OR ") + ")"
+}
+
+// scanFacets counts every value of every facet under f exactly, in one pass over the leads that
+// count in some facet (GROUPING SETS, each facet's count filtered by the other facets' filters).
+func scanFacets(ctx context.Context, tx db.PlannedTx, f Filter) ([]map[string]int, error) {
+	q := &leadQuery{}
+	conds, err := q.conditions(f)
+	if err != nil {
+		return nil, err
+	}
+	where := []string{Sellable}
+	match := make([]string, len(facetColumns))
+	for d := range match {
+		match[d] = "true"
+	}
+	for _, c := range conds {
+		if d := slices.Index(facetColumns, c.column); d >= 0 {
+			match[d] = c.sql
+		} else {
+			where = append(where, c.sql)
+		}
+	}
+	if u := unionOf(match, "{%d}"); u != "true" {
+		where = append(where, u)
+	}
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	var sets []string
+	for d, col := range facetColumns {
+		others := []string{"true"}
+		for o := range facetColumns {
+			if o != d {
+				others = append(others, match[o])
+			}
+		}
+		fmt.Fprintf(&b, "l.%s, count(*) FILTER (WHERE %s), ", col, strings.Join(others, " AND "))
+		sets = append(sets, "(l."+col+")")
+	}
+	b.WriteString("GROUPING(" + strings.Join(prefixed(facetColumns), ", ") + ")\nFROM leads AS l WHERE ")
+	w := strings.Join(where, " AND ")
+	for d := range match {
+		w = strings.ReplaceAll(w, fmt.Sprintf("{%d}", d), match[d])
+	}
+	b.WriteString(w + "\nGROUP BY GROUPING SETS (" + strings.Join(sets, ", ") + ")")
+	out := make([]map[string]int, len(facetColumns))
+	for d := range out {
+		out[d] = map[string]int{}
+	}
+	err = tx.Query(ctx, b.String(), q.args, func(r pgx.Rows) error {
+		values := make([]*string, len(facetColumns))
+		counts := make([]int64, len(facetColumns))
+		dest := make([]any, 0, 2*len(facetColumns)+1)
+		for d := range facetColumns {
+			dest = append(dest, &values[d], &counts[d])
+		}
+		var grouping int
+		dest = append(dest, &grouping)
+		for r.Next() {
+			if err := r.Scan(dest...); err != nil {
+				return err
+			}
+			for d := range facetColumns {
+				// GROUPING's bit for facet d (the first column is the highest bit) is 0 in d's set.
+				if grouping&(1<<(len(facetColumns)-1-d)) == 0 && values[d] != nil {
+					out[d][*values[d]] = int(counts[d])
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count facets: %w", err)
+	}
+	return out, nil
+}
+
+// prefixed is cols on alias l.
+func prefixed(cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = "l." + c
+	}
+	return out
+}
+
+// countFacets counts, for each facet d, the sellable leads under f (but for d's own filter) that
+// have each of the values small[d], in one statement.
+// A facet whose values are all small is counted without a condition on its values (rows without
+// a value, an empty industry, are counted and left out).
+func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [][]string) ([]map[string]int, error) {
+	q := &leadQuery{}
+	var branches []string
+	for d, vs := range small {
+		if len(vs) == 0 {
+			continue
+		}
+		col := facetColumns[d]
+		conds, err := q.conditions(withoutFacet(f, d))
+		if err != nil {
+			return nil, err
+		}
+		where := []string{Sellable}
+		if len(vs) < len(values[d]) {
+			where = append(where, "l."+col+" = ANY("+q.arg(vs)+"::text[])")
+		}
+		for _, c := range conds {
+			where = append(where, c.sql)
+		}
+		branches = append(branches, fmt.Sprintf("SELECT %d, l.%s, count(*) FROM leads AS l WHERE %s GROUP BY 2",
+			d, col, strings.Join(where, " AND ")))
+	}
+	out := make([]map[string]int, len(facetColumns))
+	for d := range out {
+		out[d] = map[string]int{}
+	}
+	if len(branches) == 0 {
+		return out, nil
+	}
+	err := tx.Query(ctx, strings.Join(branches, "\nUNION ALL\n"), q.args, func(r pgx.Rows) error {
+		for r.Next() {
+			var d int
+			var v string
+			var n int64
+			if err := r.Scan(&d, &v, &n); err != nil {
+				return err
+			}
+			out[d][v] = int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count facets: %w", err)
+	}
+	return out, nil
+}
+
+// withoutFacet is f without the filter of facet d (facetColumns[d]).
+func withoutFacet(f Filter, d int) Filter {
+	switch facetColumns[d] {
+	case colIndustry:
+		f.Industries = nil
+	case colCountry:
+		f.Countries = nil
+	case colSeniority:
+		f.Seniorities = nil
+	case colCompanySize:
+		f.CompanySizes = nil
+	case colVerification:
+		f.VerificationStatuses = nil
+	}
+	return f
+}

@@ -1,0 +1,206 @@
+package lead_test
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/leadmarket/leadmarket/internal/apperr"
+	"github.com/leadmarket/leadmarket/internal/dbtest"
+	"github.com/leadmarket/leadmarket/internal/lead"
+	"github.com/leadmarket/leadmarket/internal/seed"
+)
+
+// demoLead is a lead as the brute-force side sees it.
+type demoLead struct {
+	ID, Industry, Country, Seniority, CompanySize, VerificationStatus, Title string
+	Price                                                                    int
+	CreatedAt                                                                time.Time
+	Sellable                                                                 bool
+}
+
+// matches is the filter applied in Go, row by row; skip leaves out the filter on that facet.
+func matches(f lead.Filter, l demoLead, skip string) bool {
+	in := func(vs []string, v string, facet string) bool {
+		return facet == skip || len(vs) == 0 || slices.ContainsFunc(vs, func(s string) bool { return strings.EqualFold(s, v) })
+	}
+	return l.Sellable && in(f.Industries, l.Industry, "industry") && in(f.Countries, l.Country, "country") &&
+		in(f.Seniorities, l.Seniority, "seniority") && in(f.CompanySizes, l.CompanySize, "company_size") &&
+		in(f.VerificationStatuses, l.VerificationStatus, "verification_status") &&
+		(f.MinPriceCredits == nil || l.Price >= *f.MinPriceCredits) && (f.MaxPriceCredits == nil || l.Price <= *f.MaxPriceCredits) &&
+		strings.Contains(strings.ToLower(l.Title), strings.ToLower(f.TitleContains))
+}
+
+func intp(n int) *int { return &n }
+
+// TestFacetedBrowse_AgreesWithBruteForce seeds 12,000 demo leads (more than ExactCountLimit and
+// more than one walk of the ordered index) into a database of its own and checks browse pages,
+// totalCount and the facets of several filters against the same filters applied in Go.
+func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bdb := dbtest.FreshDB(t)
+	res, err := seed.Demo(ctx, bdb, seed.Options{Leads: 12_000})
+	require.NoError(t, err)
+	var userID string
+	for _, u := range res.Users {
+		if u.Role == seed.RoleWorkspaceOwner {
+			userID = u.UserID
+		}
+	}
+	var all []demoLead
+	require.NoError(t, bdb.NewRaw(`SELECT id, industry, country, seniority, company_size, verification_status, title,
+		price_credits AS price, created_at, (status = 'ACTIVE' AND verification_status <> 'INVALID' AND buyers_count < max_buyers) AS sellable
+		FROM leads`).Scan(ctx, &all))
+	require.Len(t, all, 12_000)
+
+	filters := []struct {
+		name string
+		f    lead.Filter
+		// candidates: the walk of WalkRows rows cannot fill a page, the candidate set answers.
+		candidates bool
+	}{
+		{"rare facets", lead.Filter{Countries: []string{"se"}, Seniorities: []string{"ENTRY"}, Industries: []string{"Telecom"}}, true},
+		{"title and seniority that never meet", lead.Filter{Seniorities: []string{"SENIOR"}, TitleContains: "Sales"}, true},
+		{"absent title word", lead.Filter{TitleContains: "Plumber"}, true},
+		{"common facets", lead.Filter{Industries: []string{"Software", "Fintech"}, VerificationStatuses: []string{"VALID"}}, false},
+		{"title word and price range", lead.Filter{TitleContains: "manager", MinPriceCredits: intp(3), MaxPriceCredits: intp(20)}, false},
+		{"size and country", lead.Filter{CompanySizes: []string{"SIZE_5001_PLUS"}, Countries: []string{"DE", "SE"}}, false},
+		{"nothing", lead.Filter{}, false},
+	}
+	orders := map[string]func(a, b demoLead) int{
+		lead.OrderNewest:    func(a, b demoLead) int { return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID)) },
+		lead.OrderPriceAsc:  func(a, b demoLead) int { return cmp.Or(cmp.Compare(a.Price, b.Price), strings.Compare(a.ID, b.ID)) },
+		lead.OrderPriceDesc: func(a, b demoLead) int { return cmp.Or(cmp.Compare(b.Price, a.Price), strings.Compare(b.ID, a.ID)) },
+	}
+	for _, tc := range filters {
+		var want []demoLead
+		for _, l := range all {
+			if matches(tc.f, l, "") {
+				want = append(want, l)
+			}
+		}
+		for order, less := range orders {
+			sorted := slices.SortedFunc(slices.Values(want), less)
+			// Up to five pages of 50, through keyset positions as the service pages.
+			var got []string
+			var after *lead.Position
+			for range 5 {
+				page, err := lead.ListSellable(ctx, bdb, lead.SellableQuery{Viewer: lead.Viewer{UserID: userID},
+					Filter: tc.f, Order: order, After: after, Limit: 51})
+				require.NoError(t, err, tc.name)
+				page = page[:min(len(page), 50)]
+				for _, l := range page {
+					got = append(got, l.ID)
+				}
+				if len(page) < 50 {
+					break
+				}
+				last := page[len(page)-1]
+				after = &lead.Position{Time: last.CreatedAt, Price: last.PriceCredits, ID: last.ID}
+			}
+			var wantIDs []string
+			for _, l := range sorted[:min(len(sorted), len(got), 250)] {
+				wantIDs = append(wantIDs, l.ID)
+			}
+			require.Equal(t, wantIDs, got, "%s %s", tc.name, order)
+			require.Equal(t, min(len(sorted), 250), len(got), "%s %s", tc.name, order)
+
+			plans, err := lead.ExplainSellable(ctx, bdb, lead.SellableQuery{Viewer: lead.Viewer{UserID: userID},
+				Filter: tc.f, Order: order, Limit: 51})
+			require.NoError(t, err)
+			require.Equal(t, tc.candidates, len(plans) == 2, "%s %s: the candidate set answers", tc.name, order)
+		}
+
+		total, err := lead.CountSellable(ctx, bdb, tc.f)
+		require.NoError(t, err, tc.name)
+		if len(want) <= lead.ExactCountLimit {
+			require.Equal(t, lead.Total{Value: len(want), IsExact: true}, total, tc.name)
+		} else {
+			require.False(t, total.IsExact, tc.name)
+			require.Greater(t, total.Value, lead.ExactCountLimit, tc.name)
+		}
+
+		facets, err := lead.FacetsOf(ctx, bdb, tc.f)
+		require.NoError(t, err, tc.name)
+		for facet, counts := range facetsByColumn(facets) {
+			for v, n := range bruteFacet(all, tc.f, facet) {
+				c, ok := counts[v]
+				require.True(t, ok, "%s: %s %s listed", tc.name, facet, v)
+				require.Equal(t, lead.FacetCount{Value: v, Count: n, IsExact: true}, c, "%s: %s %s", tc.name, facet, v)
+			}
+		}
+	}
+
+	t.Run("facets estimated from a sample above the threshold", func(t *testing.T) {
+		// Thresholds for a table of 12,000: sample about 1,000 leads, count exactly what the
+		// sample puts below 500, in one pass only when that reads fewer leads.
+		restore := lead.SetFacetSampling(1000, 500, 0)
+		defer restore()
+		for _, f := range []lead.Filter{{}, {Industries: []string{"Software", "Fintech"}, VerificationStatuses: []string{"VALID"}}} {
+			facets, err := lead.FacetsOf(ctx, bdb, f)
+			require.NoError(t, err)
+			estimated, exact := 0, 0
+			for facet, counts := range facetsByColumn(facets) {
+				truth := bruteFacet(all, f, facet)
+				for v, c := range counts {
+					if c.IsExact {
+						exact++
+						require.Equal(t, truth[v], c.Count, "%s %s", facet, v)
+						continue
+					}
+					estimated++
+					require.GreaterOrEqual(t, c.Count, 500, "%s %s: estimated only above the threshold", facet, v)
+					require.InDelta(t, truth[v], c.Count, float64(truth[v])/2, "%s %s: the estimate is near the count", facet, v)
+				}
+			}
+			if len(f.Industries) == 0 {
+				require.Positive(t, estimated, "some values are estimated")
+				require.Positive(t, exact, "small values are counted")
+			}
+		}
+	})
+
+	t.Run("a bad filter is refused", func(t *testing.T) {
+		bad := lead.Filter{MinPriceCredits: intp(9), MaxPriceCredits: intp(3)}
+		_, err := lead.FacetsOf(ctx, bdb, bad)
+		require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
+		_, err = lead.CountSellable(ctx, bdb, bad)
+		require.Equal(t, apperr.InvalidInput, apperr.CodeOf(err))
+	})
+}
+
+// facetsByColumn is f's counts by facet column and value; a value listed twice fails.
+func facetsByColumn(f lead.Facets) map[string]map[string]lead.FacetCount {
+	out := map[string]map[string]lead.FacetCount{}
+	for facet, counts := range map[string][]lead.FacetCount{"industry": f.Industries, "country": f.Countries,
+		"seniority": f.Seniorities, "company_size": f.CompanySizes, "verification_status": f.VerificationStatuses} {
+		out[facet] = map[string]lead.FacetCount{}
+		for _, c := range counts {
+			if _, dup := out[facet][c.Value]; dup {
+				panic("facet value listed twice: " + facet + " " + c.Value)
+			}
+			out[facet][c.Value] = c
+		}
+	}
+	return out
+}
+
+// bruteFacet counts the sellable leads of each value of facet under f without facet's own filter.
+func bruteFacet(all []demoLead, f lead.Filter, facet string) map[string]int {
+	out := map[string]int{}
+	for _, l := range all {
+		if !matches(f, l, facet) {
+			continue
+		}
+		v := map[string]string{"industry": l.Industry, "country": l.Country, "seniority": l.Seniority,
+			"company_size": l.CompanySize, "verification_status": l.VerificationStatus}[facet]
+		out[v]++
+	}
+	return out
+}
