@@ -157,7 +157,7 @@ type Facets = lead.Facets
 // CountSellable returns how many sellable leads match f (lead.CountSellable: exact up to 10,000,
 // an estimate above). Errors: INVALID_INPUT for a bad filter.
 func (s *Service) CountSellable(ctx context.Context, f Filter) (Total, error) {
-	return lead.CountSellable(ctx, s.db, f)
+	return lead.CountSellable(ctx, s.reader(ctx), f)
 }
 
 // CountMyLeads returns how many leads workspaceID bought that match f, counted as CountSellable
@@ -166,12 +166,12 @@ func (s *Service) CountMyLeads(ctx context.Context, c *auth.Caller, workspaceID 
 	if _, err := workspace.RoleOf(ctx, s.db, workspaceID, c.UserID); err != nil {
 		return Total{}, err
 	}
-	return lead.CountPurchased(ctx, s.db, workspaceID, f)
+	return lead.CountPurchased(ctx, s.reader(ctx), workspaceID, f)
 }
 
 // Facets returns, for f, how many sellable leads each value of each facet would give, each
 // facet's counts under every filter but its own (lead.FacetsOf). Errors: INVALID_INPUT for a bad
 // filter.
 func (s *Service) Facets(ctx context.Context, f Filter) (Facets, error) {
-	return lead.FacetsOf(ctx, s.db, f)
+	return lead.FacetsOf(ctx, s.reader(ctx), f)
 }
