@@ -18,7 +18,6 @@ import (
 	"github.com/leadmarket/leadmarket/internal/metrics"
 )
 
-
 // outcomeArgs is a job that ends as its Outcome says.
 type outcomeArgs struct {
 	Outcome string `json:"outcome"`
