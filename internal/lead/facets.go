@@ -83,7 +83,7 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 		if err != nil {
 			return err
 		}
-		if strings.TrimSpace(f.TitleContains) != "" {
+		if hasTrigrams(f.TitleContains) {
 			if err := preferBitmaps(ctx, tx); err != nil {
 				return err
 			}

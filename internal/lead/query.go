@@ -26,7 +26,8 @@ type leadQuery struct {
 	args    []any
 	// purchases: the rows end with the purchase's time and id (purchasedLeads).
 	purchases bool
-	// hasTitle: a condition on the title was added (see preferBitmaps).
+	// hasTitle: a condition on the title was added whose word has trigrams to look up in the GIN
+	// index (three characters or more; see preferBitmaps).
 	hasTitle bool
 }
 
@@ -179,10 +180,14 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 			return nil, apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
 		}
 		add(colTitle, "l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
-		q.hasTitle = true
+		q.hasTitle = hasTrigrams(t)
 	}
 	return out, nil
 }
+
+// hasTrigrams reports whether a title word is long enough for pg_trgm to find its rows through
+// the trigram index: a shorter one makes the index read every entry.
+func hasTrigrams(word string) bool { return utf8.RuneCountInString(strings.TrimSpace(word)) >= 3 }
 
 // clampInt32 is n within PostgreSQL's integer range.
 func clampInt32(n int) int32 {
