@@ -26,9 +26,6 @@ type leadQuery struct {
 	args    []any
 	// purchases: the rows end with the purchase's time and id (purchasedLeads).
 	purchases bool
-	// hasTitle: a condition on the title was added whose word has trigrams to look up in the GIN
-	// index (three characters or more; see preferBitmaps).
-	hasTitle bool
 }
 
 // leadColumns are the columns of Lead every read returns, in the order run scans them.
@@ -179,8 +176,14 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 		if utf8.RuneCountInString(t) > 100 {
 			return nil, apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
 		}
-		add(colTitle, "l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
-		q.hasTitle = hasTrigrams(t)
+		if hasTrigrams(t) {
+			add(colTitle, "l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
+		} else {
+			// A word of one or two characters has no trigrams: written as ILIKE, the GIN index
+			// would read every entry to find it. Written so, it is a test of the rows that the
+			// other filters find.
+			add(colTitle, "strpos(lower(l.title), lower(?::text)) > 0", t)
+		}
 	}
 	return out, nil
 }
