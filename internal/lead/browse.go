@@ -69,7 +69,8 @@ type SellableQuery struct {
 const walkRows = 5000
 
 // sellableOrder is how ListSellable reads one order: its keys on alias l and on the alias w of
-// a subquery that returns them, its keyset condition, and the column its index is ordered by.
+// a subquery that returns them, and the column its index is ordered by (keyset writes its
+// keyset condition).
 type sellableOrder struct {
 	by, byW string
 	column  string

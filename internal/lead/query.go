@@ -16,9 +16,10 @@ import (
 )
 
 // leadQuery builds one read of leads as SQL with $n parameters, run as a prepared statement
-// (db.QueryPrepared). Its text depends only on which filters, cursor and order a request uses,
-// never on their values, so every connection prepares each shape once and PostgreSQL plans it
-// once instead of on every page.
+// (db.QueryPrepared, or db.ReadPlanned where the plan must fit the values). Its text depends only
+// on which filters, cursor and order a request uses, never on their values, so every connection
+// parses each shape once; through QueryPrepared PostgreSQL also plans it once (its generic plan)
+// instead of on every page.
 type leadQuery struct {
 	from    string
 	columns string
