@@ -69,7 +69,8 @@ type SellableQuery struct {
 const walkRows = 5000
 
 // sellableOrder is how ListSellable reads one order: its keys on alias l and on the alias w of
-// a subquery that returns them, its keyset condition, and the column its index is ordered by.
+// a subquery that returns them, and the column its index is ordered by (keyset writes its
+// keyset condition).
 type sellableOrder struct {
 	by, byW string
 	column  string
@@ -114,7 +115,8 @@ func (q *leadQuery) keyset(o string, p *Position) string {
 //     that matches it — is found first, through the multi-column GIN index over the facet
 //     columns and the title's trigrams (a bitmap of exactly the matching rows), and ordered
 //     after (a MATERIALIZED CTE, so that the planner cannot walk the ordered index again
-//     hoping to meet matches early). It runs planned for its values (db.ReadPlanned).
+//     hoping to meet matches early). It runs planned for its values (db.ReadPlanned), through
+//     bitmaps only (preferBitmaps): step 1 has shown that the matches are rare.
 //
 // A single statement would leave the choice to the planner's estimate of how many rows match,
 // which for a combination of filters (a title word with a seniority that no such title has) can
@@ -145,6 +147,9 @@ func ListSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, er
 	}
 	leads = leads[:0]
 	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
+		if err := preferBitmaps(ctx, tx); err != nil {
+			return err
+		}
 		return tx.Query(ctx, c.sql, c.args, func(rows pgx.Rows) error {
 			leads, err = scanLeads(rows, leads)
 			return err

@@ -73,10 +73,8 @@ func count(ctx context.Context, bdb *bun.DB, q *leadQuery, estimateFirst bool) (
 	}
 	var t Total
 	err := db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
-		if q.hasTitle {
-			if err := preferBitmaps(ctx, tx); err != nil {
-				return err
-			}
+		if err := preferBitmaps(ctx, tx); err != nil {
+			return err
 		}
 		est := -1
 		if estimateFirst {
@@ -144,9 +142,11 @@ func estimate(ctx context.Context, tx db.PlannedTx, query string, args []any) (i
 }
 
 // preferBitmaps makes the statements that follow in tx read leads through bitmaps of their
-// indexes (the GIN index's trigrams, for a title word) rather than walk an index or the table
-// testing each row: the planner costs ILIKE like an equality, but case-folding each title costs
-// far more, so that a walk it thinks cheap tests hundreds of thousands of titles.
+// indexes (the GIN index: exactly the rows that match) rather than walk an index or the table
+// testing each row. The reads that use it (a candidate set, a capped count, the facets' exact
+// counts) run only where the matching rows are few, and there the planner's own choice goes
+// wrong: it costs ILIKE like an equality, though case-folding each title costs far more, and
+// prices an index-only walk of a million entries below a bitmap of tens of thousands of rows.
 func preferBitmaps(ctx context.Context, tx db.PlannedTx) error {
 	for _, name := range []string{"enable_seqscan", "enable_indexscan", "enable_indexonlyscan"} {
 		if err := tx.Set(ctx, name, "off"); err != nil {

@@ -41,6 +41,9 @@ func ExplainSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]strin
 		if err != nil {
 			return err
 		}
+		if err := preferBitmaps(ctx, tx); err != nil {
+			return err
+		}
 		plan, err = explain(ctx, tx, c)
 		plans = append(plans, "-- step 2, the candidate set\n"+plan)
 		return err

@@ -83,11 +83,6 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 		if err != nil {
 			return err
 		}
-		if strings.TrimSpace(f.TitleContains) != "" {
-			if err := preferBitmaps(ctx, tx); err != nil {
-				return err
-			}
-		}
 		estimates := make([]map[string]int, len(facetColumns))
 		union := 0
 		// A table of a few samples' size is cheaper to count in one pass than to sample.
@@ -107,6 +102,9 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 					smallRows += e
 				}
 			}
+		}
+		if err := preferBitmaps(ctx, tx); err != nil {
+			return err
 		}
 		if union <= max(facetScanRows, smallRows) {
 			// Few enough leads count in some facet, or no fewer than the small values have:

@@ -71,6 +71,7 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 		{"common facets", lead.Filter{Industries: []string{"Software", "Fintech"}, VerificationStatuses: []string{"VALID"}}, false},
 		{"title word and price range", lead.Filter{TitleContains: "manager", MinPriceCredits: intp(3), MaxPriceCredits: intp(20)}, false},
 		{"size and country", lead.Filter{CompanySizes: []string{"SIZE_5001_PLUS"}, Countries: []string{"DE", "SE"}}, false},
+		{"title word without trigrams", lead.Filter{TitleContains: "vp", CompanySizes: []string{"SIZE_11_50"}}, false},
 		{"nothing", lead.Filter{}, false},
 	}
 	orders := map[string]func(a, b demoLead) int{

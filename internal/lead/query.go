@@ -16,9 +16,10 @@ import (
 )
 
 // leadQuery builds one read of leads as SQL with $n parameters, run as a prepared statement
-// (db.QueryPrepared). Its text depends only on which filters, cursor and order a request uses,
-// never on their values, so every connection prepares each shape once and PostgreSQL plans it
-// once instead of on every page.
+// (db.QueryPrepared, or db.ReadPlanned where the plan must fit the values). Its text depends only
+// on which filters, cursor and order a request uses, never on their values, so every connection
+// parses each shape once; through QueryPrepared PostgreSQL also plans it once (its generic plan)
+// instead of on every page.
 type leadQuery struct {
 	from    string
 	columns string
@@ -26,8 +27,6 @@ type leadQuery struct {
 	args    []any
 	// purchases: the rows end with the purchase's time and id (purchasedLeads).
 	purchases bool
-	// hasTitle: a condition on the title was added (see preferBitmaps).
-	hasTitle bool
 }
 
 // leadColumns are the columns of Lead every read returns, in the order run scans them.
@@ -178,11 +177,21 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 		if utf8.RuneCountInString(t) > 100 {
 			return nil, apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
 		}
-		add(colTitle, "l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
-		q.hasTitle = true
+		if hasTrigrams(t) {
+			add(colTitle, "l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
+		} else {
+			// A word of one or two characters has no trigrams: written as ILIKE, the GIN index
+			// would read every entry to find it. Written so, it is a test of the rows that the
+			// other filters find.
+			add(colTitle, "strpos(lower(l.title), lower(?::text)) > 0", t)
+		}
 	}
 	return out, nil
 }
+
+// hasTrigrams reports whether a title word is long enough for pg_trgm to find its rows through
+// the trigram index: a shorter one makes the index read every entry.
+func hasTrigrams(word string) bool { return utf8.RuneCountInString(strings.TrimSpace(word)) >= 3 }
 
 // clampInt32 is n within PostgreSQL's integer range.
 func clampInt32(n int) int32 {
