@@ -8,6 +8,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/leadmarket/leadmarket/graph/gqlhttp"
 	"github.com/leadmarket/leadmarket/graph/model"
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/audit"
@@ -45,6 +46,7 @@ func subscriptionError(ctx context.Context, err error) *gqlerror.Error {
 	if errors.As(err, &ae) {
 		gerr.Message = ae.Message
 		gerr.Extensions = map[string]any{"code": string(ae.Code)}
+		gqlhttp.CountSubscriptionError(ctx, string(ae.Code))
 	}
 	return gerr
 }

@@ -52,6 +52,18 @@ func (*Metrics) Validate(graphql.ExecutableSchema) error { return nil }
 // counted by InterceptOperation's handler, not as refusals.
 type executedKey struct{}
 
+// metricsKey carries a subscription's Metrics to CountSubscriptionError.
+type metricsKey struct{}
+
+// CountSubscriptionError counts in graphql_errors_total an error a subscription ends with
+// (transport.AddSubscriptionError, such as SUBSCRIBER_TOO_SLOW): gqlgen sends those after the
+// last response, past the response handler this extension counts through.
+func CountSubscriptionError(ctx context.Context, code string) {
+	if m, ok := ctx.Value(metricsKey{}).(*metrics.Metrics); ok {
+		m.GraphQLError(code)
+	}
+}
+
 // InterceptOperation counts an operation that executes, with its outcome, duration, errors and,
 // for a subscription, its time open and its events.
 func (x *Metrics) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
@@ -64,7 +76,11 @@ func (x *Metrics) InterceptOperation(ctx context.Context, next graphql.Operation
 	if start.IsZero() {
 		start = time.Now()
 	}
-	h := next(context.WithValue(ctx, executedKey{}, true))
+	execCtx := context.WithValue(ctx, executedKey{}, true)
+	if oc.Operation.Operation == ast.Subscription {
+		execCtx = context.WithValue(execCtx, metricsKey{}, x.M)
+	}
+	h := next(execCtx)
 	if oc.Operation.Operation != ast.Subscription {
 		return func(ctx context.Context) *graphql.Response {
 			resp := h(ctx)

@@ -544,6 +544,10 @@ func TestSlowSubscriberOverARealSocket(t *testing.T) {
 	}
 	require.Less(t, nexts, n, "the slow subscriber was ended part-way")
 	t.Logf("slow subscriber: %d events, then SUBSCRIBER_TOO_SLOW", nexts)
+	// Counted, though gqlgen sends a subscription's last error past the response handler (the
+	// LeadmarketSubscribersTooSlow alert reads this series).
+	tooSlow, _ := scrapeMetrics(t, api.url).value("graphql_errors_total", map[string]string{"code": "SUBSCRIBER_TOO_SLOW"})
+	require.Equal(t, 1.0, tooSlow, "graphql_errors_total{code=SUBSCRIBER_TOO_SLOW}")
 	// The subscription is over: its id can be used again (no 4409), and the new one runs.
 	require.NoError(t, wsjson.Write(ctx, slow, wsMessage{ID: "s", Type: "subscribe", Payload: body}))
 	registered()
