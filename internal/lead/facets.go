@@ -86,8 +86,9 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 		estimates := make([]map[string]int, len(facetColumns))
 		union := 0
 		// A table of a few samples' size is cheaper to count in one pass than to sample.
-		if pct := 100 * float64(facetSampleRows) / max(rows, 1); rows > float64(facetSampleRows*15/2) {
-			if estimates, union, err = sampleFacets(ctx, tx, f, pct); err != nil {
+		sampled := rows > float64(facetSampleRows*15/2)
+		if sampled {
+			if estimates, union, err = sampleFacets(ctx, tx, f, 100*float64(facetSampleRows)/rows); err != nil {
 				return err
 			}
 		}
@@ -103,8 +104,12 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 				}
 			}
 		}
-		if err := preferBitmaps(ctx, tx); err != nil {
-			return err
+		// Bitmaps where few leads are read: the small values' counts, or a pass over few leads;
+		// a pass over most of the table (or over a small table) is the planner's to choose.
+		if sampled && (union <= facetScanRows || union > smallRows) {
+			if err := preferBitmaps(ctx, tx); err != nil {
+				return err
+			}
 		}
 		if union <= max(facetScanRows, smallRows) {
 			// Few enough leads count in some facet, or no fewer than the small values have:
