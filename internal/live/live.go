@@ -146,13 +146,28 @@ func uploadItems(us []ingest.Changed, err error) ([]events.Item, error) {
 // stream adapts a broker subscription to a typed Stream, ending it with SUBSCRIBER_TOO_SLOW when
 // the broker dropped the subscriber; until, when not nil, ends it after the value it accepts.
 func stream[T any](ctx context.Context, sub *events.Subscription, first []T, until func(T) bool) Stream[T] {
+	return streamDistinct(ctx, sub, first, until, nil)
+}
+
+// streamDistinct is stream, skipping a value whose key (when key is not nil) is the key of the
+// value sent before it: an event the broker loaded before the first values were read shows the
+// state they already show.
+func streamDistinct[T any](ctx context.Context, sub *events.Subscription, first []T, until func(T) bool, key func(T) string) Stream[T] {
 	out := make(chan T, 1)
 	var mu sync.Mutex
 	var end error
 	go func() {
 		defer close(out)
 		defer sub.Close()
+		last, sent := "", false
 		send := func(v T) bool {
+			if key != nil {
+				k := key(v)
+				if sent && k == last {
+					return true
+				}
+				last, sent = k, true
+			}
 			select {
 			case out <- v:
 				return until == nil || !until(v)
@@ -280,7 +295,8 @@ func (s *Service) LeadUploadProgress(ctx context.Context, c *auth.Caller, upload
 	done := func(u ingest.Upload) bool {
 		return u.Status == ingest.StatusCompleted || u.Status == ingest.StatusFailed
 	}
-	return stream[ingest.Upload](ctx, sub, []ingest.Upload{*u}, done), nil
+	progress := func(u ingest.Upload) string { return ingest.Changed{Upload: u}.ProgressKey() }
+	return streamDistinct[ingest.Upload](ctx, sub, []ingest.Upload{*u}, done, progress), nil
 }
 
 // Stats are the admins' live dashboard figures.
