@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/codes"
@@ -159,6 +160,13 @@ func TestInternalErrorsAndPanicsReachSentry(t *testing.T) {
 	require.NotContains(t, fmt.Sprint(field.Attributes, field.Events, op.Attributes), secretEmail)
 	require.Contains(t, byName, "query OneLead")
 
+	// Shutdown flushes the reports; on a loaded machine the fake's handler may still be storing
+	// the last one when Flush returns.
+	require.Eventually(t, func() bool {
+		sentry.mu.Lock()
+		defer sentry.mu.Unlock()
+		return len(sentry.events) >= 2
+	}, 5*time.Second, 20*time.Millisecond)
 	sentry.mu.Lock()
 	defer sentry.mu.Unlock()
 	raw := sentry.raw.String()
