@@ -208,7 +208,7 @@ func sellableWalk(q SellableQuery) (statement, error) {
 // then its first q.Limit rows in order.
 func sellableCandidates(q SellableQuery) (statement, error) {
 	o := orders[q.Order]
-	lq := visibleLeads(q.Viewer)
+	lq := visibleLeads(q.Viewer).bitmapRead(q.Filter)
 	conds, err := lq.conditions(q.Filter)
 	if err != nil {
 		return statement{}, err

@@ -363,7 +363,7 @@ func prefixed(cols []string) []string {
 // A facet whose values are all small is counted without a condition on its values (rows without
 // a value, an empty industry, are counted and left out).
 func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [][]string) ([]map[string]int, error) {
-	q := &leadQuery{}
+	q := (&leadQuery{}).bitmapRead(f)
 	var branches []string
 	for d, vs := range small {
 		if len(vs) == 0 {

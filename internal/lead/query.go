@@ -27,6 +27,9 @@ type leadQuery struct {
 	args    []any
 	// purchases: the rows end with the purchase's time and id (purchasedLeads).
 	purchases bool
+	// priceAsTest writes a price range as a test of the rows that other conditions find, never as
+	// an index condition (see bitmapRead).
+	priceAsTest bool
 }
 
 // leadColumns are the columns of Lead every read returns, in the order run scans them.
@@ -155,11 +158,15 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 	}
 	// Prices are integers: the bounds are cast to integer (out-of-range bounds clamped first) so
 	// that they are index conditions of the integer price column.
+	price := "l.price_credits"
+	if q.priceAsTest {
+		price = "(l.price_credits + 0)" // an expression no index has
+	}
 	if f.MinPriceCredits != nil {
-		add(colPrice, "l.price_credits >= ?::integer", clampInt32(*f.MinPriceCredits))
+		add(colPrice, price+" >= ?::integer", clampInt32(*f.MinPriceCredits))
 	}
 	if f.MaxPriceCredits != nil {
-		add(colPrice, "l.price_credits <= ?::integer", clampInt32(*f.MaxPriceCredits))
+		add(colPrice, price+" <= ?::integer", clampInt32(*f.MaxPriceCredits))
 	}
 	if f.CreatedAfter != nil {
 		add(colCreated, "l.created_at > ?::timestamptz", *f.CreatedAfter)
@@ -187,6 +194,17 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 		}
 	}
 	return out, nil
+}
+
+// bitmapRead prepares q for a read of f's rows through bitmaps (preferBitmaps): when f has a
+// condition the GIN index answers (a facet, a title word with trigrams), a price range becomes a
+// test of the rows it finds, so that the planner cannot add a bitmap of the price index's range
+// (a quarter of the table for a common range) to the GIN index's few rows. A price range alone
+// stays an index range.
+func (q *leadQuery) bitmapRead(f Filter) *leadQuery {
+	q.priceAsTest = len(f.Industries) > 0 || len(f.Countries) > 0 || len(f.Seniorities) > 0 ||
+		len(f.CompanySizes) > 0 || len(f.VerificationStatuses) > 0 || hasTrigrams(f.TitleContains)
+	return q
 }
 
 // hasTrigrams reports whether a title word is long enough for pg_trgm to find its rows through
