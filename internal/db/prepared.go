@@ -23,19 +23,9 @@ func QueryPrepared(ctx context.Context, bdb *bun.DB, query string, args []any, s
 	if n := counterFrom(ctx); n != nil {
 		n.Add(1)
 	}
-	conn, err := bdb.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(driverConn any) error {
-		// pgx's *stdlib.Conn, or a connection wrapping one the same way (dbtest.TxDB's).
-		c, ok := driverConn.(interface{ Conn() *pgx.Conn })
-		if !ok {
-			return fmt.Errorf("db: connection is %T, not pgx's", driverConn)
-		}
+	return withPgxConn(ctx, bdb, func(pc *pgx.Conn) error {
 		// The mode in front of the arguments overrides the pool's simple protocol for this query.
-		rows, err := c.Conn().Query(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
+		rows, err := pc.Query(ctx, query, append([]any{pgx.QueryExecModeCacheStatement}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -64,17 +54,7 @@ type PlannedTx struct {
 // for reads whose best plan depends on their values: the browse's candidate sets, counts and
 // facets. The transaction is rolled back when read returns: it writes nothing.
 func ReadPlanned(ctx context.Context, bdb *bun.DB, read func(PlannedTx) error) error {
-	conn, err := bdb.DB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(driverConn any) error {
-		c, ok := driverConn.(interface{ Conn() *pgx.Conn })
-		if !ok {
-			return fmt.Errorf("db: connection is %T, not pgx's", driverConn)
-		}
-		pc := c.Conn()
+	return withPgxConn(ctx, bdb, func(pc *pgx.Conn) error {
 		// On a connection already in a transaction (a test's, dbtest.TxDB), a savepoint takes
 		// the transaction's place: rolling back to it undoes the settings and nothing else.
 		begin, end := "BEGIN READ ONLY", "ROLLBACK"
@@ -118,4 +98,21 @@ func (t PlannedTx) Query(ctx context.Context, query string, args []any, scan fun
 func (t PlannedTx) Set(ctx context.Context, name, value string) error {
 	_, err := t.conn.Exec(ctx, "SELECT set_config($1, $2, true)", name, value)
 	return err
+}
+
+// withPgxConn runs fn on the pgx connection under one of bdb's pooled connections: pgx's
+// *stdlib.Conn, or a connection wrapping one the same way (dbtest.TxDB's).
+func withPgxConn(ctx context.Context, bdb *bun.DB, fn func(*pgx.Conn) error) error {
+	conn, err := bdb.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error {
+		c, ok := driverConn.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return fmt.Errorf("db: connection is %T, not pgx's", driverConn)
+		}
+		return fn(c.Conn())
+	})
 }
