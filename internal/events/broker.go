@@ -25,11 +25,44 @@ type Item struct {
 	Value any
 }
 
+// Ref is what one notification names: the row's id and, when its publisher sent it ("at"), the
+// time that places the row in its table (audit_logs' occurred_at, its partition key), so that a
+// load reads one partition's index instead of every partition's; zero when not sent.
+type Ref struct {
+	ID string
+	At time.Time
+}
+
+// IDs returns the refs' ids.
+func IDs(refs []Ref) []string {
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// Span returns the earliest and latest At of refs, and false when any has none.
+func Span(refs []Ref) (from, to time.Time, ok bool) {
+	for i, r := range refs {
+		if r.At.IsZero() {
+			return time.Time{}, time.Time{}, false
+		}
+		if i == 0 || r.At.Before(from) {
+			from = r.At
+		}
+		if i == 0 || r.At.After(to) {
+			to = r.At
+		}
+	}
+	return from, to, len(refs) > 0
+}
+
 // Source loads the events of one type from the table that owns them.
 type Source struct {
-	// LoadFunc returns the items named by the notifications' ids, one batch per burst of
-	// notifications; ids it cannot find are left out.
-	LoadFunc func(ctx context.Context, ids []string) ([]Item, error)
+	// LoadFunc returns the items named by the notifications' refs, one batch per burst of
+	// notifications; refs it cannot find are left out.
+	LoadFunc func(ctx context.Context, refs []Ref) ([]Item, error)
 	// SinceFunc returns a page of the items whose At is at or after since, oldest first (at most
 	// a few thousand: the broker asks again from the page's last At until a page brings nothing
 	// newer), for the catch-up after the LISTEN connection was lost. A page must not end inside
@@ -337,14 +370,18 @@ func (b *Broker) drain(ctx context.Context, notes chan string) {
 	}
 }
 
-// ref is the id a notification carries.
+// ref is the id (and the row's time, when sent) a notification carries.
 type ref struct {
-	ID string `json:"id"`
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
 }
 
 func (b *Broker) deliverPayloads(ctx context.Context, payloads []string) {
 	type group struct {
-		ids []string
+		src   Source
+		refs  []Ref
+		items []Item
+		err   error
 	}
 	var order []string
 	groups := map[string]*group{}
@@ -355,49 +392,56 @@ func (b *Broker) deliverPayloads(ctx context.Context, payloads []string) {
 			continue
 		}
 		b.mu.Lock()
-		_, known := b.sources[ev.Type]
+		src, known := b.sources[ev.Type]
 		b.mu.Unlock()
 		if !known {
 			continue
 		}
 		g := groups[ev.Type]
 		if g == nil {
-			g = &group{}
+			g = &group{src: src}
 			groups[ev.Type] = g
 			order = append(order, ev.Type)
 		}
-		g.ids = append(g.ids, r.ID)
+		g.refs = append(g.refs, Ref(r))
 	}
+	// Each type's rows are loaded at the same time (one purchase publishes its cart and its
+	// audit entry: neither waits for the other's round trip); each type is then delivered in
+	// its notifications' (commit) order, the types in the order they first came.
+	var wg sync.WaitGroup
 	for _, typ := range order {
-		b.mu.Lock()
-		src := b.sources[typ]
-		b.mu.Unlock()
-		items, err := src.LoadFunc(ctx, groups[typ].ids)
-		for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
-			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
-			items, err = src.LoadFunc(ctx, groups[typ].ids)
-		}
-		if err != nil {
-			b.o.Logger.ErrorContext(ctx, "load events", "type", typ, "err", err)
+		g := groups[typ]
+		wg.Go(func() {
+			g.items, g.err = g.src.LoadFunc(ctx, g.refs)
+			for try := 1; g.err != nil && try < 5 && ctx.Err() == nil; try++ {
+				time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+				g.items, g.err = g.src.LoadFunc(ctx, g.refs)
+			}
+		})
+	}
+	wg.Wait()
+	for _, typ := range order {
+		g := groups[typ]
+		if g.err != nil {
+			b.o.Logger.ErrorContext(ctx, "load events", "type", typ, "err", g.err)
 			continue
 		}
-		// Keep the notifications' (commit) order.
 		pos := map[string]int{}
-		for i, id := range groups[typ].ids {
-			if _, ok := pos[id]; !ok {
-				pos[id] = i
+		for i, r := range g.refs {
+			if _, ok := pos[r.ID]; !ok {
+				pos[r.ID] = i
 			}
 		}
 		byID := map[int][]Item{}
-		for _, it := range items {
+		for _, it := range g.items {
 			id := it.Key
 			if i := indexOfID(it.Key); i > 0 {
 				id = it.Key[:i]
 			}
 			byID[pos[id]] = append(byID[pos[id]], it)
 		}
-		sorted := make([]Item, 0, len(items))
-		for i := range groups[typ].ids {
+		sorted := make([]Item, 0, len(g.items))
+		for i := range g.refs {
 			sorted = append(sorted, byID[i]...)
 		}
 		b.deliverPaced(ctx, typ, sorted, burstWait, false, map[*Subscription]bool{})

@@ -25,10 +25,10 @@ func TestBroker_SlowSubscriberDoesNotDelayAFastOne(t *testing.T) {
 	defer cancel()
 	b := events.NewBroker(events.BrokerOptions{DatabaseURL: dbtest.URL(dbtest.NameOf(ctx, db)), Buffer: 2})
 	b.Register("test.n", events.Source{
-		LoadFunc: func(_ context.Context, ids []string) ([]events.Item, error) {
-			items := make([]events.Item, len(ids))
-			for i, id := range ids {
-				items[i] = events.Item{Key: id, At: time.Now(), Value: id}
+		LoadFunc: func(_ context.Context, refs []events.Ref) ([]events.Item, error) {
+			items := make([]events.Item, len(refs))
+			for i, r := range refs {
+				items[i] = events.Item{Key: r.ID, At: time.Now(), Value: r.ID}
 			}
 			return items, nil
 		},
@@ -84,8 +84,8 @@ func tableSource(db *bun.DB, typ string) events.Source {
 		return items, nil
 	}
 	return events.Source{
-		LoadFunc: func(ctx context.Context, ids []string) ([]events.Item, error) {
-			return scan(ctx, "SELECT id::text, at FROM test_events WHERE id = ANY(?::bigint[]) ORDER BY id", pgdialect.Array(ids))
+		LoadFunc: func(ctx context.Context, refs []events.Ref) ([]events.Item, error) {
+			return scan(ctx, "SELECT id::text, at FROM test_events WHERE id = ANY(?::bigint[]) ORDER BY id", pgdialect.Array(events.IDs(refs)))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
 			return scan(ctx, "SELECT id::text, at FROM test_events WHERE typ = ? AND at >= ? ORDER BY at, id LIMIT 3", typ, since)

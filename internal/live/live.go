@@ -61,40 +61,46 @@ func NewService(db *bun.DB, broker *events.Broker, auditSvc *audit.Service, logg
 	s := &Service{db: db, broker: broker, audit: auditSvc, logger: logger, stats: map[int]*statsGroup{}}
 	s.statsFunc = s.computeStats
 	broker.Register(audit.AddedEvent, events.Source{
-		LoadFunc: func(ctx context.Context, ids []string) ([]events.Item, error) {
-			return logItems(audit.LogsByIDs(ctx, db, ids))
+		LoadFunc: func(ctx context.Context, refs []events.Ref) ([]events.Item, error) {
+			// A millisecond either side of the entries' own times; zero (every partition) when a
+			// notification carried none (one queued before the migration that added them).
+			from, to, ok := events.Span(refs)
+			if ok {
+				from, to = from.Add(-time.Millisecond), to.Add(time.Millisecond)
+			}
+			return logItems(audit.LogsByIDs(ctx, db, events.IDs(refs), from, to))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
 			return logItems(audit.LogsAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(audit.SecurityRaisedEvent, events.Source{
-		LoadFunc: func(ctx context.Context, ids []string) ([]events.Item, error) {
-			return securityItems(audit.SecurityEventsByIDs(ctx, db, ids))
+		LoadFunc: func(ctx context.Context, refs []events.Ref) ([]events.Item, error) {
+			return securityItems(audit.SecurityEventsByIDs(ctx, db, events.IDs(refs)))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
 			return securityItems(audit.SecurityEventsAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(marketplace.PurchasedEvent, events.Source{
-		LoadFunc: func(ctx context.Context, ids []string) ([]events.Item, error) {
-			return cartItems(marketplace.CartsByIDs(ctx, db, ids))
+		LoadFunc: func(ctx context.Context, refs []events.Ref) ([]events.Item, error) {
+			return cartItems(marketplace.CartsByIDs(ctx, db, events.IDs(refs)))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
 			return cartItems(marketplace.CartsAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(billing.FailedEvent, events.Source{
-		LoadFunc: func(ctx context.Context, ids []string) ([]events.Item, error) {
-			return failureItems(billing.FailuresByIDs(ctx, db, ids))
+		LoadFunc: func(ctx context.Context, refs []events.Ref) ([]events.Item, error) {
+			return failureItems(billing.FailuresByIDs(ctx, db, events.IDs(refs)))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
 			return failureItems(billing.FailuresAfter(ctx, db, since, catchUpPage))
 		},
 	})
 	broker.Register(ingest.ProgressEvent, events.Source{
-		LoadFunc: func(ctx context.Context, ids []string) ([]events.Item, error) {
-			return uploadItems(ingest.UploadsByIDs(ctx, db, ids))
+		LoadFunc: func(ctx context.Context, refs []events.Ref) ([]events.Item, error) {
+			return uploadItems(ingest.UploadsByIDs(ctx, db, events.IDs(refs)))
 		},
 		SinceFunc: func(ctx context.Context, since time.Time) ([]events.Item, error) {
 			return uploadItems(ingest.UploadsChangedAfter(ctx, db, since, catchUpPage))
