@@ -217,8 +217,14 @@ func sellableCandidates(q SellableQuery) (statement, error) {
 	for _, c := range conds {
 		where = append(where, c.sql)
 	}
+	// The cursor filters the candidates, and is kept from choosing how they are found: the
+	// planner estimates a row comparison on the order's columns from its first column alone, so
+	// at the end of a price range ((price, id) < (1, ...)) it counts on a handful of rows, reads
+	// the candidates through the price index's bitmap instead of the facets' GIN, and finds
+	// hundreds of thousands (seen: 499 ms for 16 leads at 1M). IS TRUE makes it no index
+	// condition.
 	if k := lq.keyset(q.Order, q.After); k != "" {
-		where = append(where, k)
+		where = append(where, "("+k+") IS TRUE")
 	}
 	cByW := strings.ReplaceAll(o.byW, "w.", "c.")
 	sql := "WITH c AS MATERIALIZED (\nSELECT l.id, l.created_at, l.price_credits FROM leads AS l WHERE " +

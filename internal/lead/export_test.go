@@ -1,5 +1,13 @@
 package lead
 
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+
+	"github.com/leadmarket/leadmarket/internal/db"
+)
+
 // SetFacetSampling sets the sampling thresholds of FacetsOf for a test and returns a function
 // that restores them: a test table of thousands of leads then takes the sampling path that
 // tables of millions take.
@@ -11,3 +19,21 @@ func SetFacetSampling(sampleRows, exactBelow, scanRows int) (restore func()) {
 
 // WalkRows is walkRows, the most rows the first step of ListSellable reads.
 const WalkRows = walkRows
+
+// ExplainCandidates returns the plan of the second step of ListSellable (the candidate set)
+// for q, whatever the first step would have answered.
+func ExplainCandidates(ctx context.Context, bdb *bun.DB, q SellableQuery) (string, error) {
+	c, err := sellableCandidates(q)
+	if err != nil {
+		return "", err
+	}
+	var plan string
+	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
+		if err := preferBitmaps(ctx, tx); err != nil {
+			return err
+		}
+		plan, err = explain(ctx, tx, c)
+		return err
+	})
+	return plan, err
+}

@@ -118,6 +118,21 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 			require.Equal(t, tc.candidates, len(plans) == 2, "%s %s: the candidate set answers", tc.name, order)
 		}
 
+		if tc.candidates {
+			// A cursor at the end of the price order, (price, id) < (1, ...): estimated from its
+			// first column (no lead is under 1 credit) it would find the candidates through the
+			// price index's bitmap rather than the GIN, and read every 1-credit lead's row. It
+			// filters the candidates, and is no index condition.
+			plan, err := lead.ExplainCandidates(ctx, bdb, lead.SellableQuery{Viewer: lead.Viewer{UserID: userID}, Filter: tc.f,
+				Order: lead.OrderPriceDesc, After: &lead.Position{Price: 1, ID: "ffffffff-ffff-ffff-ffff-ffffffffffff"}, Limit: 51})
+			require.NoError(t, err)
+			for _, line := range strings.Split(plan, "\n") {
+				if strings.Contains(line, "Index Cond") || strings.Contains(line, "Recheck Cond") {
+					require.NotContains(t, line, "ROW(", "%s: the cursor is no index condition of the candidate set\n%s", tc.name, plan)
+				}
+			}
+		}
+
 		total, err := lead.CountSellable(ctx, bdb, tc.f)
 		require.NoError(t, err, tc.name)
 		if len(want) <= lead.ExactCountLimit {
