@@ -37,7 +37,8 @@ type Total struct {
 // bitmap of a rare combination, an ordered walk of a common one). Errors: INVALID_INPUT for a
 // bad filter.
 func CountSellable(ctx context.Context, bdb *bun.DB, f Filter) (Total, error) {
-	q := (&leadQuery{from: "leads AS l"}).bitmapRead(f)
+	// The price range an index condition, as in ListSellable's candidate set.
+	q := &leadQuery{from: "leads AS l"}
 	q.and(Sellable)
 	if err := q.filter(f); err != nil {
 		return Total{}, err

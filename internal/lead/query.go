@@ -196,11 +196,12 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 	return out, nil
 }
 
-// bitmapRead prepares q for a read of f's rows through bitmaps (preferBitmaps): when f has a
-// condition the GIN index answers (a facet, a title word with trigrams), a price range becomes a
-// test of the rows it finds, so that the planner cannot add a bitmap of the price index's range
-// (a quarter of the table for a common range) to the GIN index's few rows. A price range alone
-// stays an index range.
+// bitmapRead prepares q for the facets' exact counts through bitmaps (preferBitmaps): when f
+// has a condition the GIN index answers (a facet, a title word with trigrams), a price range
+// becomes a test of the rows it finds, so that the planner cannot add a bitmap of the price
+// index's range (a quarter of the table for a common range) to each facet value's count. A
+// price range alone stays an index range. The browse candidate set and totalCount keep the
+// price an index condition: measured at 1M, the planner chooses well between the two there.
 func (q *leadQuery) bitmapRead(f Filter) *leadQuery {
 	q.priceAsTest = len(f.Industries) > 0 || len(f.Countries) > 0 || len(f.Seniorities) > 0 ||
 		len(f.CompanySizes) > 0 || len(f.VerificationStatuses) > 0 || hasTrigrams(f.TitleContains)
