@@ -18,22 +18,26 @@ func ExplainSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]strin
 	if _, ok := orders[q.Order]; !ok {
 		return nil, fmt.Errorf("unknown order %q", q.Order)
 	}
-	walk, err := sellableWalk(q)
+	leads, walkedAll, walk, err := walkSellable(ctx, bdb, q, walkRows, nil)
 	if err != nil {
 		return nil, err
 	}
-	var leads []Lead
-	walkedAll := false
-	if err := db.QueryPrepared(ctx, bdb, walk.sql, walk.args, func(rows pgx.Rows) error {
-		leads, walkedAll, err = scanWalk(rows, leads)
-		return err
-	}); err != nil {
-		return nil, err
+	var long statement
+	longWalked := 0
+	if n := longerWalk(len(leads), q.Limit); len(leads) < q.Limit && !walkedAll && n > 0 && worthWalking(ctx, bdb, len(leads), n) {
+		if leads, walkedAll, long, err = walkSellable(ctx, bdb, q, n, leads[:0]); err != nil {
+			return nil, err
+		}
+		longWalked = n
 	}
 	var plans []string
 	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
 		plan, err := explain(ctx, tx, walk)
 		plans = append(plans, "-- step 1, the walk of the ordered index\n"+plan)
+		if err == nil && longWalked > 0 {
+			plan, err = explain(ctx, tx, long)
+			plans = append(plans, fmt.Sprintf("-- step 1b, a longer walk of %d rows\n", longWalked)+plan)
+		}
 		if err != nil || len(leads) >= q.Limit || walkedAll {
 			return err
 		}

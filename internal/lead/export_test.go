@@ -37,3 +37,10 @@ func ExplainCandidates(ctx context.Context, bdb *bun.DB, q SellableQuery) (strin
 	})
 	return plan, err
 }
+
+// SetLongWalkHeapCost sets longWalkHeapCost for a test and returns a function that restores it:
+// on a test table of thousands of leads the longer walk then runs where it runs at millions.
+func SetLongWalkHeapCost(c int64) (restore func()) {
+	was := longWalkHeapCost.Swap(c)
+	return func() { longWalkHeapCost.Store(was) }
+}
