@@ -153,21 +153,9 @@ func ListSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, er
 	if _, ok := orders[q.Order]; !ok {
 		return nil, apperr.New(apperr.InvalidInput, "unknown order %q", q.Order)
 	}
-	leads := make([]Lead, 0, q.Limit)
-	leads, walkedAll, _, err := walkSellable(ctx, bdb, q, walkRows, leads)
-	if err != nil {
-		return nil, err
-	}
-	if len(leads) >= q.Limit || walkedAll {
-		return leads, nil
-	}
-	if n := longerWalk(len(leads), q.Limit); n > 0 && worthWalking(ctx, bdb, len(leads), n) {
-		if leads, walkedAll, _, err = walkSellable(ctx, bdb, q, n, leads[:0]); err != nil {
-			return nil, err
-		}
-		if len(leads) >= q.Limit || walkedAll {
-			return leads, nil
-		}
+	leads, answered, _, err := walkSteps(ctx, bdb, q)
+	if err != nil || answered {
+		return leads, err
 	}
 	c, err := sellableCandidates(q)
 	if err != nil {
@@ -195,22 +183,63 @@ type statement struct {
 	args []any
 }
 
+// walk is one walk ListSellable ran: its statement and how many rows it reads at most.
+type walk struct {
+	statement
+	rows int
+}
+
+// walkSteps runs the walks of ListSellable: the first of walkRows rows and, when that found some
+// matches but not a page and a longer walk is worth it, one of longerWalk rows. It returns the
+// last walk's matches, whether they answer the page (a full page, or a walk that read all of its
+// range: no candidate set is needed), and the walks it ran.
+func walkSteps(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, bool, []walk, error) {
+	var ran []walk
+	leads := make([]Lead, 0, q.Limit)
+	for n := walkRows; n > 0; n = longerWalk(len(leads), q.Limit) {
+		w, err := sellableWalk(q, n)
+		if err != nil {
+			return nil, false, ran, err
+		}
+		ran = append(ran, walk{statement: w, rows: n})
+		walkedAll := false
+		leads = leads[:0]
+		err = db.QueryPrepared(ctx, bdb, w.sql, w.args, func(rows pgx.Rows) error {
+			leads, walkedAll, err = scanWalk(rows, leads)
+			return err
+		})
+		if err != nil {
+			return nil, false, ran, fmt.Errorf("browse leads: %w", err)
+		}
+		if len(leads) >= q.Limit || walkedAll {
+			return leads, true, ran, nil
+		}
+		if n > walkRows || !worthWalking(ctx, bdb, len(leads), longerWalk(len(leads), q.Limit)) {
+			break
+		}
+	}
+	return leads, false, ran, nil
+}
+
 // longWalkHeapCost is about how many index rows an index-only walk reads in the time the
-// candidate set reads one matching lead from the heap; settable only so that a test on a small
-// table can raise it (export_test.go).
-var longWalkHeapCost = func() *atomic.Int64 {
-	var c atomic.Int64
-	c.Store(4)
-	return &c
-}()
+// candidate set reads one matching lead from the heap (0: the default, 4); settable only so that
+// a test on a small table can raise it (export_test.go).
+var longWalkHeapCost atomic.Int64
 
 // worthWalking reports whether a longer walk of n rows is cheaper than the candidate set when the
 // first walk found hits matches in walkRows rows: the candidate set reads about hits/walkRows of
 // the table's rows from the heap. On a small table it is not (100k leads: a longer walk cost
 // 10 ms at p99 in bench/facets); on a large one it is (1M: p99 135 -> 72 ms, max 313 -> 134 ms).
 func worthWalking(ctx context.Context, bdb *bun.DB, hits, n int) bool {
+	if n <= 0 {
+		return false
+	}
+	cost := longWalkHeapCost.Load()
+	if cost == 0 {
+		cost = 4
+	}
 	candidates := float64(hits) / walkRows * leadRows(ctx, bdb)
-	return float64(longWalkHeapCost.Load())*candidates > float64(n)
+	return float64(cost)*candidates > float64(n)
 }
 
 // rowsCache holds, per database handle, the planner's count of the leads table's rows.
@@ -242,24 +271,6 @@ func leadRows(ctx context.Context, bdb *bun.DB) float64 {
 	rowsCache.byDB[bdb] = cachedRows{at: time.Now(), rows: rows}
 	rowsCache.Unlock()
 	return rows
-}
-
-// walkSellable runs the walk of n rows (sellableWalk) and appends its matches to leads; it
-// reports whether the walk read all of its range, and returns the statement it ran.
-func walkSellable(ctx context.Context, bdb *bun.DB, q SellableQuery, n int, leads []Lead) ([]Lead, bool, statement, error) {
-	walk, err := sellableWalk(q, n)
-	if err != nil {
-		return leads, false, walk, err
-	}
-	walkedAll := false
-	err = db.QueryPrepared(ctx, bdb, walk.sql, walk.args, func(rows pgx.Rows) error {
-		leads, walkedAll, err = scanWalk(rows, leads)
-		return err
-	})
-	if err != nil {
-		return leads, false, walk, fmt.Errorf("browse leads: %w", err)
-	}
-	return leads, walkedAll, walk, nil
 }
 
 // sellableWalk builds step 1 of ListSellable. Its rows are the matches (hit) among the first

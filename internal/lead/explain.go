@@ -18,28 +18,25 @@ func ExplainSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]strin
 	if _, ok := orders[q.Order]; !ok {
 		return nil, fmt.Errorf("unknown order %q", q.Order)
 	}
-	leads, walkedAll, walk, err := walkSellable(ctx, bdb, q, walkRows, nil)
+	_, answered, ran, err := walkSteps(ctx, bdb, q)
 	if err != nil {
 		return nil, err
 	}
-	var long statement
-	longWalked := 0
-	if n := longerWalk(len(leads), q.Limit); len(leads) < q.Limit && !walkedAll && n > 0 && worthWalking(ctx, bdb, len(leads), n) {
-		if leads, walkedAll, long, err = walkSellable(ctx, bdb, q, n, leads[:0]); err != nil {
-			return nil, err
-		}
-		longWalked = n
-	}
 	var plans []string
 	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
-		plan, err := explain(ctx, tx, walk)
-		plans = append(plans, "-- step 1, the walk of the ordered index\n"+plan)
-		if err == nil && longWalked > 0 {
-			plan, err = explain(ctx, tx, long)
-			plans = append(plans, fmt.Sprintf("-- step 1b, a longer walk of %d rows\n", longWalked)+plan)
+		for i, w := range ran {
+			plan, err := explain(ctx, tx, w.statement)
+			head := "-- step 1, the walk of the ordered index\n"
+			if i > 0 {
+				head = fmt.Sprintf("-- step 1b, a longer walk of %d rows\n", w.rows)
+			}
+			plans = append(plans, head+plan)
+			if err != nil {
+				return err
+			}
 		}
-		if err != nil || len(leads) >= q.Limit || walkedAll {
-			return err
+		if answered {
+			return nil
 		}
 		c, err := sellableCandidates(q)
 		if err != nil {
@@ -48,7 +45,7 @@ func ExplainSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]strin
 		if err := preferBitmaps(ctx, tx); err != nil {
 			return err
 		}
-		plan, err = explain(ctx, tx, c)
+		plan, err := explain(ctx, tx, c)
 		plans = append(plans, "-- step 2, the candidate set\n"+plan)
 		return err
 	})
