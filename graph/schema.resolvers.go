@@ -228,15 +228,20 @@ func (r *queryResolver) MarketplaceLeads(ctx context.Context, first *int, after 
 	if orderBy != nil {
 		order = string(*orderBy)
 	}
-	f := toFilter(filter)
-	page, err := r.MarketplaceService.Browse(ctx, v, marketplace.BrowseParams{
-		Page: page.Of(first, after), Filter: f, Order: order, WorkspaceID: v.WorkspaceID,
+	// A selected totalCount is counted with the page: a first page's own reads often see every
+	// match (marketplace.BrowseParams.Count).
+	counted := selects(ctx, "totalCount")
+	page, total, err := r.MarketplaceService.Browse(ctx, v, marketplace.BrowseParams{
+		Page: page.Of(first, after), Filter: toFilter(filter), Order: order, WorkspaceID: v.WorkspaceID, Count: counted,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return countedLeadConnection(ctx, page, func(ctx context.Context) (marketplace.Total, error) {
-		return r.MarketplaceService.CountSellable(ctx, f)
+	return countedLeadConnection(ctx, page, func(context.Context) (marketplace.Total, error) {
+		if total == nil {
+			return marketplace.Total{}, fmt.Errorf("totalCount: not counted")
+		}
+		return *total, nil
 	})
 }
 

@@ -30,7 +30,7 @@
 // into a fresh database with every migration, beside the same seed into one whose browse indexes
 // (leads_sellable_*, leads_title_*) were dropped, in the same run.
 //
-//	go run ./bench/facets [-sizes 100000,1000000] [-combos 300] [-seed 15] [-write-leads 100000] [-fresh]
+//	go run ./bench/facets [-sizes 100000,1000000] [-combos 300] [-seed 15] [-write-leads 100000] [-fresh] [-samples FILE]
 //
 // Everything runs sequentially on loopback; seeding 1,000,000 leads takes minutes the first time.
 package main
@@ -55,6 +55,7 @@ type options struct {
 	writeLeads  int
 	fresh       bool
 	slowest     int
+	samples     string
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.IntVar(&o.writeLeads, "write-leads", 100_000, "leads seeded to measure the indexes' write cost (0: skip)")
 	flag.BoolVar(&o.fresh, "fresh", false, "drop the benchmark databases and seed them again")
 	flag.IntVar(&o.slowest, "slowest", 5, "how many of the slowest pages to print with their plans")
+	flag.StringVar(&o.samples, "samples", "", "also write every measured request to this file, one per line (tab-separated: size, kind, ms, order, page, filter, totalCount)")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -96,6 +98,11 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("%d leads: %w", n, err)
 		}
 		r.print(o.slowest)
+		if o.samples != "" {
+			if err := r.writeSamples(o.samples); err != nil {
+				return err
+			}
+		}
 		failed = failed || r.checkFailures > 0
 	}
 	if o.writeLeads > 0 {

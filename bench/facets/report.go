@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -171,4 +173,28 @@ func shape(plan string) []string {
 		}
 	}
 	return out
+}
+
+// writeSamples appends every measured request of r to the file at path, one tab-separated line
+// each (size, kind, ms, order, page, filter, totalCount), for looking at more than the slowest.
+func (r *sizeResult) writeSamples(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for kind, ss := range map[string][]sample{"page": slices.Concat(r.first, r.walk, r.deep), "counted": r.counted, "facets": r.facet} {
+		for _, s := range ss {
+			t := ""
+			if s.exact != nil {
+				t = fmt.Sprintf("%d exact=%t", s.exact.Value, s.exact.IsExact)
+			}
+			fmt.Fprintf(w, "%d\t%s\t%.2f\t%s\t%d\t%s\t%s\n", r.leads, kind, float64(s.d.Microseconds())/1000, s.order, s.page, s.f, t)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

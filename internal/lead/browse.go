@@ -64,6 +64,10 @@ type SellableQuery struct {
 	// Limit is how many rows to return at most (a caller asks for one more than its page to learn
 	// whether another follows).
 	Limit int
+	// Count asks ListSellable for the filter's Total as well, where a first page's own reads see
+	// every match: a walk that read all of its range, or the candidate set (every match, found
+	// to be ordered). Elsewhere it returns none, and CountSellable counts.
+	Count bool
 }
 
 // walkRows is how many rows of an ordered browse index the first step of ListSellable reads at
@@ -149,32 +153,57 @@ func (q *leadQuery) keyset(o string, p *Position) string {
 // A single statement would leave the choice to the planner's estimate of how many rows match,
 // which for a combination of filters (a title word with a seniority that no such title has) can
 // be wrong by any factor, and a wrong guess reads the whole ordered index.
-func ListSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, error) {
+//
+// With q.Count it also returns the filter's Total when those reads saw every match (see
+// SellableQuery.Count); nil otherwise.
+func ListSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, *Total, error) {
 	if _, ok := orders[q.Order]; !ok {
-		return nil, apperr.New(apperr.InvalidInput, "unknown order %q", q.Order)
+		return nil, nil, apperr.New(apperr.InvalidInput, "unknown order %q", q.Order)
 	}
-	leads, answered, _, err := walkSteps(ctx, bdb, q)
-	if err != nil || answered {
-		return leads, err
-	}
-	c, err := sellableCandidates(q)
+	counting := q.Count && q.After == nil
+	leads, answered, ran, err := walkSteps(ctx, bdb, q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if answered {
+		// A walk that read all of its range and returned fewer rows than its limit saw every match.
+		if counting && ran[len(ran)-1].walkedAll && len(leads) <= q.Limit {
+			return leads, totalOf(len(leads)), nil
+		}
+		return leads, nil, nil
+	}
+	c, err := sellableCandidates(q, counting)
+	if err != nil {
+		return nil, nil, err
 	}
 	leads = leads[:0]
+	matches := 0
 	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
 		if err := preferBitmaps(ctx, tx); err != nil {
 			return err
 		}
 		return tx.Query(ctx, c.sql, c.args, func(rows pgx.Rows) error {
-			leads, err = scanLeads(rows, leads)
+			if counting {
+				leads, matches, err = scanCounted(rows, leads)
+			} else {
+				leads, err = scanLeads(rows, leads)
+			}
 			return err
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("browse leads: %w", err)
+		return nil, nil, fmt.Errorf("browse leads: %w", err)
 	}
-	return leads, nil
+	if counting {
+		return leads, totalOf(matches), nil
+	}
+	return leads, nil, nil
+}
+
+// totalOf is the Total of n matches counted one by one: exact up to ExactCountLimit, and above
+// it flagged as an estimate like every count there, though n is the number.
+func totalOf(n int) *Total {
+	return &Total{Value: n, IsExact: n <= ExactCountLimit}
 }
 
 // statement is a built statement and its parameters.
@@ -183,10 +212,12 @@ type statement struct {
 	args []any
 }
 
-// walk is one walk ListSellable ran: its statement and how many rows it reads at most.
+// walk is one walk ListSellable ran: its statement, how many rows it reads at most, and whether
+// it read all of its range.
 type walk struct {
 	statement
-	rows int
+	rows      int
+	walkedAll bool
 }
 
 // walkSteps runs the walks of ListSellable: the first of walkRows rows and, when that found some
@@ -201,13 +232,13 @@ func walkSteps(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]Lead, bool,
 		if err != nil {
 			return nil, false, ran, err
 		}
-		ran = append(ran, walk{statement: w, rows: n})
 		walkedAll := false
 		leads = leads[:0]
 		err = db.QueryPrepared(ctx, bdb, w.sql, w.args, func(rows pgx.Rows) error {
 			leads, walkedAll, err = scanWalk(rows, leads)
 			return err
 		})
+		ran = append(ran, walk{statement: w, rows: n, walkedAll: walkedAll})
 		if err != nil {
 			return nil, false, ran, fmt.Errorf("browse leads: %w", err)
 		}
@@ -311,8 +342,9 @@ func sellableWalk(q SellableQuery, n int) (statement, error) {
 }
 
 // sellableCandidates builds step 2 of ListSellable: the filter's candidate set after q.After,
-// then its first q.Limit rows in order.
-func sellableCandidates(q SellableQuery) (statement, error) {
+// then its first q.Limit rows in order; with count, each row also carries the candidate set's
+// size (scanCounted).
+func sellableCandidates(q SellableQuery, count bool) (statement, error) {
 	o := orders[q.Order]
 	// A price range stays an index condition here (no bitmapRead): with a broad facet and a
 	// narrow price the planner reads the price index's few rows instead of the facet's
@@ -338,8 +370,12 @@ func sellableCandidates(q SellableQuery) (statement, error) {
 		where = append(where, "("+k+") IS TRUE")
 	}
 	cByW := strings.ReplaceAll(o.byW, "w.", "c.")
+	columns := lq.columns
+	if count {
+		columns += ", (SELECT count(*) FROM c) AS matches"
+	}
 	sql := "WITH c AS MATERIALIZED (\nSELECT l.id, l.created_at, l.price_credits FROM leads AS l WHERE " +
-		strings.Join(where, " AND ") + "\n)\nSELECT " + lq.columns + "\nFROM (SELECT c.id, c.created_at, c.price_credits FROM c ORDER BY " +
+		strings.Join(where, " AND ") + "\n)\nSELECT " + columns + "\nFROM (SELECT c.id, c.created_at, c.price_credits FROM c ORDER BY " +
 		cByW + " LIMIT " + strconv.Itoa(q.Limit) + ") AS w, " + lq.from + "\nWHERE l.id = w.id\nORDER BY " + o.byW
 	return statement{sql: sql, args: lq.args}, nil
 }
@@ -378,6 +414,22 @@ func scanLeads(rows pgx.Rows, leads []Lead) ([]Lead, error) {
 		leads = append(leads, l)
 	}
 	return leads, nil
+}
+
+// scanCounted is scanLeads for rows that also carry the candidate set's size, which it returns
+// (0 when there are no rows: the set is empty).
+func scanCounted(rows pgx.Rows, leads []Lead) ([]Lead, int, error) {
+	var l Lead
+	var matches int64
+	dest := append(l.dest(false), &matches)
+	for rows.Next() {
+		l = Lead{}
+		if err := rows.Scan(dest...); err != nil {
+			return leads, 0, err
+		}
+		leads = append(leads, l)
+	}
+	return leads, int(matches), nil
 }
 
 // ListPurchased returns up to limit leads that workspaceID bought, newest purchase first after

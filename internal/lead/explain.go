@@ -38,7 +38,7 @@ func ExplainSellable(ctx context.Context, bdb *bun.DB, q SellableQuery) ([]strin
 		if answered {
 			return nil
 		}
-		c, err := sellableCandidates(q)
+		c, err := sellableCandidates(q, q.Count && q.After == nil)
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,7 @@ const WalkRows = walkRows
 // ExplainCandidates returns the plan of the second step of ListSellable (the candidate set)
 // for q, whatever the first step would have answered.
 func ExplainCandidates(ctx context.Context, bdb *bun.DB, q SellableQuery) (string, error) {
-	c, err := sellableCandidates(q)
+	c, err := sellableCandidates(q, q.Count && q.After == nil)
 	if err != nil {
 		return "", err
 	}

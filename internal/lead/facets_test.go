@@ -100,7 +100,7 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 			var got []string
 			var after *lead.Position
 			for range 5 {
-				page, err := lead.ListSellable(ctx, bdb, lead.SellableQuery{Viewer: lead.Viewer{UserID: userID},
+				page, _, err := lead.ListSellable(ctx, bdb, lead.SellableQuery{Viewer: lead.Viewer{UserID: userID},
 					Filter: tc.f, Order: order, After: after, Limit: 51})
 				require.NoError(t, err, tc.name)
 				page = page[:min(len(page), 50)]
@@ -119,6 +119,18 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 			}
 			require.Equal(t, wantIDs, got, "%s %s", tc.name, order)
 			require.Equal(t, min(len(sorted), 250), len(got), "%s %s", tc.name, order)
+
+			// A first page asked for its count returns it where its reads saw every match (the
+			// candidate set does), and it is the true one.
+			_, counted, err := lead.ListSellable(ctx, bdb, lead.SellableQuery{Viewer: lead.Viewer{UserID: userID},
+				Filter: tc.f, Order: order, Limit: 51, Count: true})
+			require.NoError(t, err, tc.name)
+			if tc.candidates {
+				require.NotNil(t, counted, "%s %s: the candidate set counts its matches", tc.name, order)
+			}
+			if counted != nil {
+				require.Equal(t, lead.Total{Value: len(sorted), IsExact: len(sorted) <= lead.ExactCountLimit}, *counted, "%s %s", tc.name, order)
+			}
 
 			plans, err := lead.ExplainSellable(ctx, bdb, lead.SellableQuery{Viewer: lead.Viewer{UserID: userID},
 				Filter: tc.f, Order: order, Limit: 51})
@@ -161,6 +173,36 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 			}
 		}
 	}
+
+	t.Run("a first page counts its matches only where it read them all", func(t *testing.T) {
+		viewer := lead.Viewer{UserID: userID}
+		// The dearest price, ordered by price: the walk reads the whole of its short range.
+		one := lead.Filter{MinPriceCredits: intp(50), MaxPriceCredits: intp(50)}
+		n := 0
+		for _, l := range all {
+			if matches(one, l, "") {
+				n++
+			}
+		}
+		require.Positive(t, n)
+		require.Less(t, n, 50, "the range fits in one page")
+		_, counted, err := lead.ListSellable(ctx, bdb, lead.SellableQuery{Viewer: viewer, Filter: one, Order: lead.OrderPriceAsc, Limit: 51, Count: true})
+		require.NoError(t, err)
+		require.Equal(t, &lead.Total{Value: n, IsExact: true}, counted)
+
+		// A walk that filled its page saw only a part; a later page counts nothing either, and
+		// nothing is counted unless asked.
+		for _, q := range []lead.SellableQuery{
+			{Viewer: viewer, Order: lead.OrderNewest, Limit: 51, Count: true},
+			{Viewer: viewer, Filter: lead.Filter{TitleContains: "Plumber"}, Order: lead.OrderNewest, Limit: 51,
+				After: &lead.Position{Time: time.Now(), ID: "ffffffff-ffff-ffff-ffff-ffffffffffff"}, Count: true},
+			{Viewer: viewer, Filter: lead.Filter{TitleContains: "Plumber"}, Order: lead.OrderNewest, Limit: 51},
+		} {
+			_, counted, err := lead.ListSellable(ctx, bdb, q)
+			require.NoError(t, err)
+			require.Nil(t, counted, "%+v", q)
+		}
+	})
 
 	t.Run("facets estimated from a sample above the threshold", func(t *testing.T) {
 		// Thresholds for a table of 12,000: sample about 1,000 leads, count exactly what the

@@ -28,7 +28,7 @@ func TestLock_AnswersTheSellableRule(t *testing.T) {
 	_, err := db.ExecContext(ctx, "UPDATE leads SET buyers_count = 1 WHERE id IN (?, ?)", ids[3], ids[4])
 	require.NoError(t, err)
 
-	listed, err := lead.ListSellable(ctx, db, lead.SellableQuery{
+	listed, _, err := lead.ListSellable(ctx, db, lead.SellableQuery{
 		Viewer: lead.Viewer{UserID: dbtest.CreateUser(t, db, dbtest.UserOpts{}).ID}, Order: lead.OrderNewest,
 		Filter: lead.Filter{PartnerIDs: []string{partnerID}}, Limit: 10,
 	})

@@ -39,6 +39,9 @@ type BrowseParams struct {
 	// WorkspaceID, when set, is the only workspace whose purchases unmask contact data; the
 	// caller must be a member. Unset: any of the caller's workspaces.
 	WorkspaceID string
+	// Count asks for the filter's Total too (totalCount is selected): Browse returns it where
+	// the page's own reads counted it (lead.SellableQuery.Count), and CountSellable otherwise.
+	Count bool
 }
 
 // Page is one page of leads with the cursor after each.
@@ -88,25 +91,32 @@ func (s *Service) ViewerFor(ctx context.Context, c *auth.Caller, workspaceID str
 	return Viewer{UserID: c.UserID, WorkspaceID: workspaceID}, nil
 }
 
-// Browse returns a page of sellable leads for v. Errors: INVALID_INPUT for a bad page size,
-// cursor, order or filter.
-func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, error) {
+// Browse returns a page of sellable leads for v and, with p.Count, the filter's Total (nil
+// without). Errors: INVALID_INPUT for a bad page size, cursor, order or filter.
+func (s *Service) Browse(ctx context.Context, v Viewer, p BrowseParams) (Page, *Total, error) {
 	if p.Order == "" {
 		p.Order = OrderNewest
 	}
 	limit, after, err := page.Open(p.Page, LeadPages, cursorOf(p.Order))
 	if err != nil {
-		return Page{}, err
+		return Page{}, nil, err
 	}
-	leads, err := lead.ListSellable(ctx, s.reader(ctx), lead.SellableQuery{
-		Viewer: v, Filter: p.Filter, Order: p.Order, After: position(after), Limit: limit + 1,
+	leads, total, err := lead.ListSellable(ctx, s.reader(ctx), lead.SellableQuery{
+		Viewer: v, Filter: p.Filter, Order: p.Order, After: position(after), Limit: limit + 1, Count: p.Count,
 	})
 	if err != nil {
-		return Page{}, err
+		return Page{}, nil, err
+	}
+	if p.Count && total == nil {
+		t, err := s.CountSellable(ctx, p.Filter)
+		if err != nil {
+			return Page{}, nil, err
+		}
+		total = &t
 	}
 	return page.New(leads, limit, func(l lead.Lead) any {
 		return cursor{Order: p.Order, Time: l.CreatedAt, Price: l.PriceCredits, ID: l.ID}
-	}), nil
+	}), total, nil
 }
 
 // MyLeads returns the leads a workspace bought, newest purchase first, with contact data.

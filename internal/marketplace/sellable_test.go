@@ -39,7 +39,7 @@ func TestSellableRule_BrowseAndPurchaseAgree(t *testing.T) {
 
 				viewer := marketplace.Viewer{UserID: owner.ID}
 				for _, order := range orders {
-					page, err := svc.Browse(ctx, viewer, marketplace.BrowseParams{
+					page, _, err := svc.Browse(ctx, viewer, marketplace.BrowseParams{
 						Order: order, Filter: marketplace.Filter{PartnerIDs: []string{partnerID}},
 					})
 					require.NoError(t, err, name)
