@@ -3,6 +3,9 @@ package db
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -97,6 +100,21 @@ func (t PlannedTx) Query(ctx context.Context, query string, args []any, scan fun
 // for the statements that follow.
 func (t PlannedTx) Set(ctx context.Context, name, value string) error {
 	_, err := t.conn.Exec(ctx, "SELECT set_config($1, $2, true)", name, value)
+	return err
+}
+
+// SetAll is Set of each name of settings to its value, in one round trip.
+func (t PlannedTx) SetAll(ctx context.Context, settings map[string]string) error {
+	if len(settings) == 0 {
+		return nil
+	}
+	calls := make([]string, 0, len(settings))
+	args := make([]any, 0, 2*len(settings))
+	for _, name := range slices.Sorted(maps.Keys(settings)) { // one statement text per set of names
+		calls = append(calls, fmt.Sprintf("set_config($%d, $%d, true)", len(args)+1, len(args)+2))
+		args = append(args, name, settings[name])
+	}
+	_, err := t.conn.Exec(ctx, "SELECT "+strings.Join(calls, ", "), args...)
 	return err
 }
 

@@ -44,3 +44,11 @@ func SetLongWalkHeapCost(c int64) (restore func()) {
 	was := longWalkHeapCost.Swap(c)
 	return func() { longWalkHeapCost.Store(was) }
 }
+
+// SetIndexOnlyRows sets indexOnlyRows for a test and returns a function that restores it: 0
+// makes every count and facet count without a title word read the counting indexes alone, a
+// large number none.
+func SetIndexOnlyRows(n int64) (restore func()) {
+	was := indexOnlyRows.Swap(n)
+	return func() { indexOnlyRows.Store(was) }
+}

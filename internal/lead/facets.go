@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -78,6 +79,7 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 		return Facets{}, err
 	}
 	counts := make([][]FacetCount, len(facetColumns))
+	indexOnly := indexOnlyFilter(f)
 	err := db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
 		values, rows, err := facetValues(ctx, tx)
 		if err != nil {
@@ -94,6 +96,7 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 		}
 		small := make([][]string, len(facetColumns))
 		smallRows := 0
+		facetRows := make([]int, len(facetColumns)) // the small values' leads, by facet
 		for d, vs := range values {
 			for _, v := range vs {
 				if e := estimates[d][v]; e >= facetExactBelow {
@@ -101,19 +104,31 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 				} else {
 					small[d] = append(small[d], v)
 					smallRows += e
+					facetRows[d] += e
 				}
 			}
 		}
-		// Bitmaps where few leads are read: the small values' counts, or a pass over few leads;
-		// a pass over most of the table (or over a small table) is the planner's to choose.
-		if sampled && (union <= facetScanRows || union > smallRows) {
-			if err := preferBitmaps(ctx, tx); err != nil {
-				return err
+		// How an exact count that reads about rows leads reads them. Without a title word, from
+		// indexOnlyRows on, the counting indexes alone (preferIndexOnly). Otherwise bitmaps
+		// where few leads are read: the small values' counts, or a pass over few leads; a pass
+		// over most of the table (or over a small table) is the planner's to choose.
+		read := func(rows int) func(context.Context, db.PlannedTx) error {
+			switch {
+			case !sampled:
+				return planners
+			case indexOnly && int64(rows) >= indexOnlyRows.Load():
+				return preferIndexOnly
+			case indexOnly || union <= facetScanRows || union > smallRows:
+				return preferBitmaps
 			}
+			return planners
 		}
 		if union <= max(facetScanRows, smallRows) {
 			// Few enough leads count in some facet, or no fewer than the small values have:
 			// one pass counts every value exactly.
+			if err := read(union)(ctx, tx); err != nil {
+				return err
+			}
 			exact, err := scanFacets(ctx, tx, f)
 			if err != nil {
 				return err
@@ -126,9 +141,39 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 			}
 			return nil
 		}
-		exact, err := countFacets(ctx, tx, f, small, values)
-		if err != nil {
-			return err
+		// The facets whose small values are read the same way, in one statement each way.
+		byRead := map[bool][][]string{}
+		for d, vs := range small {
+			if len(vs) == 0 {
+				continue
+			}
+			io := indexOnly && sampled && int64(facetRows[d]) >= indexOnlyRows.Load()
+			if byRead[io] == nil {
+				byRead[io] = make([][]string, len(facetColumns))
+			}
+			byRead[io][d] = vs
+		}
+		exact := make([]map[string]int, len(facetColumns))
+		for d := range exact {
+			exact[d] = map[string]int{}
+		}
+		for io, part := range byRead {
+			rows := 0
+			for d, vs := range part {
+				if len(vs) > 0 {
+					rows += facetRows[d]
+				}
+			}
+			if err := read(rows)(ctx, tx); err != nil {
+				return err
+			}
+			counted, err := countFacets(ctx, tx, f, part, values, io)
+			if err != nil {
+				return err
+			}
+			for d, c := range counted {
+				maps.Copy(exact[d], c)
+			}
 		}
 		for d, vs := range small {
 			for _, v := range vs {
@@ -149,10 +194,15 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 		VerificationStatuses: counts[4]}, nil
 }
 
+// planners leaves the reads of the statements that follow in tx to the planner.
+func planners(ctx context.Context, tx db.PlannedTx) error {
+	return readOnly(ctx, tx, scanKinds...)
+}
+
 // facetValues returns the values of each facet and the planner's count of the leads table's
 // rows. The industries and countries are those of sellable leads, found by skipping through
-// leads_sellable_industry_idx and leads_sellable_country_idx one value at a time; empty ones are
-// left out (no checkbox has an empty label).
+// leads_sellable_industry_counts_idx and leads_sellable_country_counts_idx one value at a time;
+// empty ones are left out (no checkbox has an empty label).
 func facetValues(ctx context.Context, tx db.PlannedTx) ([][]string, float64, error) {
 	skip := func(col string) string {
 		return `(WITH RECURSIVE v AS (
@@ -361,9 +411,14 @@ func prefixed(cols []string) []string {
 // countFacets counts, for each facet d, the sellable leads under f (but for d's own filter) that
 // have each of the values small[d], in one statement.
 // A facet whose values are all small is counted without a condition on its values (rows without
-// a value, an empty industry, are counted and left out).
-func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [][]string) ([]map[string]int, error) {
-	q := (&leadQuery{}).bitmapRead(f)
+// a value, an empty industry, are counted and left out). indexOnly: the counts read the
+// counting indexes (preferIndexOnly), where a price range bounds the scan; otherwise bitmaps
+// (bitmapRead).
+func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [][]string, indexOnly bool) ([]map[string]int, error) {
+	q := &leadQuery{}
+	if !indexOnly {
+		q.bitmapRead(f)
+	}
 	var branches []string
 	for d, vs := range small {
 		if len(vs) == 0 {

@@ -3,12 +3,14 @@ package lead_test
 import (
 	"cmp"
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/apperr"
 	"github.com/leadmarket/leadmarket/internal/dbtest"
@@ -209,27 +211,35 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 		// sample puts below 500, in one pass only when that reads fewer leads.
 		restore := lead.SetFacetSampling(1000, 500, 0)
 		defer restore()
-		for _, f := range []lead.Filter{{}, {Industries: []string{"Software", "Fintech"}, VerificationStatuses: []string{"VALID"}}} {
-			facets, err := lead.FacetsOf(ctx, bdb, f)
-			require.NoError(t, err)
-			estimated, exact := 0, 0
-			for facet, counts := range facetsByColumn(facets) {
-				truth := bruteFacet(all, f, facet)
-				for v, c := range counts {
-					if c.IsExact {
-						exact++
-						require.Equal(t, truth[v], c.Count, "%s %s", facet, v)
-						continue
+		// Each read three ways: index-only for the filters without a title word (0), by bitmaps
+		// (a limit no count reaches), and the way the default sends each facet.
+		for _, indexOnlyRows := range []int64{0, 1 << 40, 5_000} {
+			restoreRows := lead.SetIndexOnlyRows(indexOnlyRows)
+			for _, f := range []lead.Filter{{}, {Industries: []string{"Software", "Fintech"}, VerificationStatuses: []string{"VALID"}},
+				{Seniorities: []string{"MANAGER", "VP"}, MinPriceCredits: intp(5)}, {TitleContains: "manager", CompanySizes: []string{"SIZE_11_50"}}} {
+				sampledFacets(t, ctx, bdb, all, f, indexOnlyRows)
+			}
+			restoreRows()
+		}
+	})
+
+	t.Run("counts read index-only or by bitmaps alike", func(t *testing.T) {
+		for _, indexOnlyRows := range []int64{0, 1 << 40} {
+			restore := lead.SetIndexOnlyRows(indexOnlyRows)
+			for _, tc := range filters {
+				n := 0
+				for _, l := range all {
+					if matches(tc.f, l, "") {
+						n++
 					}
-					estimated++
-					require.GreaterOrEqual(t, c.Count, 500, "%s %s: estimated only above the threshold", facet, v)
-					require.InDelta(t, truth[v], c.Count, float64(truth[v])/2, "%s %s: the estimate is near the count", facet, v)
+				}
+				total, err := lead.CountSellable(ctx, bdb, tc.f)
+				require.NoError(t, err, tc.name)
+				if n <= lead.ExactCountLimit {
+					require.Equal(t, lead.Total{Value: n, IsExact: true}, total, "%s (index-only from %d rows)", tc.name, indexOnlyRows)
 				}
 			}
-			if len(f.Industries) == 0 {
-				require.Positive(t, estimated, "some values are estimated")
-				require.Positive(t, exact, "small values are counted")
-			}
+			restore()
 		}
 	})
 
@@ -270,4 +280,31 @@ func bruteFacet(all []demoLead, f lead.Filter, facet string) map[string]int {
 		out[v]++
 	}
 	return out
+}
+
+// sampledFacets checks FacetsOf(f) under lowered sampling thresholds (SetFacetSampling(1000, 500,
+// 0)) against the truth in all: exact counts are the counts, estimates are above the threshold
+// and near the count; without a filter some values are estimated and some counted.
+func sampledFacets(t *testing.T, ctx context.Context, bdb *bun.DB, all []demoLead, f lead.Filter, indexOnlyRows int64) {
+	t.Helper()
+	facets, err := lead.FacetsOf(ctx, bdb, f)
+	require.NoError(t, err)
+	estimated, exact := 0, 0
+	for facet, counts := range facetsByColumn(facets) {
+		truth := bruteFacet(all, f, facet)
+		for v, c := range counts {
+			if c.IsExact {
+				exact++
+				require.Equal(t, truth[v], c.Count, "%+v %s %s (index-only from %d rows)", f, facet, v, indexOnlyRows)
+				continue
+			}
+			estimated++
+			require.GreaterOrEqual(t, c.Count, 500, "%+v %s %s: estimated only above the threshold", f, facet, v)
+			require.InDelta(t, truth[v], c.Count, float64(truth[v])/2, "%+v %s %s: the estimate is near the count", f, facet, v)
+		}
+	}
+	if reflect.ValueOf(f).IsZero() {
+		require.Positive(t, estimated, "some values are estimated")
+		require.Positive(t, exact, "small values are counted")
+	}
 }
