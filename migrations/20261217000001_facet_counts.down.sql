@@ -13,3 +13,7 @@ DROP INDEX CONCURRENTLY IF EXISTS leads_sellable_industry_counts_idx;
 --bun:split
 
 DROP INDEX CONCURRENTLY IF EXISTS leads_sellable_country_counts_idx;
+
+--bun:split
+
+DROP INDEX CONCURRENTLY IF EXISTS leads_sellable_seniority_counts_idx;

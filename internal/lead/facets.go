@@ -420,8 +420,38 @@ func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [
 		q.bitmapRead(f)
 	}
 	var branches []string
+	// The facets f does not filter, whose values are all small, count the same leads (f's
+	// matches) by every value: one pass over them groups them by each (GROUPING SETS).
+	var shared []int
 	for d, vs := range small {
-		if len(vs) == 0 {
+		if len(vs) > 0 && len(vs) == len(values[d]) && !filters(f, d) {
+			shared = append(shared, d)
+		}
+	}
+	if len(shared) < 2 {
+		shared = nil
+	}
+	if shared != nil {
+		conds, err := q.conditions(f)
+		if err != nil {
+			return nil, err
+		}
+		where := []string{Sellable}
+		for _, c := range conds {
+			where = append(where, c.sql)
+		}
+		var which, value, sets []string
+		for _, d := range shared {
+			col := "l." + facetColumns[d]
+			which = append(which, fmt.Sprintf("WHEN GROUPING(%s) = 0 THEN %d", col, d))
+			value = append(value, fmt.Sprintf("WHEN GROUPING(%s) = 0 THEN %s", col, col))
+			sets = append(sets, "("+col+")")
+		}
+		branches = append(branches, fmt.Sprintf("SELECT CASE %s END, CASE %s END, count(*) FROM leads AS l WHERE %s GROUP BY GROUPING SETS (%s)",
+			strings.Join(which, " "), strings.Join(value, " "), strings.Join(where, " AND "), strings.Join(sets, ", ")))
+	}
+	for d, vs := range small {
+		if len(vs) == 0 || slices.Contains(shared, d) {
 			continue
 		}
 		col := facetColumns[d]
@@ -462,6 +492,21 @@ func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [
 		return nil, fmt.Errorf("count facets: %w", err)
 	}
 	return out, nil
+}
+
+// filters reports whether f filters facet d (facetColumns[d]).
+func filters(f Filter, d int) bool {
+	switch facetColumns[d] {
+	case colIndustry:
+		return len(f.Industries) > 0
+	case colCountry:
+		return len(f.Countries) > 0
+	case colSeniority:
+		return len(f.Seniorities) > 0
+	case colCompanySize:
+		return len(f.CompanySizes) > 0
+	}
+	return len(f.VerificationStatuses) > 0
 }
 
 // withoutFacet is f without the filter of facet d (facetColumns[d]).

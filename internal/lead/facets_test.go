@@ -216,7 +216,10 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 		for _, indexOnlyRows := range []int64{0, 1 << 40, 5_000} {
 			restoreRows := lead.SetIndexOnlyRows(indexOnlyRows)
 			for _, f := range []lead.Filter{{}, {Industries: []string{"Software", "Fintech"}, VerificationStatuses: []string{"VALID"}},
-				{Seniorities: []string{"MANAGER", "VP"}, MinPriceCredits: intp(5)}, {TitleContains: "manager", CompanySizes: []string{"SIZE_11_50"}}} {
+				{Seniorities: []string{"MANAGER", "VP"}, MinPriceCredits: intp(5)}, {TitleContains: "manager", CompanySizes: []string{"SIZE_11_50"}},
+				// One facet filtered: its own counts are mostly estimates, the other four facets'
+				// small values are counted in one pass over the VPs.
+				{Seniorities: []string{"VP"}}} {
 				sampledFacets(t, ctx, bdb, all, f, indexOnlyRows)
 			}
 			restoreRows()
