@@ -193,17 +193,18 @@ var indexOnlyRows = func() *atomic.Int64 {
 
 // indexOnlyFilter reports whether every condition of f can be tested on the entries of the
 // browse indexes that cover the filter columns: all but a title word (the counting indexes
-// leads_sellable_industry_counts_idx and leads_sellable_country_counts_idx hold the facets and
-// the price; the two covering indexes the creation time and the partner as well). Those reads
-// count through preferIndexOnly.
+// leads_sellable_{industry,country,seniority}_counts_idx hold the facets and the price; the two
+// covering indexes the creation time and the partner as well). Those reads count through
+// preferIndexOnly.
 func indexOnlyFilter(f Filter) bool {
 	return strings.TrimSpace(f.TitleContains) == ""
 }
 
 // preferIndexOnly makes the statements that follow in tx read leads by index-only scans alone:
 // for a filter without a title word (indexOnlyFilter), the entries of a narrow counting index
-// (a range of the filter's industries or countries, or all of it with the other conditions
-// tested in the index: about 25 ms at 1M) instead of one heap row per match through a bitmap,
+// (a range of the filter's industries, countries or seniorities, or all of it with the other
+// conditions tested in the index: about 25 ms at 1M) instead of one heap row per match through a
+// bitmap,
 // which is about 4 µs a row when the table is not in PostgreSQL's buffers and 20-30 µs when it
 // is not in the OS's either (measured at 1M: {countries: [ES]} up to 10,001 rows, 64 ms by the
 // bitmap, 10-13 ms index-only). The planner's own choice is the bitmap: it costs a heap page
