@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -192,9 +193,5 @@ func (r *sizeResult) writeSamples(path string) error {
 			fmt.Fprintf(w, "%d\t%s\t%.2f\t%s\t%d\t%s\t%s\n", r.leads, kind, float64(s.d.Microseconds())/1000, s.order, s.page, s.f, t)
 		}
 	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return errors.Join(w.Flush(), f.Close())
 }
