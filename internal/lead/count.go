@@ -185,11 +185,9 @@ func readOnly(ctx context.Context, tx db.PlannedTx, kinds ...string) error {
 // combination's few rows are cheaper by the bitmap (measured at 1M: {seniorities: [SENIOR],
 // companySizes: [SIZE_5001_PLUS], verificationStatuses: [RISKY]}, 294 rows, 4 ms by the bitmap,
 // 24 ms index-only). A variable only so that a test can set it (export_test.go).
-var indexOnlyRows = func() *atomic.Int64 {
-	var n atomic.Int64
-	n.Store(5_000)
-	return &n
-}()
+var indexOnlyRows atomic.Int64
+
+func init() { indexOnlyRows.Store(5_000) }
 
 // indexOnlyFilter reports whether every condition of f can be tested on the entries of the
 // browse indexes that cover the filter columns: all but a title word (the counting indexes

@@ -52,3 +52,10 @@ func SetIndexOnlyRows(n int64) (restore func()) {
 	was := indexOnlyRows.Swap(n)
 	return func() { indexOnlyRows.Store(was) }
 }
+
+// SetFacetMergeRows sets facetMergeRows for a test and returns a function that restores it: 0
+// counts each facet's small values in a pass of its own unless they are all its values.
+func SetFacetMergeRows(n int64) (restore func()) {
+	was := facetMergeRows.Swap(n)
+	return func() { facetMergeRows.Store(was) }
+}

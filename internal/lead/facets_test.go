@@ -215,6 +215,9 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 		// (a limit no count reaches), and the way the default sends each facet.
 		for _, indexOnlyRows := range []int64{0, 1 << 40, 5_000} {
 			restoreRows := lead.SetIndexOnlyRows(indexOnlyRows)
+			// And the facets a filter leaves alone in one pass where its matches are few, or
+			// in one pass each (a limit of 0 matches).
+			restoreMerge := lead.SetFacetMergeRows(indexOnlyRows)
 			for _, f := range []lead.Filter{{}, {Industries: []string{"Software", "Fintech"}, VerificationStatuses: []string{"VALID"}},
 				{Seniorities: []string{"MANAGER", "VP"}, MinPriceCredits: intp(5)}, {TitleContains: "manager", CompanySizes: []string{"SIZE_11_50"}},
 				// One facet filtered: its own counts are mostly estimates, the other four facets'
@@ -222,6 +225,7 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 				{Seniorities: []string{"VP"}}} {
 				sampledFacets(t, ctx, bdb, all, f, indexOnlyRows)
 			}
+			restoreMerge()
 			restoreRows()
 		}
 	})
