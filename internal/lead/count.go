@@ -154,10 +154,12 @@ func estimate(ctx context.Context, tx db.PlannedTx, query string, args []any) (i
 
 // preferBitmaps makes the statements that follow in tx read leads through bitmaps of their
 // indexes (the GIN index: exactly the rows that match) rather than walk an index or the table
-// testing each row. The reads that use it (a candidate set, a capped count, the facets' exact
-// counts) run only where the matching rows are few, and there the planner's own choice goes
-// wrong: it costs ILIKE like an equality, though case-folding each title costs far more, and
-// prices an index-only walk of a million entries below a bitmap of tens of thousands of rows.
+// testing each row. The reads that use it (a candidate set, a capped count or the facets' exact
+// counts of few rows or with a title word) run only where the matching rows are few, or where
+// only the heap can test them (a title word), and there the planner's own choice goes wrong: it
+// costs ILIKE like an equality, though case-folding each title costs far more, and would test the
+// word on every entry of a covering index. Counts of many rows without a title word read the
+// counting indexes instead (preferIndexOnly).
 func preferBitmaps(ctx context.Context, tx db.PlannedTx) error {
 	return readOnly(ctx, tx, "enable_bitmapscan")
 }

@@ -135,10 +135,10 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 				}
 			}
 		}
-		// How an exact count that reads about rows leads reads them. Without a title word, from
-		// indexOnlyRows on, the counting indexes alone (preferIndexOnly). Otherwise bitmaps
-		// where few leads are read: the small values' counts, or a pass over few leads; a pass
-		// over most of the table (or over a small table) is the planner's to choose.
+		// read is how an exact count estimated to read rows leads reads them. Without a title
+		// word, from indexOnlyRows on, the counting indexes alone (preferIndexOnly). Otherwise
+		// bitmaps where few leads are read: the small values' counts, or a pass over few leads;
+		// a pass over most of the table (or over a small table) is the planner's to choose.
 		read := func(rows int) func(context.Context, db.PlannedTx) error {
 			switch {
 			case !sampled:
@@ -185,13 +185,11 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 			exact[d] = map[string]int{}
 		}
 		for io, part := range byRead {
-			rows := 0
-			for d, vs := range part {
-				if len(vs) > 0 {
-					rows += facetRows[d]
-				}
+			mode := read(0) // the way of the facets of few leads
+			if io {
+				mode = preferIndexOnly
 			}
-			if err := read(rows)(ctx, tx); err != nil {
+			if err := mode(ctx, tx); err != nil {
 				return err
 			}
 			counted, err := countFacets(ctx, tx, f, part, values, io, matchesOf(f, estimates))
