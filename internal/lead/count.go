@@ -39,23 +39,44 @@ type Total struct {
 // bitmap of a rare combination, an ordered walk of a common one). Errors: INVALID_INPUT for a
 // bad filter.
 func CountSellable(ctx context.Context, bdb *bun.DB, f Filter) (Total, error) {
-	// The price range an index condition, as in ListSellable's candidate set.
-	q := &leadQuery{from: "leads AS l"}
-	q.and(Sellable)
-	if err := q.filter(f); err != nil {
+	q, read, err := sellableCount(f)
+	if err != nil {
 		return Total{}, err
 	}
-	indexOnly := indexOnlyFilter(f)
-	t, err := count(ctx, bdb, q, true, func(est int) func(context.Context, db.PlannedTx) error {
-		if indexOnly && int64(est) >= indexOnlyRows.Load() {
-			return preferIndexOnly
-		}
-		return preferBitmaps
-	})
+	t, err := count(ctx, bdb, q, true, read)
 	if err != nil {
 		return Total{}, fmt.Errorf("count sellable leads: %w", err)
 	}
 	return t, nil
+}
+
+// sellableCount returns CountSellable's query of f and how it reads the rows for the planner's
+// estimate of them: index-only from indexOnlyRows on for a filter without a title word,
+// otherwise through bitmaps.
+func sellableCount(f Filter) (*leadQuery, func(est int) func(context.Context, db.PlannedTx) error, error) {
+	// The price range an index condition, as in ListSellable's candidate set.
+	q := &leadQuery{from: "leads AS l"}
+	q.and(Sellable)
+	if err := q.filter(f); err != nil {
+		return nil, nil, err
+	}
+	indexOnly := indexOnlyFilter(f)
+	return q, func(est int) func(context.Context, db.PlannedTx) error {
+		if indexOnly && int64(est) >= indexOnlyRows.Load() {
+			return preferIndexOnly
+		}
+		return preferBitmaps
+	}, nil
+}
+
+// countStatements are count's statements of q: its rows, and their count up to
+// ExactCountLimit+1.
+func countStatements(q *leadQuery) (rows, capped string) {
+	rows = "SELECT 1 FROM " + q.from
+	if len(q.where) > 0 {
+		rows += " WHERE " + strings.Join(q.where, " AND ")
+	}
+	return rows, fmt.Sprintf("SELECT count(*) FROM (%s LIMIT %d) AS matches", rows, ExactCountLimit+1)
 }
 
 // CountPurchased returns how many leads workspaceID bought that match f, as CountSellable counts
@@ -77,10 +98,7 @@ func CountPurchased(ctx context.Context, bdb *bun.DB, workspaceID string, f Filt
 // planner before counting; read returns how the rows are read (preferBitmaps, preferIndexOnly)
 // for the planner's estimate of them (-1 without estimateFirst).
 func count(ctx context.Context, bdb *bun.DB, q *leadQuery, estimateFirst bool, read func(est int) func(context.Context, db.PlannedTx) error) (Total, error) {
-	rows := "SELECT 1 FROM " + q.from
-	if len(q.where) > 0 {
-		rows += " WHERE " + strings.Join(q.where, " AND ")
-	}
+	rows, capped := countStatements(q)
 	var t Total
 	err := db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
 		est := -1
@@ -99,7 +117,7 @@ func count(ctx context.Context, bdb *bun.DB, q *leadQuery, estimateFirst bool, r
 			return err
 		}
 		var n int
-		err := tx.Query(ctx, fmt.Sprintf("SELECT count(*) FROM (%s LIMIT %d) AS matches", rows, ExactCountLimit+1), q.args,
+		err := tx.Query(ctx, capped, q.args,
 			func(r pgx.Rows) error {
 				for r.Next() {
 					if err := r.Scan(&n); err != nil {

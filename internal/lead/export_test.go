@@ -59,3 +59,26 @@ func SetFacetMergeRows(n int64) (restore func()) {
 	was := facetMergeRows.Swap(n)
 	return func() { facetMergeRows.Store(was) }
 }
+
+// ExplainCount returns the plan of CountSellable(f)'s count, read the way CountSellable reads it
+// for the planner's estimate.
+func ExplainCount(ctx context.Context, bdb *bun.DB, f Filter) (string, error) {
+	q, read, err := sellableCount(f)
+	if err != nil {
+		return "", err
+	}
+	rows, capped := countStatements(q)
+	var plan string
+	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
+		est, err := estimate(ctx, tx, rows, q.args)
+		if err != nil {
+			return err
+		}
+		if err := read(est)(ctx, tx); err != nil {
+			return err
+		}
+		plan, err = explain(ctx, tx, statement{sql: capped, args: q.args})
+		return err
+	})
+	return plan, err
+}

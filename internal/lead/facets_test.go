@@ -250,6 +250,35 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 		}
 	})
 
+	t.Run("a count of many rows without a title word reads a counting index alone", func(t *testing.T) {
+		// At 12,000 leads, a hundred rows are "many": the filters below match hundreds.
+		defer lead.SetIndexOnlyRows(100)()
+		for _, tc := range []struct {
+			f     lead.Filter
+			index string
+		}{
+			{lead.Filter{Industries: []string{"Software"}, MinPriceCredits: intp(2)}, "leads_sellable_industry_counts_idx"},
+			{lead.Filter{Countries: []string{"DE", "US"}, CompanySizes: []string{"SIZE_11_50", "SIZE_51_200"}}, "leads_sellable_country_counts_idx"},
+			{lead.Filter{Seniorities: []string{"MANAGER"}, VerificationStatuses: []string{"VALID", "PENDING"}}, "leads_sellable_seniority_counts_idx"},
+		} {
+			plan, err := lead.ExplainCount(ctx, bdb, tc.f)
+			require.NoError(t, err)
+			require.Contains(t, plan, "Index Only Scan using "+tc.index, "%+v\n%s", tc.f, plan)
+			require.Regexp(t, `Heap Fetches: 0\n`, plan, "%+v: no heap row\n%s", tc.f, plan)
+		}
+		// A title word, and a rare combination, read a bitmap (the title's trigrams: the GIN).
+		for _, f := range []lead.Filter{{Industries: []string{"Software"}, TitleContains: "manager"},
+			{Countries: []string{"SE"}, Seniorities: []string{"ENTRY"}, Industries: []string{"Telecom"}}} {
+			plan, err := lead.ExplainCount(ctx, bdb, f)
+			require.NoError(t, err)
+			require.Contains(t, plan, "Bitmap Heap Scan", "%+v\n%s", f, plan)
+			require.NotContains(t, plan, "Index Only Scan", "%+v\n%s", f, plan)
+			if f.TitleContains != "" {
+				require.Contains(t, plan, "Bitmap Index Scan on leads_sellable_facets_idx", "%+v\n%s", f, plan)
+			}
+		}
+	})
+
 	t.Run("a bad filter is refused", func(t *testing.T) {
 		bad := lead.Filter{MinPriceCredits: intp(9), MaxPriceCredits: intp(3)}
 		_, err := lead.FacetsOf(ctx, bdb, bad)
