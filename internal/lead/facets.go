@@ -150,7 +150,22 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 			}
 			return planners
 		}
-		if union <= max(facetScanRows, smallRows) {
+		// Read index-only, the facets' own passes read ranges of the counting indexes, where one
+		// pass over the leads that count in some facet (a union of conditions no index range
+		// holds) reads a whole index: {countries: [JP, NL, SE], seniorities: [DIRECTOR,
+		// MANAGER], companySizes: [SIZE_201_500], verificationStatuses: [VALID]} at 1M, 299 ms
+		// in one pass, 41 ms in the facets' own. But a narrow price range bounds the one pass to
+		// a short range of the price index, which the facets' passes do not all find
+		// ({companySizes: [SIZE_11_50, SIZE_5001_PLUS], price 30}: 15 ms in one pass, 204 ms).
+		passes := indexOnly && sampled && int64(union) >= indexOnlyRows.Load()
+		if passes && (f.MinPriceCredits != nil || f.MaxPriceCredits != nil) {
+			narrow, err := narrowPrice(ctx, tx, f, rows)
+			if err != nil {
+				return err
+			}
+			passes = !narrow
+		}
+		if union <= max(facetScanRows, smallRows) && !passes {
 			// Few enough leads count in some facet, or no fewer than the small values have:
 			// one pass counts every value exactly.
 			if err := read(union)(ctx, tx); err != nil {
@@ -217,6 +232,25 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 	}
 	return Facets{Industries: counts[0], Countries: counts[1], Seniorities: counts[2], CompanySizes: counts[3],
 		VerificationStatuses: counts[4]}, nil
+}
+
+// narrowPrice reports whether the planner puts f's price range at no more than a tenth of the
+// table's rows leads.
+func narrowPrice(ctx context.Context, tx db.PlannedTx, f Filter, rows float64) (bool, error) {
+	q := &leadQuery{}
+	conds, err := q.conditions(Filter{MinPriceCredits: f.MinPriceCredits, MaxPriceCredits: f.MaxPriceCredits})
+	if err != nil {
+		return false, err
+	}
+	where := []string{Sellable}
+	for _, c := range conds {
+		where = append(where, c.sql)
+	}
+	n, err := estimate(ctx, tx, "SELECT 1 FROM leads AS l WHERE "+strings.Join(where, " AND "), q.args)
+	if err != nil {
+		return false, fmt.Errorf("estimate the price range: %w", err)
+	}
+	return float64(n) <= rows/10, nil
 }
 
 // planners leaves the reads of the statements that follow in tx to the planner.
