@@ -96,10 +96,12 @@ func matchesOf(f Filter, estimates []map[string]int) int {
 // the industries and countries sellable leads have (a skip scan of their browse indexes, a few
 // dozen index probes); an estimate of every value's count from a sample of about
 // facetSampleRows leads' pages (TABLESAMPLE SYSTEM, REPEATABLE so that the same filter gets the
-// same estimates); and, in one statement, exact counts of the values estimated below
-// facetExactBelow, each facet's through the multi-column GIN index. So its cost has a bound set
-// by the sample and by how many leads the small values have, not by the size of the table.
-// Errors: INVALID_INPUT for a bad filter.
+// same estimates); and exact counts of the values estimated below facetExactBelow: for a filter
+// without a title word, index-only from the counting indexes where many leads are counted
+// (preferIndexOnly), each filtered facet in a pass of its own and the others in one pass
+// together; otherwise through the GIN index's bitmaps. So its cost has a bound set by the sample
+// and by how many leads the small values have, not by the size of the table. Errors:
+// INVALID_INPUT for a bad filter.
 func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 	// Check the filter before anything runs.
 	if _, err := (&leadQuery{}).conditions(f); err != nil {
