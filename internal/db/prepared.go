@@ -96,14 +96,8 @@ func (t PlannedTx) Query(ctx context.Context, query string, args []any, scan fun
 	return rows.Err()
 }
 
-// Set sets the planner or run-time setting name to value until the transaction ends (SET LOCAL),
-// for the statements that follow.
-func (t PlannedTx) Set(ctx context.Context, name, value string) error {
-	_, err := t.conn.Exec(ctx, "SELECT set_config($1, $2, true)", name, value)
-	return err
-}
-
-// SetAll is Set of each name of settings to its value, in one round trip.
+// SetAll sets each planner or run-time setting of settings to its value until the transaction
+// ends (SET LOCAL), for the statements that follow, in one round trip.
 func (t PlannedTx) SetAll(ctx context.Context, settings map[string]string) error {
 	if len(settings) == 0 {
 		return nil

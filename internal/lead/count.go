@@ -62,7 +62,7 @@ func sellableCount(f Filter) (*leadQuery, func(est int) func(context.Context, db
 	}
 	indexOnly := indexOnlyFilter(f)
 	return q, func(est int) func(context.Context, db.PlannedTx) error {
-		if indexOnly && int64(est) >= indexOnlyRows.Load() {
+		if indexOnly && manyRows(est) {
 			return preferIndexOnly
 		}
 		return preferBitmaps
@@ -208,6 +208,10 @@ func readOnly(ctx context.Context, tx db.PlannedTx, kinds ...string) error {
 var indexOnlyRows atomic.Int64
 
 func init() { indexOnlyRows.Store(5_000) }
+
+// manyRows reports whether a read estimated at rows leads reads enough of them to read the
+// counting indexes rather than a bitmap (indexOnlyRows).
+func manyRows(rows int) bool { return int64(rows) >= indexOnlyRows.Load() }
 
 // indexOnlyFilter reports whether every condition of f can be tested on the entries of the
 // browse indexes that cover the filter columns: all but a title word (the counting indexes

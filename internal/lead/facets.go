@@ -145,7 +145,7 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 			switch {
 			case !sampled:
 				return planners
-			case indexOnly && int64(rows) >= indexOnlyRows.Load():
+			case indexOnly && manyRows(rows):
 				return preferIndexOnly
 			case indexOnly || union <= facetScanRows || union > smallRows:
 				return preferBitmaps
@@ -159,7 +159,7 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 		// in one pass, 41 ms in the facets' own. But a narrow price range bounds the one pass to
 		// a short range of the price index, which the facets' passes do not all find
 		// ({companySizes: [SIZE_11_50, SIZE_5001_PLUS], price 30}: 15 ms in one pass, 204 ms).
-		passes := indexOnly && sampled && int64(union) >= indexOnlyRows.Load()
+		passes := indexOnly && sampled && manyRows(union)
 		if passes && (f.MinPriceCredits != nil || f.MaxPriceCredits != nil) {
 			narrow, err := narrowPrice(ctx, tx, f, rows)
 			if err != nil {
@@ -191,7 +191,7 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 			if len(vs) == 0 {
 				continue
 			}
-			io := indexOnly && sampled && int64(facetRows[d]) >= indexOnlyRows.Load()
+			io := indexOnly && sampled && manyRows(facetRows[d])
 			if byRead[io] == nil {
 				byRead[io] = make([][]string, len(facetColumns))
 			}
@@ -558,34 +558,26 @@ func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [
 	return out, nil
 }
 
-// filters reports whether f filters facet d (facetColumns[d]).
-func filters(f Filter, d int) bool {
+// facetFilter is f's list of values for facet d (facetColumns[d]).
+func facetFilter(f *Filter, d int) *[]string {
 	switch facetColumns[d] {
 	case colIndustry:
-		return len(f.Industries) > 0
+		return &f.Industries
 	case colCountry:
-		return len(f.Countries) > 0
+		return &f.Countries
 	case colSeniority:
-		return len(f.Seniorities) > 0
+		return &f.Seniorities
 	case colCompanySize:
-		return len(f.CompanySizes) > 0
+		return &f.CompanySizes
 	}
-	return len(f.VerificationStatuses) > 0
+	return &f.VerificationStatuses
 }
 
-// withoutFacet is f without the filter of facet d (facetColumns[d]).
+// filters reports whether f filters facet d.
+func filters(f Filter, d int) bool { return len(*facetFilter(&f, d)) > 0 }
+
+// withoutFacet is f without the filter of facet d.
 func withoutFacet(f Filter, d int) Filter {
-	switch facetColumns[d] {
-	case colIndustry:
-		f.Industries = nil
-	case colCountry:
-		f.Countries = nil
-	case colSeniority:
-		f.Seniorities = nil
-	case colCompanySize:
-		f.CompanySizes = nil
-	case colVerification:
-		f.VerificationStatuses = nil
-	}
+	*facetFilter(&f, d) = nil
 	return f
 }
