@@ -600,6 +600,15 @@ func insertLeads(ctx context.Context, tx db.ConnTx, partnerID string, rows []Sta
 			return nil, nil, nil, fmt.Errorf("insert leads: %w", err)
 		}
 		ins = nil
+		// Every row's title first, in one sorted statement, as InsertNew adds them (the rollback
+		// took its additions back): the rows one by one must not add theirs in hash_key order.
+		titles := make([]string, len(rows))
+		for i, r := range rows {
+			titles[i] = r.Title
+		}
+		if err := lead.AddTitles(ctx, tx, titles); err != nil {
+			return nil, nil, nil, err
+		}
 		byKey := append([]StagedRow(nil), rows...)
 		sort.Slice(byKey, func(a, b int) bool { return byKey[a].Normalized.HashKey < byKey[b].Normalized.HashKey })
 		for _, r := range byKey {

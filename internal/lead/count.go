@@ -50,22 +50,39 @@ func CountSellable(ctx context.Context, bdb *bun.DB, f Filter) (Total, error) {
 	return t, nil
 }
 
-// sellableCount returns CountSellable's query of f and how it reads the rows for the planner's
-// estimate of them: index-only from indexOnlyRows on for a filter without a title word,
-// otherwise through bitmaps.
-func sellableCount(f Filter) (*leadQuery, func(est int) func(context.Context, db.PlannedTx) error, error) {
-	// The price range an index condition, as in ListSellable's candidate set.
-	q := &leadQuery{from: "leads AS l"}
-	q.and(Sellable)
-	if err := q.filter(f); err != nil {
+// countRead sets how the statements that follow in tx read the rows of a count that the
+// planner estimates at est (-1: not estimated), and returns the query to count them with.
+type countRead func(ctx context.Context, tx db.PlannedTx, est int) (*leadQuery, error)
+
+// sellableCount returns CountSellable's query of f and how it reads the rows: index-only where
+// readsIndexOnly says so (a title word then tested by its titles' ids), otherwise through
+// bitmaps.
+func sellableCount(f Filter) (*leadQuery, countRead, error) {
+	build := func(indexOnly bool, titles []int32) (*leadQuery, error) {
+		// The price range an index condition, as in ListSellable's candidate set.
+		q := &leadQuery{from: "leads AS l", titleIDs: titles, enumerated: indexOnly}
+		q.and(Sellable)
+		return q, q.filter(f)
+	}
+	q, err := build(false, nil)
+	if err != nil {
 		return nil, nil, err
 	}
-	indexOnly := indexOnlyFilter(f)
-	return q, func(est int) func(context.Context, db.PlannedTx) error {
-		if indexOnly && manyRows(est) {
-			return preferIndexOnly
+	return q, func(ctx context.Context, tx db.PlannedTx, est int) (*leadQuery, error) {
+		if !readsIndexOnly(f, est) {
+			return q, preferBitmaps(ctx, tx)
 		}
-		return preferBitmaps
+		if err := preferIndexOnly(ctx, tx); err != nil {
+			return nil, err
+		}
+		var titles []int32
+		if hasTitleWord(f) {
+			var err error
+			if titles, err = titleIDs(ctx, tx, f.TitleContains); err != nil {
+				return nil, err
+			}
+		}
+		return build(true, titles)
 	}, nil
 }
 
@@ -87,7 +104,9 @@ func CountPurchased(ctx context.Context, bdb *bun.DB, workspaceID string, f Filt
 	if err := q.filter(f); err != nil {
 		return Total{}, err
 	}
-	t, err := count(ctx, bdb, q, false, func(int) func(context.Context, db.PlannedTx) error { return preferBitmaps })
+	t, err := count(ctx, bdb, q, false, func(ctx context.Context, tx db.PlannedTx, _ int) (*leadQuery, error) {
+		return q, preferBitmaps(ctx, tx)
+	})
 	if err != nil {
 		return Total{}, fmt.Errorf("count leads of workspace %s: %w", workspaceID, err)
 	}
@@ -95,10 +114,11 @@ func CountPurchased(ctx context.Context, bdb *bun.DB, workspaceID string, f Filt
 }
 
 // count counts q's rows up to ExactCountLimit+1, estimating above; estimateFirst asks the
-// planner before counting; read returns how the rows are read (preferBitmaps, preferIndexOnly)
-// for the planner's estimate of them (-1 without estimateFirst).
-func count(ctx context.Context, bdb *bun.DB, q *leadQuery, estimateFirst bool, read func(est int) func(context.Context, db.PlannedTx) error) (Total, error) {
-	rows, capped := countStatements(q)
+// planner before counting; read sets how the rows are read (preferBitmaps, preferIndexOnly) for
+// the planner's estimate of them (-1 without estimateFirst) and returns the query, q or its
+// equal, to count.
+func count(ctx context.Context, bdb *bun.DB, q *leadQuery, estimateFirst bool, read countRead) (Total, error) {
+	rows, _ := countStatements(q)
 	var t Total
 	err := db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
 		est := -1
@@ -113,11 +133,13 @@ func count(ctx context.Context, bdb *bun.DB, q *leadQuery, estimateFirst bool, r
 			}
 		}
 		// The estimate is of rows, the same whichever way they are read.
-		if err := read(est)(ctx, tx); err != nil {
+		counted, err := read(ctx, tx, est)
+		if err != nil {
 			return err
 		}
+		_, capped := countStatements(counted)
 		var n int
-		err := tx.Query(ctx, capped, q.args,
+		err = tx.Query(ctx, capped, counted.args,
 			func(r pgx.Rows) error {
 				for r.Next() {
 					if err := r.Scan(&n); err != nil {
@@ -173,11 +195,10 @@ func estimate(ctx context.Context, tx db.PlannedTx, query string, args []any) (i
 // preferBitmaps makes the statements that follow in tx read leads through bitmaps of their
 // indexes (the GIN index: exactly the rows that match) rather than walk an index or the table
 // testing each row. The reads that use it (a candidate set, a capped count or the facets' exact
-// counts of few rows or with a title word) run only where the matching rows are few, or where
-// only the heap can test them (a title word), and there the planner's own choice goes wrong: it
-// costs ILIKE like an equality, though case-folding each title costs far more, and would test the
-// word on every entry of a covering index. Counts of many rows without a title word read the
-// counting indexes instead (preferIndexOnly).
+// counts of few rows) run only where the matching rows are few, and there the planner's own
+// choice goes wrong: it costs ILIKE like an equality, though case-folding each title costs far
+// more, and would test the word on every entry of a covering index. Counts of many rows read the
+// counting indexes instead (preferIndexOnly, readsIndexOnly).
 func preferBitmaps(ctx context.Context, tx db.PlannedTx) error {
 	return readOnly(ctx, tx, "enable_bitmapscan")
 }
@@ -213,19 +234,36 @@ func init() { indexOnlyRows.Store(5_000) }
 // counting indexes rather than a bitmap (indexOnlyRows).
 func manyRows(rows int) bool { return int64(rows) >= indexOnlyRows.Load() }
 
-// indexOnlyFilter reports whether every condition of f can be tested on the entries of the
-// browse indexes that cover the filter columns: all but a title word (the counting indexes
-// leads_sellable_{industry,country,seniority}_counts_idx hold the facets and the price; the two
-// covering indexes the creation time and the partner as well). Those reads count through
-// preferIndexOnly.
+// indexOnlyFilter reports whether every condition of f can be tested on the entries of one of
+// the browse indexes that cover the filter columns: the counting indexes
+// leads_sellable_{industry,country,seniority}_counts_idx hold the facets and the price,
+// leads_sellable_title_counts_idx the title id as well (a title word tested by its titles' ids,
+// titleIDs), and the two covering indexes the creation time and the partner but no title id.
+// Those reads count through preferIndexOnly.
 func indexOnlyFilter(f Filter) bool {
-	return strings.TrimSpace(f.TitleContains) == ""
+	return !hasTitleWord(f) || (f.CreatedAfter == nil && len(f.PartnerIDs) == 0)
+}
+
+// hasTitleWord reports whether f has a title word.
+func hasTitleWord(f Filter) bool { return strings.TrimSpace(f.TitleContains) != "" }
+
+// readsIndexOnly reports whether a count of f's matches, or of some of them, that the planner
+// estimates at rows leads reads the counting indexes (preferIndexOnly) rather than bitmaps: for
+// a filter they can test (indexOnlyFilter), when the rows are many (manyRows), or whatever
+// their number with a title word. leads_sellable_title_counts_idx holds the entries of the
+// titles that have the word, a bound on what the read costs; a bitmap of the word's trigrams
+// is a superset of its leads, each one's title tested on the heap ({maxPriceCredits: 27,
+// titleContains: "Officer"}'s facets at 1M: 150-380 ms for the bitmap's 82,000 rows, 15-30 ms
+// index-only), and a word too short for trigrams has no bitmap but the other conditions'
+// ({industries: [Education], titleContains: "vp"} counted at 1M: 220 ms).
+func readsIndexOnly(f Filter, rows int) bool {
+	return indexOnlyFilter(f) && (manyRows(rows) || hasTitleWord(f))
 }
 
 // preferIndexOnly makes the statements that follow in tx read leads through index scans only:
-// for a filter without a title word (indexOnlyFilter), index-only scans of the entries of a
-// narrow counting index (a range of the filter's industries, countries or seniorities, or all
-// of it with the other conditions tested in the index: about 25 ms at 1M) instead of one heap
+// for a filter the counting indexes can test (indexOnlyFilter), index-only scans of the entries
+// of a narrow counting index (a range of the filter's industries, countries, seniorities or
+// titles, or all of it with the other conditions tested in the index: about 25 ms at 1M) instead of one heap
 // row per match through a bitmap, which is about 4 µs a row when the table is not in
 // PostgreSQL's buffers and 20-30 µs when it is not in the OS's either (measured at 1M:
 // {countries: [ES]} up to 10,001 rows, 64 ms by the bitmap, 10-13 ms index-only). The planner's
@@ -234,8 +272,9 @@ func indexOnlyFilter(f Filter) bool {
 // enable_indexscan stays on: PostgreSQL (15) costs an index-only scan as disabled when it is
 // off, and among paths all disabled it took a whole ordered index with the filter tested on each
 // entry over a range of the right one ({industries: [Real Estate, Telecom], countries: [SE]}'s
-// facets at 1M: 535 ms, then 42 ms). Every column of such a filter is in the counting indexes,
-// so the planner reads them index-only rather than fetch heap rows by a plain index scan.
+// facets at 1M: 535 ms, then 42 ms). Every column of such a filter is in a counting index (a
+// title word as its titles' ids, titleIDs), so the planner reads it index-only rather than fetch
+// heap rows by a plain index scan.
 func preferIndexOnly(ctx context.Context, tx db.PlannedTx) error {
 	return readOnly(ctx, tx, "enable_indexonlyscan", "enable_indexscan")
 }

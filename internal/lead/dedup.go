@@ -48,7 +48,12 @@ const NewColumns = `partner_id, first_name, last_name, title, seniority, departm
 //
 // Rows are written in the order query gives them. Loads that may overlap must all order by
 // hash_key: they then wait for each other's keys in one order and cannot deadlock.
+//
+// The rows' titles are added to lead_titles first (AddTitles), so query runs twice.
 func InsertNew(ctx context.Context, db bun.IDB, query string, args ...any) ([]Inserted, error) {
+	if err := addTitlesOf(ctx, db, query, args...); err != nil {
+		return nil, err
+	}
 	var ins []Inserted
 	if err := db.NewRaw("INSERT INTO leads ("+NewColumns+")\n"+query+"\nON CONFLICT (hash_key) DO NOTHING RETURNING id, hash_key",
 		args...).Scan(ctx, &ins); err != nil {

@@ -67,17 +67,19 @@ func ExplainCount(ctx context.Context, bdb *bun.DB, f Filter) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rows, capped := countStatements(q)
+	rows, _ := countStatements(q)
 	var plan string
 	err = db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
 		est, err := estimate(ctx, tx, rows, q.args)
 		if err != nil {
 			return err
 		}
-		if err := read(est)(ctx, tx); err != nil {
+		counted, err := read(ctx, tx, est)
+		if err != nil {
 			return err
 		}
-		plan, err = explain(ctx, tx, statement{sql: capped, args: q.args})
+		_, capped := countStatements(counted)
+		plan, err = explain(ctx, tx, statement{sql: capped, args: counted.args})
 		return err
 	})
 	return plan, err

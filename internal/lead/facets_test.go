@@ -222,7 +222,9 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 				{Seniorities: []string{"MANAGER", "VP"}, MinPriceCredits: intp(5)}, {TitleContains: "manager", CompanySizes: []string{"SIZE_11_50"}},
 				// One facet filtered: its own counts are mostly estimates, the other four facets'
 				// small values are counted in one pass over the VPs.
-				{Seniorities: []string{"VP"}}} {
+				{Seniorities: []string{"VP"}},
+				// Title words: counted by their titles' ids wherever not by bitmaps, one absent.
+				{TitleContains: "Sales"}, {TitleContains: "vp", Countries: []string{"DE", "US"}}, {TitleContains: "Plumber"}} {
 				sampledFacets(t, ctx, bdb, all, f, indexOnlyRows)
 			}
 			restoreMerge()
@@ -250,7 +252,7 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 		}
 	})
 
-	t.Run("a count of many rows without a title word reads a counting index alone", func(t *testing.T) {
+	t.Run("a count of many rows reads a counting index alone", func(t *testing.T) {
 		// At 12,000 leads, a hundred rows are "many": the filters below match hundreds.
 		defer lead.SetIndexOnlyRows(100)()
 		for _, tc := range []struct {
@@ -260,23 +262,32 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 			{lead.Filter{Industries: []string{"Software"}, MinPriceCredits: intp(2)}, "leads_sellable_industry_counts_idx"},
 			{lead.Filter{Countries: []string{"DE", "US"}, CompanySizes: []string{"SIZE_11_50", "SIZE_51_200"}}, "leads_sellable_country_counts_idx"},
 			{lead.Filter{Seniorities: []string{"MANAGER"}, VerificationStatuses: []string{"VALID", "PENDING"}}, "leads_sellable_seniority_counts_idx"},
+			// A title word by its titles' ids (lead_titles): the title counting index.
+			{lead.Filter{TitleContains: "manager", MinPriceCredits: intp(2)}, "leads_sellable_title_counts_idx"},
+			// A title word of any number of rows: its titles' entries bound the read.
+			{lead.Filter{TitleContains: "vp", Industries: []string{"Software"}}, "leads_sellable_title_counts_idx"},
+			{lead.Filter{TitleContains: "manager", Industries: []string{"Software"}, Seniorities: []string{"SENIOR"}}, "leads_sellable_title_counts_idx"},
+			// Company sizes or statuses alone: ranges of the seniority's index at each seniority.
+			{lead.Filter{CompanySizes: []string{"SIZE_11_50"}, VerificationStatuses: []string{"VALID"}}, "leads_sellable_seniority_counts_idx"},
 		} {
 			plan, err := lead.ExplainCount(ctx, bdb, tc.f)
 			require.NoError(t, err)
 			require.Contains(t, plan, "Index Only Scan using "+tc.index, "%+v\n%s", tc.f, plan)
 			require.Regexp(t, `Heap Fetches: 0\n`, plan, "%+v: no heap row\n%s", tc.f, plan)
-		}
-		// A title word, and a rare combination, read a bitmap (the title's trigrams: the GIN).
-		for _, f := range []lead.Filter{{Industries: []string{"Software"}, TitleContains: "manager"},
-			{Countries: []string{"SE"}, Seniorities: []string{"ENTRY"}, Industries: []string{"Telecom"}}} {
-			plan, err := lead.ExplainCount(ctx, bdb, f)
-			require.NoError(t, err)
-			require.Contains(t, plan, "Bitmap Heap Scan", "%+v\n%s", f, plan)
-			require.NotContains(t, plan, "Index Only Scan", "%+v\n%s", f, plan)
-			if f.TitleContains != "" {
-				require.Contains(t, plan, "Bitmap Index Scan on leads_sellable_facets_idx", "%+v\n%s", f, plan)
+			if tc.f.TitleContains != "" {
+				require.Regexp(t, `Index Cond: \(\(title_id = ANY`, plan, "%+v: the title's ids bound the read\n%s", tc.f, plan)
+			}
+			if len(tc.f.Seniorities) == 0 && tc.index == "leads_sellable_seniority_counts_idx" {
+				require.Regexp(t, `Index Cond: \(\(seniority = ANY .*company_size = ANY .*verification_status = ANY`, plan,
+					"%+v: read at each seniority\n%s", tc.f, plan)
 			}
 		}
+		// A rare combination without a title word reads a bitmap: few heap rows.
+		f := lead.Filter{Countries: []string{"SE"}, Seniorities: []string{"ENTRY"}, Industries: []string{"Telecom"}}
+		plan, err := lead.ExplainCount(ctx, bdb, f)
+		require.NoError(t, err)
+		require.Contains(t, plan, "Bitmap Heap Scan", "%+v\n%s", f, plan)
+		require.NotContains(t, plan, "Index Only Scan", "%+v\n%s", f, plan)
 	})
 
 	t.Run("a bad filter is refused", func(t *testing.T) {

@@ -30,6 +30,15 @@ type leadQuery struct {
 	// priceAsTest writes a price range as a test of the rows that other conditions find, never as
 	// an index condition (see bitmapRead).
 	priceAsTest bool
+	// titleIDs, when not nil, are the ids of the titles that contain the filter's title word
+	// (titleIDs): the word is tested by the lead's title_id, which the counting index
+	// leads_sellable_title_counts_idx holds, instead of by its title's text.
+	titleIDs []int32
+	// enumerated writes, for a filter of company sizes or verification statuses without an
+	// industry, country, seniority or title word, the columns before them in
+	// leads_sellable_seniority_counts_idx as all their values (enumerate), for the reads of the
+	// counting indexes alone (preferIndexOnly).
+	enumerated bool
 }
 
 // leadColumns are the columns of Lead every read returns, in the order run scans them.
@@ -99,6 +108,8 @@ const (
 	colPrice        = "price_credits"
 	colCreated      = "created_at"
 	colPartner      = "partner_id"
+	// colEnumerated is the column of a condition every lead passes (enumerate): no facet's.
+	colEnumerated = ""
 )
 
 // condition is one filter condition in SQL, its parameters already added to the query.
@@ -184,16 +195,47 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 		if utf8.RuneCountInString(t) > 100 {
 			return nil, apperr.New(apperr.InvalidInput, "titleContains has at most 100 characters")
 		}
-		if hasTrigrams(t) {
-			add(colTitle, "l.title ILIKE ?::text", "%"+likeEscaper.Replace(t)+"%")
+		if q.titleIDs != nil {
+			add(colTitle, "l.title_id = ANY(?::integer[])", q.titleIDs)
 		} else {
-			// A word of one or two characters has no trigrams: written as ILIKE, the GIN index
-			// would read every entry to find it. Written so, it is a test of the rows that the
-			// other filters find.
-			add(colTitle, "strpos(lower(l.title), lower(?::text)) > 0", t)
+			cond, arg := titleTest("l.title", t)
+			add(colTitle, cond, arg)
+		}
+	}
+	if q.enumerated {
+		for _, e := range enumerate(f) {
+			add(colEnumerated, e.cond, e.values)
 		}
 	}
 	return out, nil
+}
+
+// enumerated is a condition that holds for every lead (a column's every value), with its values.
+type enumerated struct {
+	cond   string
+	values []string
+}
+
+// enumerate returns the conditions that let a filter of company sizes or verification statuses,
+// and no industry, country, seniority or title word, read ranges of
+// leads_sellable_seniority_counts_idx (seniority, company size, verification status, ...): the
+// columns before the filtered ones as all their values, which the leads table's CHECK
+// constraints enumerate. The index is then read at each combination of values (8 seniorities, or
+// 64 seniorities and sizes, times the filter's values), only entries that match, instead of
+// whole with the filter tested on each entry ({companySizes: [SIZE_201_500]}'s facets at 1M: 156
+// ms, then 75 ms). With an industry or a country the planner is left the ranges of their
+// indexes: given the enumeration as well it chose it over a narrower industry's range
+// ({industries: [Media], companySizes: [SIZE_51_200]}'s facets: 92 ms, then 174 ms).
+func enumerate(f Filter) []enumerated {
+	if len(f.Industries) > 0 || len(f.Countries) > 0 || len(f.Seniorities) > 0 || strings.TrimSpace(f.TitleContains) != "" ||
+		(len(f.CompanySizes) == 0 && len(f.VerificationStatuses) == 0) {
+		return nil
+	}
+	out := []enumerated{{"l.seniority = ANY(?::text[])", seniorityValues}}
+	if len(f.CompanySizes) == 0 {
+		out = append(out, enumerated{"l.company_size = ANY(?::text[])", companySizeValues})
+	}
+	return out
 }
 
 // bitmapRead prepares q for the facets' exact counts through bitmaps (preferBitmaps): when f

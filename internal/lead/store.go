@@ -117,7 +117,8 @@ const InsertColumns = `id, partner_id, first_name, last_name, title, seniority, 
 // InsertFrom writes the leads that query selects — InsertColumns, in that order, with args for
 // its placeholders — in one statement, and returns how many it wrote. Rows that conflict with an
 // existing lead (same id or hash_key) are skipped. It is for set-based loads whose rows are made
-// in SQL: the demo seed generates them there, and an upload can insert its staged rows.
+// in SQL: the demo seed generates them there, and an upload can insert its staged rows. Loads
+// side by side that may bring the same new titles add them first (AddTitles).
 func InsertFrom(ctx context.Context, db bun.IDB, query string, args ...any) (int64, error) {
 	res, err := db.ExecContext(ctx, "INSERT INTO leads ("+InsertColumns+")\n"+query+"\nON CONFLICT DO NOTHING", args...)
 	if err != nil {

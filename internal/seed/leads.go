@@ -231,6 +231,15 @@ FROM (
 // in a transaction they run one after the other.
 func seedLeads(ctx context.Context, db bun.IDB, n int, log *slog.Logger) (int, error) {
 	arrays := leadArrays()
+	// The titles first, in one statement: the batches side by side would otherwise add them as
+	// their leads come, each in its own order, and could deadlock (lead.AddTitles).
+	var names []string
+	for _, t := range titles {
+		names = append(names, t.name)
+	}
+	if err := lead.AddTitles(ctx, db, names); err != nil {
+		return 0, fmt.Errorf("seed titles: %w", err)
+	}
 	var inserted atomic.Int64
 	started := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
