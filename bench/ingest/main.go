@@ -316,7 +316,8 @@ func (b *bench) knownHashes(ctx context.Context) (map[string]bool, error) {
 
 // baseline reads the file as the job does (ingest's reader and Validate), keeps the rows the
 // upload accepted (valid, first of their hash in the file, not a lead before: known), and times
-// only COPY of them into bench_leads, made by ddl in leads' shape, with leads' hash-key trigger.
+// only COPY of them into bench_leads, made by ddl in leads' shape, with leads' hash-key and
+// title-id triggers.
 func (b *bench) baseline(ctx context.Context, path string, known map[string]bool, ddl string) (int, time.Duration, error) {
 	conn, err := pgx.Connect(ctx, b.dbURL)
 	if err != nil {
@@ -352,7 +353,9 @@ func (b *bench) baseline(ctx context.Context, path string, known map[string]bool
 	}
 	if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS bench_leads;"+ddl+`;
 		CREATE TRIGGER bench_leads_hash_key BEFORE INSERT OR UPDATE OF email_normalized, company_domain_normalized, phone_e164, hash_key
-			ON bench_leads FOR EACH ROW EXECUTE FUNCTION leads_set_hash_key()`); err != nil {
+			ON bench_leads FOR EACH ROW EXECUTE FUNCTION leads_set_hash_key();
+		CREATE TRIGGER bench_leads_title_id BEFORE INSERT OR UPDATE OF title, title_id
+			ON bench_leads FOR EACH ROW EXECUTE FUNCTION leads_set_title_id()`); err != nil {
 		return 0, 0, err
 	}
 	start := time.Now()

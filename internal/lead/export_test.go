@@ -84,3 +84,10 @@ func ExplainCount(ctx context.Context, bdb *bun.DB, f Filter) (string, error) {
 	})
 	return plan, err
 }
+
+// SetTitleRanges sets titleRanges for a test and returns a function that restores it: 0 tests
+// every title word's ids on each entry of the title counting index instead of reading ranges.
+func SetTitleRanges(n int64) (restore func()) {
+	was := titleRanges.Swap(n)
+	return func() { titleRanges.Store(was) }
+}

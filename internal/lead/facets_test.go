@@ -233,8 +233,12 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 	})
 
 	t.Run("counts read index-only or by bitmaps alike", func(t *testing.T) {
-		for _, indexOnlyRows := range []int64{0, 1 << 40} {
-			restore := lead.SetIndexOnlyRows(indexOnlyRows)
+		// Index-only with title words' ranges (the default) and with their ids tested on every
+		// entry (0 ranges), and by bitmaps.
+		for _, way := range []struct{ indexOnlyRows, titleRanges int64 }{{0, 2_000}, {0, 0}, {1 << 40, 2_000}} {
+			restore := lead.SetIndexOnlyRows(way.indexOnlyRows)
+			restoreRanges := lead.SetTitleRanges(way.titleRanges)
+			indexOnlyRows := way.indexOnlyRows
 			for _, tc := range filters {
 				n := 0
 				for _, l := range all {
@@ -245,9 +249,11 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 				total, err := lead.CountSellable(ctx, bdb, tc.f)
 				require.NoError(t, err, tc.name)
 				if n <= lead.ExactCountLimit {
-					require.Equal(t, lead.Total{Value: n, IsExact: true}, total, "%s (index-only from %d rows)", tc.name, indexOnlyRows)
+					require.Equal(t, lead.Total{Value: n, IsExact: true}, total, "%s (index-only from %d rows, %d title ranges)",
+						tc.name, indexOnlyRows, way.titleRanges)
 				}
 			}
+			restoreRanges()
 			restore()
 		}
 	})
@@ -282,9 +288,19 @@ func TestFacetedBrowse_AgreesWithBruteForce(t *testing.T) {
 					"%+v: read at each seniority\n%s", tc.f, plan)
 			}
 		}
-		// A rare combination without a title word reads a bitmap: few heap rows.
-		f := lead.Filter{Countries: []string{"SE"}, Seniorities: []string{"ENTRY"}, Industries: []string{"Telecom"}}
+		// A word of more titles than titleRanges tests their ids on every entry of the index.
+		restoreRanges := lead.SetTitleRanges(0)
+		f := lead.Filter{TitleContains: "manager", Industries: []string{"Software"}}
 		plan, err := lead.ExplainCount(ctx, bdb, f)
+		restoreRanges()
+		require.NoError(t, err)
+		require.Contains(t, plan, "Index Only Scan using leads_sellable_title_counts_idx", "%+v\n%s", f, plan)
+		require.Regexp(t, `Filter: .*\(title_id \+ 0\) = ANY`, plan, "%+v\n%s", f, plan)
+		require.Regexp(t, `Heap Fetches: 0\n`, plan, "%+v\n%s", f, plan)
+
+		// A rare combination without a title word reads a bitmap: few heap rows.
+		f = lead.Filter{Countries: []string{"SE"}, Seniorities: []string{"ENTRY"}, Industries: []string{"Telecom"}}
+		plan, err = lead.ExplainCount(ctx, bdb, f)
 		require.NoError(t, err)
 		require.Contains(t, plan, "Bitmap Heap Scan", "%+v\n%s", f, plan)
 		require.NotContains(t, plan, "Index Only Scan", "%+v\n%s", f, plan)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
@@ -19,6 +20,16 @@ import (
 // that a count or a facet's exact count of a filter with a title word reads the index entries of
 // the titles that have the word (preferIndexOnly) instead of testing each matching row's text on
 // the heap.
+
+// titleRanges is the most titles whose ranges of leads_sellable_title_counts_idx a read of a
+// title word reads, one index descent each; a word of more titles (a common word among many
+// distinct titles: "Manager" in a real partner's data) is tested on every entry of the index
+// instead, against a hashed list (a descent costs a few µs, an entry tens of ns: 2,000 descents
+// are about one pass over 200,000 entries). A variable only so that a test can set it
+// (export_test.go).
+var titleRanges atomic.Int64
+
+func init() { titleRanges.Store(2_000) }
 
 // titleTest is the condition that a title, the SQL expression col, contains word, and its
 // parameter: ILIKE, which the trigram indexes answer, or, for a word too short to have
