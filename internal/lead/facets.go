@@ -247,7 +247,13 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 }
 
 // narrowPrice reports whether the planner puts f's price range at no more than a tenth of the
-// table's rows leads.
+// table's rows leads. The estimate is under the sellable rule, whose buyers_count < max_buyers
+// the planner puts at a third of the rows (its default for a comparison of two columns), so the
+// range passes for narrow up to about 30% of the sellable leads. Measured at 1M, that is the
+// better bound: compared with the sellable leads' estimate instead (a true tenth), ranges of 10-30%
+// went to the facets' own passes and took 250-350 ms instead of 50-80 ms ({industries:
+// [Insurance, Telecom], countries: [AU], seniorities: [DIRECTOR], minPriceCredits: 33}), for
+// 30 ms won on {verificationStatuses: [UNKNOWN, VALID], minPriceCredits: 19} (28%).
 func narrowPrice(ctx context.Context, tx db.PlannedTx, f Filter, rows float64) (bool, error) {
 	q := &leadQuery{}
 	conds, err := q.conditions(Filter{MinPriceCredits: f.MinPriceCredits, MaxPriceCredits: f.MaxPriceCredits})
