@@ -263,11 +263,11 @@ func readsIndexOnly(f Filter, rows int) bool {
 // preferIndexOnly makes the statements that follow in tx read leads through index scans only:
 // for a filter the counting indexes can test (indexOnlyFilter), index-only scans of the entries
 // of a narrow counting index (a range of the filter's industries, countries, seniorities or
-// titles, or all of it with the other conditions tested in the index: about 25 ms at 1M) instead of one heap
-// row per match through a bitmap, which is about 4 µs a row when the table is not in
-// PostgreSQL's buffers and 20-30 µs when it is not in the OS's either (measured at 1M:
-// {countries: [ES]} up to 10,001 rows, 64 ms by the bitmap, 10-13 ms index-only). The planner's
-// own choice is the bitmap: it costs a heap page as a cached one.
+// titles, or all of it with the other conditions tested in the index: about 25 ms at 1M)
+// instead of one heap row per match through a bitmap, which is about 4 µs a row when the table
+// is not in PostgreSQL's buffers and 20-30 µs when it is not in the OS's either (measured at
+// 1M: {countries: [ES]} up to 10,001 rows, 64 ms by the bitmap, 10-13 ms index-only). The
+// planner's own choice is the bitmap: it costs a heap page as a cached one.
 //
 // enable_indexscan stays on: PostgreSQL (15) costs an index-only scan as disabled when it is
 // off, and among paths all disabled it took a whole ordered index with the filter tested on each

@@ -233,7 +233,7 @@ type enumerated struct {
 // indexes: given the enumeration as well it chose it over a narrower industry's range
 // ({industries: [Media], companySizes: [SIZE_51_200]}'s facets: 92 ms, then 174 ms).
 func enumerate(f Filter) []enumerated {
-	if len(f.Industries) > 0 || len(f.Countries) > 0 || len(f.Seniorities) > 0 || strings.TrimSpace(f.TitleContains) != "" ||
+	if len(f.Industries) > 0 || len(f.Countries) > 0 || len(f.Seniorities) > 0 || hasTitleWord(f) ||
 		(len(f.CompanySizes) == 0 && len(f.VerificationStatuses) == 0) {
 		return nil
 	}

@@ -70,9 +70,9 @@ func newLeadsSQL(tag string, titles ...string) string {
 
 // TestInsertNew_AddsNewTitlesWithoutDeadlock checks that two loads adding the same new titles,
 // their leads in opposite orders, both commit: InsertNew adds a load's titles in the titles'
-// order before its leads (as lead.AddTitles does). Were the titles added as each lead is written (by the
-// trigger, in the order of the leads), the second load would hold Y while it waits for X, the
-// first wait for Y, and PostgreSQL would end one of them with a deadlock.
+// order before its leads (as lead.AddTitles does). Were the titles added as each lead is
+// written (by the trigger, in the order of the leads), the second load would hold Y while it
+// waits for X, the first wait for Y, and PostgreSQL would end one of them with a deadlock.
 func TestInsertNew_AddsNewTitlesWithoutDeadlock(t *testing.T) {
 	t.Parallel()
 	db := dbtest.FreshDB(t)
