@@ -58,13 +58,13 @@ type countRead func(ctx context.Context, tx db.PlannedTx, est int) (*leadQuery, 
 // readsIndexOnly says so (a title word then tested by its titles' ids), otherwise through
 // bitmaps.
 func sellableCount(f Filter) (*leadQuery, countRead, error) {
-	build := func(indexOnly bool, titles []int32) (*leadQuery, error) {
+	build := func(e *enumeration, titles []int32) (*leadQuery, error) {
 		// The price range an index condition, as in ListSellable's candidate set.
-		q := &leadQuery{from: "leads AS l", titleIDs: titles, enumerated: indexOnly}
+		q := &leadQuery{from: "leads AS l", titleIDs: titles, enumerated: e}
 		q.and(Sellable)
 		return q, q.filter(f)
 	}
-	q, err := build(false, nil)
+	q, err := build(nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,7 +82,7 @@ func sellableCount(f Filter) (*leadQuery, countRead, error) {
 				return nil, err
 			}
 		}
-		return build(true, titles)
+		return build(&enumeration{domains: staticDomains, matches: est}, titles)
 	}, nil
 }
 

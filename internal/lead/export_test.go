@@ -2,6 +2,7 @@ package lead
 
 import (
 	"context"
+	"strings"
 
 	"github.com/uptrace/bun"
 
@@ -90,4 +91,22 @@ func ExplainCount(ctx context.Context, bdb *bun.DB, f Filter) (string, error) {
 func SetTitleRanges(n int64) (restore func()) {
 	was := titleRanges.Swap(n)
 	return func() { titleRanges.Store(was) }
+}
+
+// SetDescentNanos sets descentNanos for a test and returns a function that restores it: 0 lists
+// every value it can (descents cost nothing), a large cost none.
+func SetDescentNanos(n int64) (restore func()) {
+	was := descentNanos.Swap(n)
+	return func() { descentNanos.Store(was) }
+}
+
+// Enumerated returns the columns enumerate lists for f, given the values of every facet
+// (facetValues' lists of industries and countries, the others the CHECK constraints'), an
+// estimate of the read's matches and the title ids of f's word.
+func Enumerated(f Filter, industries, countries []string, matches int, titles []int32) []string {
+	var cols []string
+	for _, e := range enumerate(f, &enumeration{domains: facetDomains([][]string{industries, countries}), matches: matches}, titles) {
+		cols = append(cols, strings.TrimSuffix(strings.TrimPrefix(e.cond, "l."), " = ANY(?::text[])"))
+	}
+	return cols
 }

@@ -34,11 +34,10 @@ type leadQuery struct {
 	// (titleIDs): the word is tested by the lead's title_id, which the counting index
 	// leads_sellable_title_counts_idx holds, instead of by its title's text.
 	titleIDs []int32
-	// enumerated writes, for a filter of company sizes or verification statuses without an
-	// industry, country, seniority or title word, the columns before them in
-	// leads_sellable_seniority_counts_idx as all their values (enumerate), for the reads of the
+	// enumerated, when not nil, has the read list every value of the columns before the filtered
+	// ones in a counting index where that reads fewer entries (enumerate), for the reads of the
 	// counting indexes alone (preferIndexOnly).
-	enumerated bool
+	enumerated *enumeration
 }
 
 // leadColumns are the columns of Lead every read returns, in the order run scans them.
@@ -208,8 +207,8 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 			add(colTitle, cond, arg)
 		}
 	}
-	if q.enumerated {
-		for _, e := range enumerate(f) {
+	if q.enumerated != nil {
+		for _, e := range enumerate(f, q.enumerated, q.titleIDs) {
 			add(colEnumerated, e.cond, e.values)
 		}
 	}
@@ -220,28 +219,6 @@ func (q *leadQuery) conditions(f Filter) ([]condition, error) {
 type enumerated struct {
 	cond   string
 	values []string
-}
-
-// enumerate returns the conditions that let a filter of company sizes or verification statuses,
-// and no industry, country, seniority or title word, read ranges of
-// leads_sellable_seniority_counts_idx (seniority, company size, verification status, ...): the
-// columns before the filtered ones as all their values, which the leads table's CHECK
-// constraints enumerate. The index is then read at each combination of values (8 seniorities, or
-// 64 seniorities and sizes, times the filter's values), only entries that match, instead of
-// whole with the filter tested on each entry ({companySizes: [SIZE_201_500]}'s facets at 1M: 156
-// ms, then 75 ms). With an industry or a country the planner is left the ranges of their
-// indexes: given the enumeration as well it chose it over a narrower industry's range
-// ({industries: [Media], companySizes: [SIZE_51_200]}'s facets: 92 ms, then 174 ms).
-func enumerate(f Filter) []enumerated {
-	if len(f.Industries) > 0 || len(f.Countries) > 0 || len(f.Seniorities) > 0 || hasTitleWord(f) ||
-		(len(f.CompanySizes) == 0 && len(f.VerificationStatuses) == 0) {
-		return nil
-	}
-	out := []enumerated{{"l.seniority = ANY(?::text[])", seniorityValues}}
-	if len(f.CompanySizes) == 0 {
-		out = append(out, enumerated{"l.company_size = ANY(?::text[])", companySizeValues})
-	}
-	return out
 }
 
 // bitmapRead prepares q for the facets' exact counts through bitmaps (preferBitmaps): when f
