@@ -96,8 +96,13 @@ func (t PlannedTx) Query(ctx context.Context, query string, args []any, scan fun
 	return rows.Err()
 }
 
-// SetAll sets each planner or run-time setting of settings to its value until the transaction
-// ends (SET LOCAL), for the statements that follow, in one round trip.
+// Default, as a value of SetAll, is a setting's value outside the transaction (the value
+// RESET would give it).
+const Default = "DEFAULT"
+
+// SetAll sets each planner or run-time setting of settings to its value (Default: its value
+// outside the transaction) until the transaction ends (SET LOCAL), for the statements that
+// follow, in one round trip.
 func (t PlannedTx) SetAll(ctx context.Context, settings map[string]string) error {
 	if len(settings) == 0 {
 		return nil
@@ -105,6 +110,12 @@ func (t PlannedTx) SetAll(ctx context.Context, settings map[string]string) error
 	calls := make([]string, 0, len(settings))
 	args := make([]any, 0, 2*len(settings))
 	for _, name := range slices.Sorted(maps.Keys(settings)) { // one statement text per set of names
+		if settings[name] == Default {
+			calls = append(calls, fmt.Sprintf("set_config($%d, (SELECT s.reset_val FROM pg_settings AS s WHERE s.name = $%d), true)",
+				len(args)+1, len(args)+1))
+			args = append(args, name)
+			continue
+		}
 		calls = append(calls, fmt.Sprintf("set_config($%d, $%d, true)", len(args)+1, len(args)+2))
 		args = append(args, name, settings[name])
 	}

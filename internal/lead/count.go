@@ -208,14 +208,25 @@ func preferBitmaps(ctx context.Context, tx db.PlannedTx) error {
 var scanKinds = []string{"enable_seqscan", "enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan"}
 
 // readOnly makes the statements that follow in tx read leads in the ways kinds (of scanKinds)
-// alone, whatever an earlier statement of tx was set to.
+// alone, whatever an earlier statement of tx was set to. Index scans alone (preferIndexOnly) are
+// planned with random_page_cost 1.1, the usual value for data in memory or on SSDs, and
+// otherwise with the server's: the counting indexes that they read are browse's, in memory, and
+// at the default of 4 the planner prices each descent of one as a random read from a disk. It
+// then read a title's whole range with the other conditions tested on each entry rather than
+// once for each industry and country (429-1,144 descents, about 10 µs each in memory):
+// {seniorities: [SENIOR], verificationStatuses: [RISKY, VALID], titleContains: "Engineer"}'s
+// facets at 1M, 200 ms, then 155.
 func readOnly(ctx context.Context, tx db.PlannedTx, kinds ...string) error {
-	settings := make(map[string]string, len(scanKinds))
+	settings := make(map[string]string, len(scanKinds)+1)
 	for _, name := range scanKinds {
 		settings[name] = "off"
 		if slices.Contains(kinds, name) {
 			settings[name] = "on"
 		}
+	}
+	settings["random_page_cost"] = db.Default
+	if settings["enable_bitmapscan"] == "off" && settings["enable_seqscan"] == "off" {
+		settings["random_page_cost"] = "1.1"
 	}
 	return tx.SetAll(ctx, settings)
 }
