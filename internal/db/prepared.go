@@ -57,10 +57,22 @@ type PlannedTx struct {
 // for reads whose best plan depends on their values: the browse's candidate sets, counts and
 // facets. The transaction is rolled back when read returns: it writes nothing.
 func ReadPlanned(ctx context.Context, bdb *bun.DB, read func(PlannedTx) error) error {
+	return readPlanned(ctx, bdb, "BEGIN READ ONLY", read)
+}
+
+// ReadSnapshot is ReadPlanned in one snapshot (REPEATABLE READ): every statement of read sees the
+// same committed rows, for a read whose later statements depend on what its first ones found
+// (the facets list the industries they found in the counts that follow). On a connection
+// already in a transaction, that transaction's snapshot rules.
+func ReadSnapshot(ctx context.Context, bdb *bun.DB, read func(PlannedTx) error) error {
+	return readPlanned(ctx, bdb, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", read)
+}
+
+func readPlanned(ctx context.Context, bdb *bun.DB, begin string, read func(PlannedTx) error) error {
 	return withPgxConn(ctx, bdb, func(pc *pgx.Conn) error {
 		// On a connection already in a transaction (a test's, dbtest.TxDB), a savepoint takes
 		// the transaction's place: rolling back to it undoes the settings and nothing else.
-		begin, end := "BEGIN READ ONLY", "ROLLBACK"
+		end := "ROLLBACK"
 		if pc.PgConn().TxStatus() != 'I' {
 			begin, end = "SAVEPOINT read_planned", "ROLLBACK TO SAVEPOINT read_planned; RELEASE SAVEPOINT read_planned"
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
 
 	"github.com/leadmarket/leadmarket/internal/db"
 )
@@ -44,4 +45,27 @@ func TestPlannedTx_SetAllSetsAndRestoresDefaults(t *testing.T) {
 	var after string
 	require.NoError(t, primary.NewRaw("SELECT current_setting('random_page_cost')").Scan(ctx, &after))
 	require.Equal(t, outside, after)
+}
+
+func TestReadSnapshot_OneSnapshot(t *testing.T) {
+	t.Parallel()
+	primary, _ := openPair(t)
+	ctx := context.Background()
+	isolation := func(read func(context.Context, *bun.DB, func(db.PlannedTx) error) error) string {
+		var v string
+		require.NoError(t, read(ctx, primary, func(tx db.PlannedTx) error {
+			return tx.Query(ctx, "SELECT current_setting('transaction_isolation') || ' ' || current_setting('transaction_read_only')", nil,
+				func(r pgx.Rows) error {
+					for r.Next() {
+						if err := r.Scan(&v); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+		}))
+		return v
+	}
+	require.Equal(t, "repeatable read on", isolation(db.ReadSnapshot))
+	require.Equal(t, "read committed on", isolation(db.ReadPlanned))
 }

@@ -92,7 +92,7 @@ func matchesOf(f Filter, estimates []map[string]int) int {
 	return -1
 }
 
-// FacetsOf returns the facet counts of f (see Facets). It reads in one read-only transaction:
+// FacetsOf returns the facet counts of f (see Facets). It reads in one read-only snapshot:
 // the industries and countries sellable leads have (a skip scan of their browse indexes, a few
 // dozen index probes); an estimate of every value's count from a sample of about
 // facetSampleRows leads' pages (TABLESAMPLE SYSTEM, REPEATABLE so that the same filter gets the
@@ -110,7 +110,7 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 	}
 	counts := make([][]FacetCount, len(facetColumns))
 	indexOnly := indexOnlyFilter(f)
-	err := db.ReadPlanned(ctx, bdb, func(tx db.PlannedTx) error {
+	err := db.ReadSnapshot(ctx, bdb, func(tx db.PlannedTx) error {
 		values, rows, err := facetValues(ctx, tx)
 		if err != nil {
 			return err
