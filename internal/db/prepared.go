@@ -108,31 +108,34 @@ func (t PlannedTx) Query(ctx context.Context, query string, args []any, scan fun
 	return rows.Err()
 }
 
-// Default, as a value of SetAll, is a setting's value outside the transaction (the value
-// RESET would give it).
+// Default, as a value of SetAll, is a setting's value outside the transaction (SET LOCAL ... TO
+// DEFAULT).
 const Default = "DEFAULT"
 
 // SetAll sets each planner or run-time setting of settings to its value (Default: its value
 // outside the transaction) until the transaction ends (SET LOCAL), for the statements that
-// follow, in one round trip.
+// follow, in one round trip. Names and values are the code's own, never a caller's input: one
+// that is not a plain word or number is refused.
 func (t PlannedTx) SetAll(ctx context.Context, settings map[string]string) error {
 	if len(settings) == 0 {
 		return nil
 	}
-	calls := make([]string, 0, len(settings))
-	args := make([]any, 0, 2*len(settings))
-	for _, name := range slices.Sorted(maps.Keys(settings)) { // one statement text per set of names
-		if settings[name] == Default {
-			calls = append(calls, fmt.Sprintf("set_config($%d, (SELECT s.reset_val FROM pg_settings AS s WHERE s.name = $%d), true)",
-				len(args)+1, len(args)+1))
-			args = append(args, name)
-			continue
+	stmts := make([]string, 0, len(settings))
+	for _, name := range slices.Sorted(maps.Keys(settings)) {
+		value := settings[name]
+		if !plainSetting(name, "abcdefghijklmnopqrstuvwxyz_") || !plainSetting(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._") {
+			return fmt.Errorf("set %q to %q: not a plain setting", name, value)
 		}
-		calls = append(calls, fmt.Sprintf("set_config($%d, $%d, true)", len(args)+1, len(args)+2))
-		args = append(args, name, settings[name])
+		stmts = append(stmts, "SET LOCAL "+name+" TO "+value)
 	}
-	_, err := t.conn.Exec(ctx, "SELECT "+strings.Join(calls, ", "), args...)
+	// The simple protocol runs the statements as one message.
+	_, err := t.conn.Exec(ctx, strings.Join(stmts, "; "), pgx.QueryExecModeSimpleProtocol)
 	return err
+}
+
+// plainSetting reports whether s is made of the characters of allowed alone, and not empty.
+func plainSetting(s, allowed string) bool {
+	return s != "" && strings.Trim(s, allowed) == ""
 }
 
 // withPgxConn runs fn on the pgx connection under one of bdb's pooled connections: pgx's
