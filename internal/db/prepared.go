@@ -45,6 +45,8 @@ func QueryPrepared(ctx context.Context, bdb *bun.DB, query string, args []any, s
 type PlannedTx struct {
 	conn    *pgx.Conn
 	counter *atomic.Int64
+	// set are the settings SetAll has given a value of its own in the transaction.
+	set map[string]bool
 }
 
 // ReadPlanned runs read in a read-only transaction on one pooled connection in which every
@@ -81,7 +83,7 @@ func readPlanned(ctx context.Context, bdb *bun.DB, begin string, read func(Plann
 			"SET LOCAL max_parallel_workers_per_gather = 0", pgx.QueryExecModeSimpleProtocol); err != nil {
 			return err
 		}
-		t := PlannedTx{conn: pc, counter: counterFrom(ctx)}
+		t := PlannedTx{conn: pc, counter: counterFrom(ctx), set: map[string]bool{}}
 		err := read(t)
 		if _, endErr := pc.Exec(context.WithoutCancel(ctx), end, pgx.QueryExecModeSimpleProtocol); endErr != nil && err == nil {
 			err = endErr
@@ -108,34 +110,47 @@ func (t PlannedTx) Query(ctx context.Context, query string, args []any, scan fun
 	return rows.Err()
 }
 
-// Default, as a value of SetAll, is a setting's value outside the transaction (SET LOCAL ... TO
-// DEFAULT).
+// Default, as a value of SetAll, is a setting's value outside the transaction.
 const Default = "DEFAULT"
 
 // SetAll sets each planner or run-time setting of settings to its value (Default: its value
 // outside the transaction) until the transaction ends (SET LOCAL), for the statements that
-// follow, in one round trip. Names and values are the code's own, never a caller's input: one
-// that is not a plain word or number is refused.
+// follow: the values in one prepared statement of set_config calls, and a setting given a value
+// of its own earlier in the transaction back to Default by SET LOCAL ... TO DEFAULT (whose
+// names are the code's own, never a caller's input: one that is not a plain name is refused).
 func (t PlannedTx) SetAll(ctx context.Context, settings map[string]string) error {
-	if len(settings) == 0 {
-		return nil
-	}
-	stmts := make([]string, 0, len(settings))
-	for _, name := range slices.Sorted(maps.Keys(settings)) {
-		value := settings[name]
-		if !plainSetting(name, "abcdefghijklmnopqrstuvwxyz_") || !plainSetting(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._") {
-			return fmt.Errorf("set %q to %q: not a plain setting", name, value)
+	calls := make([]string, 0, len(settings))
+	args := make([]any, 0, 2*len(settings))
+	var defaults []string
+	for _, name := range slices.Sorted(maps.Keys(settings)) { // one statement text per set of names
+		if settings[name] == Default {
+			if t.set[name] {
+				if strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_") != "" {
+					return fmt.Errorf("set %q to its default: not a setting's name", name)
+				}
+				defaults = append(defaults, "SET LOCAL "+name+" TO DEFAULT")
+			}
+			continue
 		}
-		stmts = append(stmts, "SET LOCAL "+name+" TO "+value)
+		calls = append(calls, fmt.Sprintf("set_config($%d, $%d, true)", len(args)+1, len(args)+2))
+		args = append(args, name, settings[name])
 	}
-	// The simple protocol runs the statements as one message.
-	_, err := t.conn.Exec(ctx, strings.Join(stmts, "; "), pgx.QueryExecModeSimpleProtocol)
-	return err
-}
-
-// plainSetting reports whether s is made of the characters of allowed alone, and not empty.
-func plainSetting(s, allowed string) bool {
-	return s != "" && strings.Trim(s, allowed) == ""
+	if len(calls) > 0 {
+		if _, err := t.conn.Exec(ctx, "SELECT "+strings.Join(calls, ", "), args...); err != nil {
+			return err
+		}
+	}
+	if len(defaults) > 0 {
+		if _, err := t.conn.Exec(ctx, strings.Join(defaults, "; "), pgx.QueryExecModeSimpleProtocol); err != nil {
+			return err
+		}
+	}
+	for name, v := range settings {
+		if t.set != nil {
+			t.set[name] = v != Default
+		}
+	}
+	return nil
 }
 
 // withPgxConn runs fn on the pgx connection under one of bdb's pooled connections: pgx's

@@ -39,10 +39,10 @@ func TestPlannedTx_SetAllSetsAndRestoresDefaults(t *testing.T) {
 		require.Equal(t, outside, setting(tx, "random_page_cost"))
 		require.Equal(t, "on", setting(tx, "enable_seqscan"))
 		require.NoError(t, tx.SetAll(ctx, map[string]string{"random_page_cost": "1.1"}))
-		// Only plain words and numbers: the statement is written with them.
+		// A value is an argument, never SQL; a name set back to its default is written in SQL and
+		// must be a plain name.
 		require.Error(t, tx.SetAll(ctx, map[string]string{"random_page_cost": "1; SELECT 1"}))
 		require.Error(t, tx.SetAll(ctx, map[string]string{"random_page_cost; SELECT 1": "1"}))
-		require.Equal(t, "1.1", setting(tx, "random_page_cost"))
 		return nil
 	}))
 	// SET LOCAL: nothing outlives the transaction.
