@@ -146,9 +146,7 @@ func (t PlannedTx) SetAll(ctx context.Context, settings map[string]string) error
 		}
 	}
 	for name, v := range settings {
-		if t.set != nil {
-			t.set[name] = v != Default
-		}
+		t.set[name] = v != Default
 	}
 	return nil
 }

@@ -200,7 +200,7 @@ func estimate(ctx context.Context, tx db.PlannedTx, query string, args []any) (i
 // more, and would test the word on every entry of a covering index. Counts of many rows read the
 // counting indexes instead (preferIndexOnly, readsIndexOnly).
 func preferBitmaps(ctx context.Context, tx db.PlannedTx) error {
-	return readOnly(ctx, tx, "enable_bitmapscan")
+	return readOnly(ctx, tx, db.Default, "enable_bitmapscan")
 }
 
 // scanKinds are the planner's settings of the ways to read a table that preferBitmaps,
@@ -208,25 +208,15 @@ func preferBitmaps(ctx context.Context, tx db.PlannedTx) error {
 var scanKinds = []string{"enable_seqscan", "enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan"}
 
 // readOnly makes the statements that follow in tx read leads in the ways kinds (of scanKinds)
-// alone, whatever an earlier statement of tx was set to. Index scans alone (preferIndexOnly) are
-// planned with random_page_cost 1.1, the usual value for data in memory or on SSDs, and
-// otherwise with the server's: the counting indexes that they read are browse's, in memory, and
-// at the default of 4 the planner prices each descent of one as a random read from a disk. It
-// then read a title's whole range with the other conditions tested on each entry rather than
-// once for each industry and country (429-1,144 descents, about 10 µs each in memory):
-// {seniorities: [SENIOR], verificationStatuses: [RISKY, VALID], titleContains: "Engineer"}'s
-// facets at 1M, 200 ms, then 155.
-func readOnly(ctx context.Context, tx db.PlannedTx, kinds ...string) error {
-	settings := make(map[string]string, len(scanKinds)+1)
+// alone, planned with randomPageCost (db.Default: the server's), whatever an earlier statement
+// of tx was set to.
+func readOnly(ctx context.Context, tx db.PlannedTx, randomPageCost string, kinds ...string) error {
+	settings := map[string]string{"random_page_cost": randomPageCost}
 	for _, name := range scanKinds {
 		settings[name] = "off"
 		if slices.Contains(kinds, name) {
 			settings[name] = "on"
 		}
-	}
-	settings["random_page_cost"] = db.Default
-	if settings["enable_bitmapscan"] == "off" && settings["enable_seqscan"] == "off" {
-		settings["random_page_cost"] = "1.1"
 	}
 	return tx.SetAll(ctx, settings)
 }
@@ -286,6 +276,14 @@ func readsIndexOnly(f Filter, rows int) bool {
 // facets at 1M: 535 ms, then 42 ms). Every column of such a filter is in a counting index (a
 // title word as its titles' ids, titleIDs), so the planner reads it index-only rather than fetch
 // heap rows by a plain index scan.
+//
+// They are planned with random_page_cost 1.1, the usual value for data in memory or on SSDs: the
+// counting indexes they read are browse's, in memory, and at the default of 4 the planner priced
+// each descent of one as a random read from a disk. It then read a title's whole range with the
+// other conditions tested on each entry rather than once for each industry and country
+// (429-1,144 descents, about 10 µs each in memory): {seniorities: [SENIOR],
+// verificationStatuses: [RISKY, VALID], titleContains: "Engineer"}'s facets at 1M, 200 ms, then
+// 155.
 func preferIndexOnly(ctx context.Context, tx db.PlannedTx) error {
-	return readOnly(ctx, tx, "enable_indexonlyscan", "enable_indexscan")
+	return readOnly(ctx, tx, "1.1", "enable_indexonlyscan", "enable_indexscan")
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -218,37 +217,19 @@ func FacetsOf(ctx context.Context, bdb *bun.DB, f Filter) (Facets, error) {
 			}
 			return nil
 		}
-		// The facets whose small values are read the same way, in one statement each way.
-		byRead := map[bool][][]string{}
-		for d, vs := range small {
-			if len(vs) == 0 {
-				continue
-			}
-			io := sampled && indexOnly
-			if byRead[io] == nil {
-				byRead[io] = make([][]string, len(facetColumns))
-			}
-			byRead[io][d] = vs
+		// Every facet's small values in one statement (the table is sampled here: a small one
+		// took the one pass above): index-only where the counting indexes hold f, otherwise the
+		// way of few leads.
+		mode, byID, _ := read(0)
+		if indexOnly {
+			mode, byID = preferIndexOnly, titles
 		}
-		exact := make([]map[string]int, len(facetColumns))
-		for d := range exact {
-			exact[d] = map[string]int{}
+		if err := mode(ctx, tx); err != nil {
+			return err
 		}
-		for io, part := range byRead {
-			mode, byID, _ := read(0) // the way of the facets of few leads
-			if io {
-				mode, byID = preferIndexOnly, titles
-			}
-			if err := mode(ctx, tx); err != nil {
-				return err
-			}
-			counted, err := countFacets(ctx, tx, f, part, values, io, byID, estimates)
-			if err != nil {
-				return err
-			}
-			for d, c := range counted {
-				maps.Copy(exact[d], c)
-			}
+		exact, err := countFacets(ctx, tx, f, small, values, indexOnly, byID, estimates)
+		if err != nil {
+			return err
 		}
 		for d, vs := range small {
 			for _, v := range vs {
@@ -295,7 +276,7 @@ func narrowPrice(ctx context.Context, tx db.PlannedTx, f Filter, rows float64) (
 
 // planners leaves the reads of the statements that follow in tx to the planner.
 func planners(ctx context.Context, tx db.PlannedTx) error {
-	return readOnly(ctx, tx, scanKinds...)
+	return readOnly(ctx, tx, db.Default, scanKinds...)
 }
 
 // facetValues returns the values of each facet and the planner's count of the leads table's
@@ -413,7 +394,7 @@ func sampleFacets(ctx context.Context, tx db.PlannedTx, f Filter, pct float64) (
 				if mask&others == others {
 					n += m
 				}
-				if d == 0 {
+				if d == 0 { // the first facet's sets hold every sampled lead once (NOT NULL)
 					byMask[mask] += int(m)
 				}
 			}
@@ -584,13 +565,17 @@ func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [
 	// ({minPriceCredits: 5, maxPriceCredits: 10}: every industry, all the countries but one and
 	// half the sizes small; 185-200 ms with a half, 157-160 with a third).
 	merge := matches >= 0 && (int64(matches) <= facetMergeRows.Load() || (indexOnly && titles != nil))
+	// rowsOf is the sample's estimate of the leads of facet d's small values.
+	rowsOf := func(d int) int {
+		n := 0
+		for _, v := range small[d] {
+			n += estimates[d][v]
+		}
+		return n
+	}
 	var shared []int
 	for d, vs := range small {
-		rows := 0
-		for _, v := range vs {
-			rows += estimates[d][v]
-		}
-		if len(vs) > 0 && (merge || len(vs) == len(values[d]) || 3*rows >= matches) && !filters(f, d) {
+		if len(vs) > 0 && (merge || len(vs) == len(values[d]) || 3*rowsOf(d) >= matches) && !filters(f, d) {
 			shared = append(shared, d)
 		}
 	}
@@ -627,11 +612,7 @@ func countFacets(ctx context.Context, tx db.PlannedTx, f Filter, small, values [
 		if len(vs) < len(values[d]) {
 			*facetFilter(&own, d) = vs
 		}
-		rows := 0
-		for _, v := range vs {
-			rows += estimates[d][v]
-		}
-		enumerateFor(rows)
+		enumerateFor(rowsOf(d))
 		conds, err := q.conditions(own)
 		if err != nil {
 			return nil, err
